@@ -1,0 +1,69 @@
+"""The two small protocols that separate search and evaluation from models.
+
+Search, the harness and data generation never import a model library. They talk
+to a *policy backend* (prompts in, sampled completions out) and a *scorer*
+(partial trajectories in, values in [-1, 1] out). Implementations live one per
+file beside this one: `scripted.py` (tests, no model), `hf.py` (transformers),
+and the vLLM / Ray backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Completion", "PolicyBackend", "Scorer"]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation of a prompt.
+
+    Attributes:
+        text: the generated text, *without* the stop string that ended it.
+        stop: the stop string that ended generation, or None when it ended on
+            the end-of-sequence token or on the length limit.
+        num_tokens: how many tokens were generated (stop string included).
+        finish_reason: "stop" (a stop string or EOS) or "length".
+    """
+
+    text: str
+    stop: str | None = None
+    num_tokens: int = 0
+    finish_reason: str = "stop"
+
+    @property
+    def full_text(self) -> str:
+        """The text as the model wrote it, stop string included."""
+        return self.text + (self.stop or "")
+
+
+@runtime_checkable
+class PolicyBackend(Protocol):
+    """Turns a batch of prompts into `n` sampled completions each.
+
+    `generate(prompts, n=4, ...)` returns one list per prompt, in prompt order,
+    each with `n` completions. `seed` makes sampling reproducible where the
+    backend supports it; temperature 0 means greedy (then `n` copies are equal).
+    """
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        n: int = 1,
+        stop: Sequence[str] = (),
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> list[list[Completion]]: ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Turns a batch of partial trajectories (prompt + steps so far) into values
+    in [-1, 1], one per text, in order."""
+
+    def score(self, texts: Sequence[str]) -> list[float]: ...
