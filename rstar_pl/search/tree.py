@@ -1,0 +1,309 @@
+"""The search tree: flat, integer-indexed node arrays for one problem.
+
+Node 0 is the root (the prompt). Every other node is one generated step. Nodes
+live in parallel Python lists indexed by node id (`parent[i]`, `text[i]`,
+`visits[i]`, ...), children are lists of ids, and nothing holds a reference to
+another node object, so a tree is cheap to walk, to copy and to write out.
+Backup walks the parent array in a loop.
+
+Q-values and the PPM prior
+--------------------------
+`Q(i) = value_sum[i] / visits[i]`. A node created with a PPM prior `p`
+(PPM-augmented annotation, `q^0 = PPM(prefix)`) starts with one pseudo-visit
+worth `p`: `visits = 1`, `value_sum = p`. A node without a prior starts at
+`visits = 0`, `value_sum = 0`. Each rollout (a root-to-terminal `path` with a
+`reward`) then adds 1 to `visits` and `reward` to `value_sum` of every node on
+its path. Hence, for every node::
+
+    visits    = [prior is not None] + #rollouts whose path contains the node
+    value_sum = (prior or 0)        + sum of those rollouts' rewards
+
+which is how anyone can recompute every Q of a tree file from its rollouts
+(`recompute_statistics` does it, and a test checks it).
+
+The tree-file record (`to_record`, schema "rstar-tree/1") is described in
+`rstar_pl/treeio.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rstar_pl.steps import Step
+
+__all__ = ["NODE_KINDS", "ROOT", "SCHEMA", "Tree", "TreeRecordError", "recompute_statistics"]
+
+SCHEMA = "rstar-tree/1"
+ROOT = 0
+NODE_KINDS = ("root", "step", "code_end", "answer")
+
+_NODE_FIELDS = (
+    "parent",
+    "depth",
+    "text",
+    "kind",
+    "output",
+    "error",
+    "terminal",
+    "answer",
+    "correct",
+    "visits",
+    "value_sum",
+    "prior",
+)
+
+
+class TreeRecordError(ValueError):
+    """A tree-file record that does not follow schema rstar-tree/1."""
+
+
+@dataclass
+class Tree:
+    """One problem's search tree (struct of arrays).
+
+    Attributes:
+        problem_id, question, reference: the problem; `reference` is None at
+            test time (no gold answer).
+        prompt: the text the policy continues at the root.
+        seed: this tree's seed, derived from the run seed and the problem id.
+        attempt: index in the rollout schedule (0, then 1, 2 for the extra trees
+            of round 4 on unsolved problems).
+        rollouts: finished rollouts as (path of node ids from the root, reward).
+        meta: free-form settings recorded with the tree (rollout budget, c, ...).
+    """
+
+    problem_id: str
+    question: str
+    reference: str | None
+    prompt: str
+    seed: int
+    attempt: int = 0
+    parent: list[int] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    output: list[str | None] = field(default_factory=list)
+    error: list[str | None] = field(default_factory=list)
+    terminal: list[bool] = field(default_factory=list)
+    answer: list[str | None] = field(default_factory=list)
+    correct: list[bool | None] = field(default_factory=list)
+    visits: list[int] = field(default_factory=list)
+    value_sum: list[float] = field(default_factory=list)
+    prior: list[float | None] = field(default_factory=list)
+    children: list[list[int]] = field(default_factory=list)
+    #: consecutive failed code steps ending at each node (0 for a good node)
+    error_run: list[int] = field(default_factory=list)
+    rollouts: list[tuple[list[int], float]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls,
+        problem_id: str,
+        question: str,
+        reference: str | None,
+        prompt: str,
+        seed: int,
+        attempt: int = 0,
+    ) -> Tree:
+        tree = cls(str(problem_id), question, reference, prompt, int(seed), int(attempt))
+        tree._append(-1, 0, "", "root", None, None, False, None, None, None, 0)
+        return tree
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    def _append(
+        self, parent, depth, text, kind, output, error, terminal, answer, correct, prior, error_run
+    ) -> int:
+        node = len(self.parent)
+        self.parent.append(parent)
+        self.depth.append(depth)
+        self.text.append(text)
+        self.kind.append(kind)
+        self.output.append(output)
+        self.error.append(error)
+        self.terminal.append(terminal)
+        self.answer.append(answer)
+        self.correct.append(correct)
+        self.visits.append(0 if prior is None else 1)
+        self.value_sum.append(0.0 if prior is None else float(prior))
+        self.prior.append(None if prior is None else float(prior))
+        self.children.append([])
+        self.error_run.append(error_run)
+        if parent >= 0:
+            self.children[parent].append(node)
+        return node
+
+    def add_child(
+        self,
+        parent: int,
+        text: str,
+        kind: str,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        terminal: bool = False,
+        answer: str | None = None,
+        correct: bool | None = None,
+        prior: float | None = None,
+    ) -> int:
+        """Append one step under `parent` and return its id."""
+        if kind not in NODE_KINDS[1:]:
+            raise ValueError(f"node kind must be one of {NODE_KINDS[1:]}, got {kind!r}")
+        error_run = self.error_run[parent] + 1 if error is not None else 0
+        return self._append(
+            parent,
+            self.depth[parent] + 1,
+            text,
+            kind,
+            output,
+            error,
+            terminal,
+            answer,
+            correct,
+            prior,
+            error_run,
+        )
+
+    # ---- walking -----------------------------------------------------------------
+
+    def path(self, node: int) -> list[int]:
+        """Node ids from the root to `node`, both included."""
+        out = []
+        while node >= 0:
+            out.append(node)
+            node = self.parent[node]
+        out.reverse()
+        return out
+
+    def q(self, node: int) -> float:
+        """Q = value_sum / visits (0 for a node never visited and without prior)."""
+        v = self.visits[node]
+        return self.value_sum[node] / v if v else 0.0
+
+    def step(self, node: int) -> Step:
+        """The node as a `steps.Step` (output attached to code_end steps)."""
+        return Step(text=self.text[node], kind=self.kind[node], output=self.output[node])
+
+    def response(self, node: int) -> str:
+        """The step-format text after the prompt, from the root down to `node`:
+        every step as generated and the output block after each code_end step."""
+        from rstar_pl.steps import format_output
+
+        parts = []
+        for i in self.path(node)[1:]:
+            parts.append(self.text[i])
+            if self.kind[i] == "code_end" and self.output[i] is not None:
+                parts.append(format_output(self.output[i]))
+        return "".join(parts)
+
+    def context(self, node: int) -> str:
+        """Prompt + response: what the policy continues and the PPM scores."""
+        return self.prompt + self.response(node)
+
+    def terminal_reward(self, node: int) -> float:
+        """+1 for a correct answer, -1 for a wrong or missing one; with no
+        reference (test time) the terminal's PPM score for an answer (its prior),
+        -1 when it gives no answer."""
+        if self.answer[node] is None:
+            return -1.0
+        if self.reference is not None:
+            return 1.0 if self.correct[node] else -1.0
+        if self.prior[node] is None:
+            raise ValueError(
+                f"problem {self.problem_id!r}: no reference answer and no PPM score for "
+                "terminal; test-time search needs a scorer"
+            )
+        return float(self.prior[node])
+
+    def backup(self, node: int, reward: float) -> None:
+        """Record one rollout ending at `node`: add a visit and `reward` to every
+        node on its path."""
+        path = self.path(node)
+        for i in path:
+            self.visits[i] += 1
+            self.value_sum[i] += reward
+        self.rollouts.append((path, float(reward)))
+
+    def solved(self) -> bool:
+        """True when some rollout reached a correct answer."""
+        return any(self.correct[path[-1]] for path, _ in self.rollouts)
+
+    # ---- files -------------------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        nodes = [
+            {
+                "id": i,
+                "parent": None if self.parent[i] < 0 else self.parent[i],
+                **{name: getattr(self, name)[i] for name in _NODE_FIELDS[1:]},
+            }
+            for i in range(len(self))
+        ]
+        return {
+            "schema": SCHEMA,
+            "problem_id": self.problem_id,
+            "question": self.question,
+            "reference": self.reference,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "attempt": self.attempt,
+            "meta": self.meta,
+            "nodes": nodes,
+            "rollouts": [{"path": path, "reward": reward} for path, reward in self.rollouts],
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], where: str = "tree record") -> Tree:
+        if record.get("schema") != SCHEMA:
+            raise TreeRecordError(f"{where}: schema must be {SCHEMA!r}, got {record.get('schema')!r}")
+        try:
+            tree = cls(
+                str(record["problem_id"]),
+                record["question"],
+                record["reference"],
+                record.get("prompt", ""),
+                int(record["seed"]),
+                int(record.get("attempt", 0)),
+                meta=dict(record.get("meta") or {}),
+            )
+            for i, node in enumerate(record["nodes"]):
+                if node["id"] != i:
+                    raise TreeRecordError(f"{where}: node at position {i} has id {node['id']}")
+                parent = -1 if node["parent"] is None else int(node["parent"])
+                if (i == 0) != (parent < 0) or parent >= i:
+                    raise TreeRecordError(f"{where}: node {i} has invalid parent {node['parent']!r}")
+                error_run = (tree.error_run[parent] + 1 if node["error"] is not None else 0) if i else 0
+                tree._append(
+                    parent,
+                    int(node["depth"]),
+                    node["text"],
+                    node["kind"],
+                    node["output"],
+                    node["error"],
+                    bool(node["terminal"]),
+                    node["answer"],
+                    node["correct"],
+                    node["prior"],
+                    error_run,
+                )
+                tree.visits[i] = int(node["visits"])
+                tree.value_sum[i] = float(node["value_sum"])
+            tree.rollouts = [([int(j) for j in r["path"]], float(r["reward"])) for r in record["rollouts"]]
+        except KeyError as err:
+            raise TreeRecordError(f"{where}: missing key {err.args[0]!r}") from None
+        return tree
+
+
+def recompute_statistics(tree: Tree) -> tuple[list[int], list[float]]:
+    """(visits, value_sum) of every node recomputed from priors and rollouts
+    alone, by the rule in the module docstring."""
+    visits = [0 if p is None else 1 for p in tree.prior]
+    value_sum = [0.0 if p is None else p for p in tree.prior]
+    for path, reward in tree.rollouts:
+        for i in path:
+            visits[i] += 1
+            value_sum[i] += reward
+    return visits, value_sum
