@@ -1,0 +1,163 @@
+"""Reading and validating the training-data files.
+
+Two record kinds, each in two formats, recognised by the file's extension:
+
+SFT examples (the policy's data):
+    * ``*.jsonl``, one object per line, the extractor's format:
+      ``{"problem_id", "question", "response", "mean_q", "min_q"}``.
+    * ``*.json``, a list of objects, the official rStar format:
+      ``{"query", "response"}``.
+    Both become `SFTExample(prompt=build_prompt(question), response)`.
+
+Preference pairs (the PPM's data):
+    * ``*.jsonl``: ``{"problem_id", "prompt", "chosen", "rejected", "chosen_q",
+      "rejected_q", "kind"}``; ``prompt + chosen`` is a partial trajectory.
+    * ``*.json``, the official rStar format: ``{"prompt", "pos", "neg",
+      "pos_count", "neg_count"}``.
+    Both become `PairExample(prompt, chosen, rejected)`.
+
+Unknown extra keys are allowed (a schema version, for example). A bad record
+raises `RecordError` naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rstar_pl.steps import build_prompt
+
+__all__ = [
+    "PairExample",
+    "RecordError",
+    "SFTExample",
+    "read_pairs",
+    "read_sft",
+]
+
+
+class RecordError(ValueError):
+    """A training-data record that is missing a key or has a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One supervised example: loss is taken on `response` only."""
+
+    prompt: str
+    response: str
+
+
+@dataclass(frozen=True)
+class PairExample:
+    """One preference pair: `prompt + chosen` should score above `prompt + rejected`."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+def _iter_objects(path: Path) -> Iterator[tuple[int, object]]:
+    """Yield (line number, decoded value) for each record of a .jsonl or .json file."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise RecordError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+        return
+    if path.suffix != ".json":
+        raise RecordError(f"{path}: unknown extension {path.suffix!r}; allowed: .jsonl, .json")
+    # A JSON list, decoded one element at a time so that errors can name a line.
+    decoder = json.JSONDecoder()
+    pos = _skip_ws(text, 0)
+    if pos >= len(text) or text[pos] != "[":
+        raise RecordError(f"{path}:1: a .json data file must hold a list of objects")
+    pos = _skip_ws(text, pos + 1)
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        lineno = text.count("\n", 0, pos) + 1
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise RecordError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        yield lineno, value
+        pos = _skip_ws(text, pos)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_ws(text, pos + 1)
+        elif pos < len(text) and text[pos] == "]":
+            return
+        else:
+            line = text.count("\n", 0, pos) + 1
+            raise RecordError(f"{path}:{line}: expected ',' or ']' between list elements")
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _field(record: object, key: str, kind: type | tuple[type, ...], where: str) -> object:
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: record is {type(record).__name__}; expected a JSON object")
+    if key not in record:
+        raise RecordError(f"{where}: missing key {key!r} (keys present: {sorted(record)})")
+    value = record[key]
+    # bool is an int in Python; a count or a Q-value of true/false is still a mistake.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise RecordError(
+            f"{where}: key {key!r} is {type(value).__name__} {str(value)[:40]!r}; expected {names}"
+        )
+    if isinstance(value, str) and key in {"question", "query", "response", "chosen", "rejected",
+                                          "pos", "neg"} and not value.strip():
+        raise RecordError(f"{where}: key {key!r} is empty; expected non-empty text")
+    return value
+
+
+def read_sft(path: str | os.PathLike) -> list[SFTExample]:
+    """Read SFT examples from a .jsonl (extractor) or .json (official rStar) file."""
+    path = Path(path)
+    examples = []
+    for lineno, record in _iter_objects(path):
+        where = f"{path}:{lineno}"
+        if path.suffix == ".jsonl":
+            question = _field(record, "question", str, where)
+            response = _field(record, "response", str, where)
+            for key in ("mean_q", "min_q"):
+                _field(record, key, (int, float), where)
+        else:
+            question = _field(record, "query", str, where)
+            response = _field(record, "response", str, where)
+        examples.append(SFTExample(prompt=build_prompt(question), response=response))
+    return examples
+
+
+def read_pairs(path: str | os.PathLike) -> list[PairExample]:
+    """Read preference pairs from a .jsonl (extractor) or .json (official rStar) file."""
+    path = Path(path)
+    pairs = []
+    for lineno, record in _iter_objects(path):
+        where = f"{path}:{lineno}"
+        if path.suffix == ".jsonl":
+            prompt = _field(record, "prompt", str, where)
+            chosen = _field(record, "chosen", str, where)
+            rejected = _field(record, "rejected", str, where)
+            for key in ("chosen_q", "rejected_q"):
+                _field(record, key, (int, float), where)
+        else:
+            prompt = _field(record, "prompt", str, where)
+            chosen = _field(record, "pos", str, where)
+            rejected = _field(record, "neg", str, where)
+            for key in ("pos_count", "neg_count"):
+                _field(record, key, int, where)
+        pairs.append(PairExample(prompt=prompt, chosen=chosen, rejected=rejected))
+    return pairs

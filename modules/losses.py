@@ -1,0 +1,68 @@
+"""Loss functions of the two trained models, as small free functions.
+
+`response_lm_loss` is the policy's supervised loss: next-token cross-entropy
+averaged over the response tokens only (prompt and padding carry the label
+-100). `pairwise_preference_loss` is the process preference model's
+Bradley-Terry loss over (positive, negative) step pairs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["IGNORE_INDEX", "pairwise_preference_loss", "response_lm_loss"]
+
+#: Label of a token that carries no loss (prompt, padding, packing boundary).
+IGNORE_INDEX = -100
+
+
+def response_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the tokens whose label is not -100.
+
+    Args:
+        logits: [batch, seq, vocab], the model's output at every position.
+        labels: [batch, seq], the input ids with prompt and padding set to -100.
+            Position t's logits predict label t+1 (the shift happens here).
+
+    Returns:
+        A scalar: the sum of the per-token losses divided by the number of
+        response tokens in the batch (a token mean, so that packed and padded
+        batches of the same examples give the same loss).
+    """
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:]
+    return F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)),
+        shift_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="mean",
+    )
+
+
+def pairwise_preference_loss(
+    chosen: torch.Tensor, rejected: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bradley-Terry loss `-mean log sigmoid(r_pos - r_neg)` over step pairs.
+
+    The paper writes, per step with 2 positives and 2 negatives,
+    `L = -1/(2*2) * sum log sigmoid(r(x, y_pos) - r(x, y_neg))`: a mean over the
+    four cross pairs. Each row here is one of those pairs, so the mean over
+    rows is the paper's loss averaged over steps.
+
+    Args:
+        chosen: [pairs], the values of the positive (higher-Q) steps.
+        rejected: [pairs], the values of the negative steps, row by row.
+
+    Returns:
+        (loss, margins): the scalar loss and the per-pair margins
+        `chosen - rejected` [pairs], from which accuracy and mean margin follow.
+    """
+    if chosen.shape != rejected.shape or chosen.dim() != 1:
+        raise ValueError(
+            f"chosen and rejected must be 1-D of equal length; got {tuple(chosen.shape)} "
+            f"and {tuple(rejected.shape)}"
+        )
+    margins = chosen.float() - rejected.float()
+    # logsigmoid is the numerically stable form of log(sigmoid(x)).
+    return -F.logsigmoid(margins).mean(), margins

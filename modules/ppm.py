@@ -1,0 +1,99 @@
+"""The process preference model LightningModule: value model + pairwise loss.
+
+A batch is what `datamodules.pairs.PairDataModule` yields: `input_ids` and
+`attention_mask` [2B, seq], the B chosen partial trajectories first, then the
+B rejected ones in the same order. The loss is the Bradley-Terry loss of
+`losses.pairwise_preference_loss`; pairwise accuracy (share of pairs with
+chosen > rejected) and mean margin are torchmetrics metrics, synchronised
+across processes.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+
+from modules.losses import pairwise_preference_loss
+from modules.optim import Schedule, build_optimizer
+from modules.value_model import ValueHeadModel
+
+__all__ = ["PPMModule"]
+
+
+class PPMModule(L.LightningModule):
+    """Pairwise training of a value model initialised from a policy.
+
+    Args:
+        model: hub id or folder of the causal LM (normally the exported policy
+            of the same round) whose backbone the PPM starts from.
+        vocab_size: the tokenizer's size (linked from the datamodule).
+        lr, weight_decay, betas, schedule, warmup_steps, min_lr_ratio: AdamW and
+            its schedule (paper: lr 7e-6, linear).
+        gradient_checkpointing, dtype, attn_implementation: as in `PolicyModule`.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        vocab_size: int | None = None,
+        lr: float = 7e-6,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        schedule: Schedule = "linear",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        gradient_checkpointing: bool = False,
+        dtype: str | None = "float32",
+        attn_implementation: str | None = "sdpa",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = ValueHeadModel.from_backbone(
+            model, vocab_size=vocab_size, dtype=dtype, attn_implementation=attn_implementation,
+            gradient_checkpointing=gradient_checkpointing,
+        )
+        self.metrics = torch.nn.ModuleDict({
+            f"{stage}_{name}": MeanMetric()
+            for stage in ("train", "val", "test") for name in ("accuracy", "margin")
+        })
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[n, seq] -> [n] values in [-1, 1]."""
+        return self.model(input_ids, attention_mask)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        values = self(batch["input_ids"], batch["attention_mask"])
+        pairs = values.size(0) // 2
+        loss, margins = pairwise_preference_loss(values[:pairs], values[pairs:])
+        accuracy, margin = self.metrics[f"{stage}_accuracy"], self.metrics[f"{stage}_margin"]
+        # Calling (not `update`) caches the batch value that `on_step` logging reads.
+        accuracy((margins > 0).float())
+        margin(margins.detach())
+        on_step = stage == "train"
+        kw = {"on_step": on_step, "on_epoch": not on_step, "batch_size": pairs}
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=not on_step, **kw)
+        self.log(f"{stage}/pair_accuracy", accuracy, prog_bar=True, **kw)
+        self.log(f"{stage}/margin", margin, **kw)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Values of every row of the batch: [2B], chosen first."""
+        return self(batch["input_ids"], batch["attention_mask"])
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        return build_optimizer(
+            self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas,
+            schedule=hp.schedule, warmup_steps=hp.warmup_steps, min_lr_ratio=hp.min_lr_ratio,
+            total_steps=self.trainer.estimated_stepping_batches,
+        )
