@@ -1,0 +1,164 @@
+"""Canonical LaTeX for a final answer, before any comparison.
+
+`normalize` maps the many ways one answer is written to one string: ``$\\dfrac{1}{2}$``,
+``\\tfrac12`` and ``\\frac 12`` all become ``\\frac{1}{2}``; ``\\$15,\\!000`` becomes ``15000``;
+``90\\text{ square units}`` becomes ``90``; ``\\left( 3, \\frac{\\pi}{2} \\right)`` becomes
+``(3,\\frac{\\pi}{2})``. Percent signs become ``\\%`` and degree marks ``^{\\circ}``, so that the
+number parser and math-verify both see them. Only regexes without nested quantifiers run here, so
+the time is linear in the input.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from rstar_pl.grading.extract import extract_boxed
+
+__all__ = ["normalize", "text_content"]
+
+_UNICODE = {
+    "\u2212": "-",  # minus sign
+    "\u2013": "-",
+    "\u00d7": "\\times ",
+    "\u00f7": "\\div ",
+    "\u00b7": "\\cdot ",
+    "\u03c0": "\\pi ",
+    "\u221e": "\\infty ",
+    "\u221a": "\\sqrt",
+    "\u2264": "\\leq ",
+    "\u2265": "\\geq ",
+    "\u2260": "\\neq ",
+    "\u222a": "\\cup ",
+    "\u2229": "\\cap ",
+    "\u00b0": "^{\\circ}",
+    "\uff0c": ",",
+}
+
+# Sizing and spacing commands that carry no meaning.
+_SIZING = re.compile(
+    r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![A-Za-z])\.?"
+)
+_SPACING = re.compile(
+    r"\\[!,;:>]|\\(?:quad|qquad|displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])|~"
+)
+_BACKSLASH_SPACE = re.compile(r"(?<!\\)\\ ")
+_FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
+_STYLE_WRAPPERS = re.compile(
+    r"\\(?:mathrm|mathbf|mathit|mathsf|mathtt|textbf|textit|textrm|textnormal|mbox|operatorname|rm|bf|it)(?![A-Za-z])"
+)
+_DEGREES = re.compile(
+    r"\^\s*\{?\s*\\circ\s*\}?|\\degree(?![A-Za-z])|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}"
+)
+_PERCENT = re.compile(r"\\?%|\\text\{\s*percent\s*\}|\s+percent\b")
+_RELATIONS = [  # \leqx (no space) occurs in reference answers, so no lookahead after leq/geq
+    (re.compile(r"\\(?:leqslant|leqq|leq|le(?![A-Za-z]))"), r"\\leq "),
+    (re.compile(r"\\(?:geqslant|geqq|geq|ge(?![A-Za-z]))"), r"\\geq "),
+    (re.compile(r"\\(?:neq|ne(?![A-Za-z]))"), r"\\neq "),
+    (re.compile(r"<="), r"\\leq "),
+    (re.compile(r">="), r"\\geq "),
+]
+_TEXT_GROUP = re.compile(r"\\text\s*\{([^{}]*)\}")
+_CURRENCY = re.compile(
+    r"\\\$|\$|\\(?:euro|pounds)(?![A-Za-z])|\u20ac|\u00a3|\bUSD\b|\bdollars?\b|\bcents?\b"
+)
+# A unit after the value: \text{...} or \mathrm{...} groups, possibly with ^2, at the end.
+_TRAILING_TEXT_UNIT = re.compile(
+    r"(?<=[0-9}a-zA-Z)\]])\s*(?:\\text\s*\{[^{}]*\}\s*(?:\^\s*\{?\d\}?)?\s*)+$"
+)
+# Plain words after a number: "90 square units", "5 cm", "12 dollars".
+_TRAILING_WORDS = re.compile(
+    r"^([-+]?[0-9.,/]*[0-9])\s+([A-Za-z]{2,}[A-Za-z.]*(?:\s+[A-Za-z]{2,}[A-Za-z.]*)*)(?:\^\{?\d\}?)?$"
+)
+_AND_OR = re.compile(r"\\text\s*\{\s*(?:and|or|,)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])")
+_WHITESPACE = re.compile(r"(\\[A-Za-z]+)?\s+(?=([A-Za-z])?)")
+_FRAC_SHORT = [
+    (re.compile(r"\\frac(\d)(\d)"), r"\\frac{\1}{\2}"),
+    (re.compile(r"\\frac(\d)\{"), r"\\frac{\1}{"),
+    (re.compile(r"\\frac(\\[A-Za-z]+)(\d)"), r"\\frac{\1}{\2}"),
+    (re.compile(r"\\frac\{([^{}]*)\}(\d)"), r"\\frac{\1}{\2}"),
+    (re.compile(r"\\frac\{([^{}]*)\}(\\[A-Za-z]+)"), r"\\frac{\1}{\2}"),
+    (re.compile(r"\\sqrt(\d)"), r"\\sqrt{\1}"),
+    (re.compile(r"\\sqrt(\\[A-Za-z]+)"), r"\\sqrt{\1}"),
+]
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS_BRACE = re.compile(r"(?<=\d)\{,\}(?=\d{3}(?!\d))")
+_PLUS_INFTY = re.compile(r"(?<![0-9A-Za-z}\)])\+\\infty")
+_LEADING_MEMBER = re.compile(r"^[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?\\in(?![A-Za-z])")
+_OUTER_DELIMS = (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+
+
+def _strip_delimiters(s: str) -> str:
+    s = s.strip()
+    changed = True
+    while changed and s:
+        changed = False
+        for left, right in _OUTER_DELIMS:
+            if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+                s = s[len(left) : len(s) - len(right)].strip()
+                changed = True
+    return s
+
+
+def text_content(s: str) -> str:
+    """``s`` with every ``\\text{...}`` group replaced by its content."""
+    return _TEXT_GROUP.sub(r"\1", s)
+
+
+def _collapse_whitespace(s: str) -> str:
+    # Spaces mean nothing in LaTeX math, except one that ends a command before a letter
+    # (\pi r must not become \pir).
+    def keep(m: re.Match[str]) -> str:
+        command = m.group(1) or ""
+        return command + " " if command and m.group(2) else command
+
+    return _WHITESPACE.sub(keep, s).strip()
+
+
+@lru_cache(maxsize=1 << 16)
+def normalize(answer: str) -> str:
+    """The canonical form of one final answer (see the module docstring); '' for no answer."""
+    s = answer.strip()
+    if "\\boxed" in s or "\\fbox" in s:
+        s = extract_boxed(s) or s
+    s = _strip_delimiters(s)
+    for k, v in _UNICODE.items():
+        if k in s:
+            s = s.replace(k, v)
+    s = s.replace("\n", " ").replace("\t", " ")
+    s = _SIZING.sub("", s)
+    s = _SPACING.sub(" ", s)
+    s = _BACKSLASH_SPACE.sub(" ", s)
+    s = _FRAC_VARIANTS.sub(r"\\frac", s)
+    s = _STYLE_WRAPPERS.sub(r"\\text", s)
+    s = s.replace("\\text {", "\\text{")
+    s = _DEGREES.sub("^{\\\\circ}", s)
+    s = re.sub(r"\\text\{\s*degrees?\s*\}|(?<=\d)\s*degrees?\b", "^{\\\\circ}", s)
+    s = _PERCENT.sub(r"\\%", s)
+    for pattern, repl in _RELATIONS:
+        s = pattern.sub(repl, s)
+    s = _CURRENCY.sub("", s).strip()
+    # \text{ and } / "or" between answers separate them like a comma.
+    s = _AND_OR.sub(",", s)
+    # Units: drop trailing \text{...} after a value, or plain words after a number.
+    unitless = _TRAILING_TEXT_UNIT.sub("", s).strip()
+    if unitless and unitless != s:
+        s = unitless
+    m = _TRAILING_WORDS.match(s)
+    if m:
+        s = m.group(1)
+    s = text_content(s)
+    s = _collapse_whitespace(s)
+    s = s.rstrip(".").strip()
+    if "{,}" in s:  # 1{,}000 groups thousands; 3{,}5 is a decimal comma
+        s = _THOUSANDS_BRACE.sub("", s).replace("{,}", ".")
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
+    for pattern, repl in _FRAC_SHORT:
+        s = pattern.sub(repl, s)
+    s = _PLUS_INFTY.sub(r"\\infty", s)
+    s = _LEADING_MEMBER.sub("", s)
+    if s.startswith("."):
+        s = "0" + s
+    s = re.sub(r"(?<![0-9])\.(?=\d)", "0.", s)
+    return s

@@ -1,0 +1,138 @@
+"""Exact numbers without sympy: the fast path for most answers.
+
+`parse_number` reads integers, decimals, scientific notation, ``a/b``, ``\\frac{a}{b}``, mixed
+numbers (``2\\frac{1}{2}``), percentages and degrees into a `Fraction`; `numbers_equal` compares
+two of them. Sizes are bounded (digit strings and exponents), so no input makes this slow.
+
+This file imports only the standard library: the symbolic worker process loads it by path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = ["Number", "parse_number", "numbers_equal", "approximates", "MIN_APPROX_DIGITS"]
+
+# An answer written as a decimal that is not exactly the other value counts as an approximation
+# of it when it shows at least this many significant digits and is within one unit of its last
+# digit (0.3333 or 0.3334 for 1/3, 1.414 for sqrt(2); not 0.33, 3.14 for pi, or 100.1 for 100).
+MIN_APPROX_DIGITS = 4
+_MAX_DIGITS = 2000  # longer digit strings are compared as text
+_MAX_EXPONENT = 1000  # |exponent| of 10 beyond which a number is compared as text
+
+_DEC = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_SIGNED_DEC = rf"[-+]?{_DEC}"
+_SCI = re.compile(
+    rf"(?P<m>{_DEC})(?:[eE](?P<e1>[-+]?\d+)|(?:\\times|\\cdot|\*)10\^(?:\{{(?P<e2>[-+]?\d+)\}}|(?P<e3>\d)))?"
+)
+_POW10 = re.compile(r"10\^(?:\{(?P<e1>[-+]?\d+)\}|(?P<e2>\d))")
+_FRAC = re.compile(rf"\\frac\{{(?P<a>{_SIGNED_DEC})\}}\{{(?P<b>{_SIGNED_DEC})\}}")
+_SLASH = re.compile(rf"(?P<a>{_DEC})/(?P<b>{_DEC})")
+_MIXED = re.compile(r"(?P<w>\d+)\\frac\{(?P<a>\d+)\}\{(?P<b>\d+)\}")
+_PERCENT_SUFFIX = "\\%"
+_DEGREE_SUFFIX = "^{\\circ}"
+
+
+@dataclass(frozen=True)
+class Number:
+    """An exactly parsed number. ``places`` is set only for decimals (digits shown after the
+    point, less the power of ten), which may be approximations; ``digits`` counts their
+    significant digits."""
+
+    value: Fraction
+    places: int | None = None
+    digits: int = 0
+    percent: bool = False
+    degrees: bool = False
+
+
+def _decimal(text: str, exponent: int = 0) -> tuple[Fraction, int | None, int] | None:
+    if len(text) > _MAX_DIGITS or abs(exponent) > _MAX_EXPONENT:
+        return None
+    whole, _, frac = text.partition(".")
+    value = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
+    value *= Fraction(10) ** exponent
+    if "." not in text:
+        return value, None, 0
+    significant = (whole + frac).lstrip("0")
+    return value, len(frac) - exponent, len(significant)
+
+
+def _exponent(m: re.Match[str]) -> int:
+    e = next(
+        (g for g in (m.group(k) for k in ("e1", "e2", "e3") if k in m.re.groupindex) if g), "0"
+    )
+    return int(e) if len(e) <= 6 else _MAX_EXPONENT + 1
+
+
+def _parse_unsigned(s: str) -> tuple[Fraction, int | None, int] | None:
+    if m := _SCI.fullmatch(s):
+        return _decimal(m.group("m"), _exponent(m))
+    if m := _POW10.fullmatch(s):
+        e = _exponent(m)
+        return (Fraction(10) ** e, None, 0) if abs(e) <= _MAX_EXPONENT else None
+    if (m := _FRAC.fullmatch(s)) or (m := _SLASH.fullmatch(s)):
+        a, b = m.group("a"), m.group("b")
+        if len(a) > _MAX_DIGITS or len(b) > _MAX_DIGITS:
+            return None
+        den = Fraction(b)
+        return (Fraction(a) / den, None, 0) if den else None
+    if m := _MIXED.fullmatch(s):
+        if len(s) > _MAX_DIGITS:
+            return None
+        den = int(m.group("b"))
+        return (int(m.group("w")) + Fraction(int(m.group("a")), den), None, 0) if den else None
+    return None
+
+
+def parse_number(s: str) -> Number | None:
+    """The number a canonical answer string (see `normalize`) denotes, or None if it is not a
+    plain number. ``-\\frac{3}{4}``, ``0.75``, ``75\\%``, ``7.5\\times10^{-1}``, ``3/4`` all parse."""
+    percent = degrees = False
+    if s.endswith(_PERCENT_SUFFIX):
+        s, percent = s[: -len(_PERCENT_SUFFIX)], True
+    elif s.endswith(_DEGREE_SUFFIX):
+        s, degrees = s[: -len(_DEGREE_SUFFIX)], True
+    sign = 1
+    if s[:1] in ("-", "+"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if not s or len(s) > 2 * _MAX_DIGITS + 40:
+        return None
+    try:
+        parsed = _parse_unsigned(s)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+    if parsed is None:
+        return None
+    value, places, digits = parsed
+    return Number(sign * value, places, digits, percent, degrees)
+
+
+def approximates(approx: Number, exact: Fraction) -> bool:
+    """Whether the decimal ``approx`` is a rounding or truncation of ``exact`` at the digits it
+    shows, showing at least `MIN_APPROX_DIGITS` significant digits."""
+    if approx.places is None or approx.digits < MIN_APPROX_DIGITS:
+        return False
+    return abs(approx.value - exact) < Fraction(10) ** (-approx.places)
+
+
+def _candidates(n: Number) -> list[Fraction]:
+    # "44%" may be graded against 44 or against 0.44.
+    return [n.value, n.value / 100] if n.percent else [n.value]
+
+
+def numbers_equal(a: Number, b: Number) -> bool:
+    """Exact equality, allowing a percentage to stand for its number or its fraction and a
+    decimal approximation (see `approximates`) of the other value. Degree marks are ignored."""
+    for x in _candidates(a):
+        for y in _candidates(b):
+            if x == y:
+                return True
+    for approx, exact in ((a, b), (b, a)):
+        if approx.places is not None and not approx.percent:
+            if any(approximates(approx, y) for y in _candidates(exact)):
+                return True
+    return False
