@@ -48,6 +48,9 @@ def encode_values(tokenizer, texts: Sequence[str], max_length: int) -> list[list
     long loses its beginning (the question), never its end.
     """
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    for i, seq in enumerate(ids):
+        if not seq:
+            raise ValueError(f"text {i} is empty; the PPM scores non-empty partial trajectories")
     return [seq[-max_length:] for seq in ids]
 
 
