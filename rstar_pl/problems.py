@@ -46,7 +46,8 @@ class ProblemsConfig:
     """Where problems come from and which fields hold what."""
 
     source: str = ""
-    """A .json/.jsonl file, a folder written by `save_to_disk`, a hub dataset id,
+    """A .json/.jsonl file, a folder written by `save_to_disk`, a hub dataset id
+    or a local folder of data files (both read by `datasets.load_dataset`),
     or `builtin:scripted_problems` (the small set shipped for the example)."""
     split: str = "train"
     """Dataset split (hub datasets and saved DatasetDicts)."""
@@ -98,8 +99,8 @@ def _read_dataset(config: ProblemsConfig) -> Iterable[Mapping[str, Any]]:
     import datasets
 
     path = Path(config.source)
-    if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
+    if path.is_dir() and any((path / n).is_file() for n in ("dataset_dict.json", "state.json")):
+        loaded = datasets.load_from_disk(str(path))  # written by save_to_disk
     else:
         loaded = datasets.load_dataset(config.source, config.subset, split=config.split)
     if isinstance(loaded, datasets.DatasetDict):

@@ -1,0 +1,185 @@
+"""Extraction on small hand-built trees gives exactly the expected records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rstar_pl.extract import ExtractConfig, bounded_edit_distance, extract, main
+from rstar_pl.search.tree import Tree
+from rstar_pl.steps import build_prompt, format_output
+from rstar_pl.treeio import TreeWriter
+
+S1 = "<code>\n# Step 1: set a\na = 1\n<end_of_step>"
+S2 = "<code>\n# Step 1: a is the sum of the two numbers, written as a product\na = 2 * 2\n<end_of_step>"
+C1 = "\n# print\nprint(a + 1)\n<end_of_code>"
+C2 = "\n# print\nprint(a + 2)\n<end_of_code>"
+C3 = "\n# print\nprint(a + 1)\n<end_of_code>"
+
+
+def _answer(value: str) -> str:
+    return f"<answer>The answer is \\boxed{{{value}}}.<end_of_answer>"
+
+
+def mixed_tree() -> Tree:
+    """P1, reference 2:
+
+        0 root
+        +- 1 S1 (a = 1)
+        |  +- 3 C1 -> output 2 -- 5 answer 2 (correct)
+        |  +- 4 C2 -> output 3 -- 6 answer 3 (wrong)
+        +- 2 S2 (a = 2 * 2)
+           +- 7 C3 -> output 5 -- 8 answer 5 (wrong)
+
+    rollouts: 5 (+1), 8 (-1), 6 (-1), 5 (+1)
+    visits/value: 1: 3/1 (Q 1/3), 2: 1/-1, 3: 2/2 (Q 1), 4: 1/-1, 5: 2/2, 6..8: 1/-1
+    """
+    t = Tree.new("P1", "What is 1 + 1?", "2", build_prompt("What is 1 + 1?"), seed=1)
+    s1 = t.add_child(0, S1, "step")
+    s2 = t.add_child(0, S2, "step")
+    c1 = t.add_child(s1, C1, "code_end", output="2")
+    c2 = t.add_child(s1, C2, "code_end", output="3")
+    a1 = t.add_child(c1, _answer("2"), "answer", terminal=True, answer="2", correct=True)
+    a2 = t.add_child(c2, _answer("3"), "answer", terminal=True, answer="3", correct=False)
+    c3 = t.add_child(s2, C3, "code_end", output="5")
+    a3 = t.add_child(c3, _answer("5"), "answer", terminal=True, answer="5", correct=False)
+    assert (a1, a2, c3, a3) == (5, 6, 7, 8)
+    for end in (a1, a3, a2, a1):
+        t.backup(end, t.terminal_reward(end))
+    return t
+
+
+def easy_tree() -> Tree:
+    """P2, all correct, with PPM priors (Q = (prior + rewards) / (1 + visits)):
+
+        1 (prior 0.0)  -> 3 answer (prior 1.0):  Q 0.5, 1.0   mean 0.75  min 0.5
+        2 (prior 0.5)  -> 4 answer (prior 0.0):  Q 0.75, 0.5  mean 0.625 min 0.5
+        5 (prior -0.5) -> 6 answer (prior 1.0):  Q 0.25, 1.0  mean 0.625 min 0.25
+    """
+    t = Tree.new("P2", "What is 2 + 2?", "4", build_prompt("What is 2 + 2?"), seed=2)
+    n1 = t.add_child(0, "<code>\nx = 4\n<end_of_step>", "step", prior=0.0)
+    n2 = t.add_child(0, "<code>\nx = 2 + 2\n<end_of_step>", "step", prior=0.5)
+    n3 = t.add_child(n1, _answer("4"), "answer", terminal=True, answer="4", correct=True, prior=1.0)
+    n4 = t.add_child(n2, _answer("4.0"), "answer", terminal=True, answer="4.0", correct=True, prior=0.0)
+    n5 = t.add_child(0, "<code>\nx = 2 * 2\n<end_of_step>", "step", prior=-0.5)
+    n6 = t.add_child(n5, _answer("04"), "answer", terminal=True, answer="04", correct=True, prior=1.0)
+    for end in (n3, n4, n6):
+        t.backup(end, 1.0)
+    return t
+
+
+def hard_tree() -> Tree:
+    t = Tree.new("P3", "What is 3 + 3?", "6", build_prompt("What is 3 + 3?"), seed=3)
+    s = t.add_child(0, "<code>\nx = 5\n<end_of_step>", "step", error=None)
+    a = t.add_child(s, _answer("5"), "answer", terminal=True, answer="5", correct=False)
+    t.backup(a, -1.0)
+    return t
+
+
+def test_sft_records_are_the_top_two_correct_by_mean_then_min_q():
+    data = extract([mixed_tree(), easy_tree(), hard_tree()])
+    sft = data["sft"]
+    assert [r["problem_id"] for r in sft] == ["P1", "P2", "P2"]
+    p1 = sft[0]
+    assert p1["question"] == "What is 1 + 1?"
+    assert p1["response"] == S1 + C1 + format_output("2") + _answer("2")
+    assert p1["mean_q"] == pytest.approx((1 / 3 + 1 + 1) / 3)
+    assert p1["min_q"] == pytest.approx(1 / 3)
+    # P2: 0.75 first; 0.625 tie broken by the higher minimum (0.5 over 0.25)
+    assert [(r["mean_q"], r["min_q"]) for r in sft[1:]] == [(0.75, 0.5), (0.625, 0.5)]
+    assert sft[2]["response"] == "<code>\nx = 2 + 2\n<end_of_step>" + _answer("4.0")
+
+
+def test_pairs_per_step_and_final_exactly():
+    pairs = extract([mixed_tree(), easy_tree(), hard_tree()])["pairs"]
+    prompt = build_prompt("What is 1 + 1?")
+    expected = [
+        # at the root: S1 reached a correct answer, S2 only wrong ones
+        ("step", prompt, S1, S2, 1 / 3, -1.0),
+        # after S1: C1 (correct) vs C2 (wrong), each with its output block
+        ("step", prompt + S1, C1 + format_output("2"), C2 + format_output("3"), 1.0, -1.0),
+        # final: the correct trajectory against the wrong ones, lowest mean Q first
+        (
+            "final",
+            prompt,
+            S1 + C1 + format_output("2") + _answer("2"),
+            S2 + C3 + format_output("5") + _answer("5"),
+            7 / 9,
+            -1.0,
+        ),
+        (
+            "final",
+            prompt,
+            S1 + C1 + format_output("2") + _answer("2"),
+            S1 + C2 + format_output("3") + _answer("3"),
+            7 / 9,
+            -5 / 9,
+        ),
+    ]
+    got = [(p["kind"], p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"]) for p in pairs]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g[:4] == e[:4]
+        assert g[4:] == pytest.approx(e[4:])
+    assert {p["problem_id"] for p in pairs} == {"P1"}  # all-correct / all-wrong give none
+    # prompt + chosen is a partial trajectory, i.e. what the PPM scores
+    assert pairs[1]["prompt"] + pairs[1]["chosen"] == mixed_tree().context(3)
+
+
+def test_pair_filters_margin_and_edit_distance():
+    # margins: root pair 4/3, step pair 2, final pairs 16/9 and 4/3
+    pairs = extract([mixed_tree()], ExtractConfig(min_margin=1.5))["pairs"]
+    assert [(p["kind"], round(p["chosen_q"] - p["rejected_q"], 3)) for p in pairs] == [
+        ("step", 2.0),
+        ("final", 1.778),
+    ]
+    # C1 + output vs C2 + output differ in two characters: dropped by a filter of 3
+    pairs = extract([mixed_tree()], ExtractConfig(min_edit=3))["pairs"]
+    assert all(p["chosen"] != C1 + format_output("2") for p in pairs)
+    assert len(pairs) == 3
+
+
+def test_difficulty_counts():
+    rows = extract([mixed_tree(), easy_tree(), hard_tree()])["difficulty"]
+    assert rows == [
+        {"problem_id": "P1", "difficulty": "medium", "correct": 1, "wrong": 2},
+        {"problem_id": "P2", "difficulty": "easy", "correct": 3, "wrong": 0},
+        {"problem_id": "P3", "difficulty": "hard", "correct": 0, "wrong": 1},
+    ]
+
+
+def test_trees_of_one_problem_are_pooled():
+    # a second, unsolved tree of P3 plus a solved one: P3 becomes medium
+    solved = Tree.new("P3", "What is 3 + 3?", "6", build_prompt("What is 3 + 3?"), seed=9, attempt=1)
+    a = solved.add_child(0, _answer("6"), "answer", terminal=True, answer="6", correct=True)
+    solved.backup(a, 1.0)
+    data = extract([hard_tree(), solved])
+    assert data["difficulty"] == [{"problem_id": "P3", "difficulty": "medium", "correct": 1, "wrong": 1}]
+    assert [r["response"] for r in data["sft"]] == [_answer("6")]
+    assert [p["kind"] for p in data["pairs"]] == ["final"]
+
+
+@pytest.mark.parametrize(
+    "a, b, limit, expected",
+    [("kitten", "sitting", 10, 3), ("kitten", "sitting", 3, 3), ("kitten", "sitting", 2, 2),
+     ("", "abc", 10, 3), ("same", "same", 5, 0), ("a" * 50, "b" * 50, 20, 20)],
+)
+def test_bounded_edit_distance(a, b, limit, expected):
+    assert bounded_edit_distance(a, b, limit) == expected
+
+
+def test_cli_writes_three_files(tmp_path):
+    trees = tmp_path / "trees-00000-of-00001.jsonl"
+    with TreeWriter(trees) as writer:
+        for tree in (mixed_tree(), easy_tree(), hard_tree()):
+            writer.write(tree)
+    out = tmp_path / "data"
+    assert main(["--trees", str(tmp_path), "--out", str(out), "--min-margin", "0.5", "--min-edit", "20"]) == 0
+    read = {n: [json.loads(x) for x in (out / f"{n}.jsonl").read_text().splitlines()] for n in ("sft", "pairs", "difficulty")}
+    assert len(read["sft"]) == 3 and len(read["difficulty"]) == 3
+    assert set(read["sft"][0]) == {"problem_id", "question", "response", "mean_q", "min_q"}
+    assert set(read["pairs"][0]) == {"problem_id", "prompt", "chosen", "rejected", "chosen_q", "rejected_q", "kind"}
+    # with the reference filters only the pairs that differ by 20+ characters stay:
+    # S1 vs S2 at the root, and the final pair against the S2 trajectory
+    assert [(p["kind"], p["rejected_q"]) for p in read["pairs"]] == [("step", -1.0), ("final", -1.0)]

@@ -1,0 +1,97 @@
+"""Test-time strategies on the search machinery: step-level beam search,
+best-of-N, and majority vote (plain and score-weighted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rstar_pl.backends.scripted import ScriptedBackend, ScriptedScorer, scripts_from_problems
+from rstar_pl.problems import ProblemsConfig, load_problems
+from rstar_pl.search import BeamConfig, BestOfNConfig, SearchEnv, majority_vote, run_beam, run_best_of_n
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return load_problems(ProblemsConfig(source="builtin:scripted_problems")).problems
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    from rstar_pl.sandbox import Sandbox
+
+    with Sandbox(timeout=10) as box:
+        yield box
+
+
+def _env(problems, sandbox, *, noise, p_wrong=0.4, scorer=True):
+    scripts = scripts_from_problems(problems)
+    return SearchEnv(
+        ScriptedBackend(scripts, p_wrong=p_wrong, p_error=0.1, seed=0),
+        sandbox,
+        ScriptedScorer(scripts, margin=0.6, noise=noise, seed=0) if scorer else None,
+    )
+
+
+def test_beam_search_with_a_faithful_scorer_finds_every_answer(problems, sandbox):
+    # noise 0: the scorer ranks every correct step above every wrong one; with 8
+    # samples per node (each correct with p = 0.6) a node misses the correct step
+    # with p = 0.4^8 < 0.1%
+    env = _env(problems, sandbox, noise=0.0, p_wrong=0.3)
+    trees, ranked = run_beam(problems, env, BeamConfig(beam_width=2, samples_per_node=8), seed=0)
+    assert [r[0].correct for r in ranked] == [True] * len(problems)
+    assert [r[0].answer for r in ranked] == [p.answer for p in problems]
+    for tree, trajs in zip(trees, ranked):
+        scores = [t.score for t in trajs]
+        assert scores == sorted(scores, reverse=True)
+        # at most beam_width nodes are expanded per level
+        expanded = [i for i in range(len(tree)) if tree.children[i]]
+        for depth in set(tree.depth[i] for i in expanded):
+            assert sum(1 for i in expanded if tree.depth[i] == depth) <= 2
+    # one backend call per level for all problems: levels = longest solution + answer step
+    longest = max(len(s.steps) for s in scripts_from_problems(problems)) + 1
+    assert env.calls["generate"] <= longest + 2
+    assert env.calls["score"] == env.calls["generate"]
+
+
+def test_beam_search_needs_a_scorer(problems, sandbox):
+    with pytest.raises(ValueError, match="scorer"):
+        run_beam(problems, _env(problems, sandbox, noise=0.0, scorer=False), BeamConfig(), seed=0)
+
+
+def test_best_of_n_returns_n_trajectories_ranked_by_score(problems, sandbox):
+    env = _env(problems, sandbox, noise=0.3)
+    trees, ranked = run_best_of_n(problems[:4], env, BestOfNConfig(n=5), seed=0)
+    for tree, trajs in zip(trees, ranked):
+        assert len(trajs) == 5  # every chain ends in one terminal
+        assert len(tree.children[0]) == 5  # duplicates kept at the root
+        assert all(len(tree.children[i]) <= 1 for i in range(1, len(tree)))
+        scores = [t.score for t in trajs]
+        assert scores == sorted(scores, reverse=True)
+        for t in trajs:
+            assert t.score == tree.prior[t.nodes[-1]]
+
+
+def _same(a: str, b: str) -> bool:
+    return a == b
+
+
+def test_majority_vote_plain_weighted_and_top_k():
+    answers = ["4", "5", "5", "4", "4", None]
+    scores = [0.9, 0.8, 0.7, -0.9, -0.8, 1.0]
+    # plain, all: "4" x3 vs "5" x2
+    assert majority_vote(answers, scores, equivalent=_same) == "4"
+    # weighted: 4 -> (1.9 + 0.1 + 0.2)/2 = 1.1 ; 5 -> (1.8 + 1.7)/2 = 1.75
+    assert majority_vote(answers, scores, weighted=True, equivalent=_same) == "5"
+    # top-3 by score: None(1.0), "4"(0.9), "5"(0.8): a 1-1 tie broken by the higher best score
+    assert majority_vote(answers, scores, top_k=3, equivalent=_same) == "4"
+    # top-4: "4", "5", "5" -> "5"
+    assert majority_vote(answers, scores, top_k=4, equivalent=_same) == "5"
+    assert majority_vote([None, None], [0.1, 0.2]) is None
+    with pytest.raises(ValueError, match="needs scores"):
+        majority_vote(["1"], weighted=True)
+
+
+def test_majority_vote_groups_equivalent_answers_with_the_grader():
+    # \frac{1}{2} and 0.5 are one answer for the grading module
+    answers = ["\\frac{1}{2}", "0.5", "1/3"]
+    assert majority_vote(answers, [0.1, 0.2, 0.9]) in ("\\frac{1}{2}", "0.5")
