@@ -132,10 +132,15 @@ def _step_text(tree: Tree, node: int) -> str:
     return text
 
 
-def _keep(config: ExtractConfig, chosen: str, rejected: str, chosen_q: float, rejected_q: float) -> bool:
+def _keep(
+    config: ExtractConfig, chosen: str, rejected: str, chosen_q: float, rejected_q: float
+) -> bool:
     if chosen_q - rejected_q < config.min_margin:
         return False
-    return config.min_edit <= 0 or bounded_edit_distance(chosen, rejected, config.min_edit) >= config.min_edit
+    return (
+        config.min_edit <= 0
+        or bounded_edit_distance(chosen, rejected, config.min_edit) >= config.min_edit
+    )
 
 
 def step_pairs(tree: Tree, config: ExtractConfig) -> list[dict[str, Any]]:
@@ -150,7 +155,9 @@ def step_pairs(tree: Tree, config: ExtractConfig) -> list[dict[str, Any]]:
     pairs = []
     for node in range(len(tree)):
         visited = [c for c in tree.children[node] if reached_correct[c] or reached_wrong[c]]
-        positives = sorted((c for c in visited if reached_correct[c]), key=lambda c: (-tree.q(c), c))
+        positives = sorted(
+            (c for c in visited if reached_correct[c]), key=lambda c: (-tree.q(c), c)
+        )
         negatives = sorted(
             (c for c in visited if not reached_correct[c] and reached_wrong[c]),
             key=lambda c: (tree.q(c), c),
@@ -180,7 +187,9 @@ def _best_first(trajs: list[Trajectory]) -> list[Trajectory]:
     return sorted(trajs, key=lambda t: (-t.mean_q, -t.min_q, t.tree_index, t.terminal))
 
 
-def extract(trees: Iterable[Tree], config: ExtractConfig = ExtractConfig()) -> dict[str, list[dict]]:
+def extract(
+    trees: Iterable[Tree], config: ExtractConfig = ExtractConfig()
+) -> dict[str, list[dict]]:
     """{"sft": [...], "pairs": [...], "difficulty": [...]} records, problems in
     order of first appearance."""
     by_problem: dict[str, list[Tree]] = {}
@@ -253,16 +262,21 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="rstar-pl extract", description="SFT records, PPM pairs and difficulty from tree files."
+        prog="rstar-pl extract",
+        description="SFT records, PPM pairs and difficulty from tree files.",
     )
     parser.add_argument("--trees", nargs="+", required=True, help="tree files or folders of shards")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--min-margin", type=float, default=0.0, help="minimum chosen_q - rejected_q")
+    parser.add_argument(
+        "--min-margin", type=float, default=0.0, help="minimum chosen_q - rejected_q"
+    )
     parser.add_argument("--min-edit", type=int, default=0, help="minimum edit distance of a pair")
     parser.add_argument("--sft-per-problem", type=int, default=2)
     parser.add_argument("--pairs-per-side", type=int, default=2)
     args = parser.parse_args(argv)
-    config = ExtractConfig(args.sft_per_problem, args.pairs_per_side, args.min_margin, args.min_edit)
+    config = ExtractConfig(
+        args.sft_per_problem, args.pairs_per_side, args.min_margin, args.min_edit
+    )
     data = extract(load_trees(args.trees), config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

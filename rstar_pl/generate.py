@@ -114,7 +114,7 @@ def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
     parser = _parser()
     try:
         namespace = parser.parse_args(argv)
-        dumped = parser.dump(namespace, skip_none=False)
+        dumped = parser.dump(namespace)
         built = parser.instantiate(namespace)
     except argparse.ArgumentError as err:
         where = " ".join(argv)
@@ -176,7 +176,9 @@ def _save_config(out_dir: Path, dumped: str, config: GenerateConfig) -> None:
     os.replace(tmp, path)
 
 
-def _pending(problems: list[Problem], done: dict[tuple[str, int], bool], attempt: int) -> list[Problem]:
+def _pending(
+    problems: list[Problem], done: dict[tuple[str, int], bool], attempt: int
+) -> list[Problem]:
     """Problems that still need a tree at `attempt`: none yet, and every
     earlier attempt exists and left the problem unsolved."""
     out = []
@@ -189,7 +191,9 @@ def _pending(problems: list[Problem], done: dict[tuple[str, int], bool], attempt
     return out
 
 
-def generate(config: GenerateConfig, *, env: SearchEnv | None = None, dumped: str | None = None) -> dict[str, int]:
+def generate(
+    config: GenerateConfig, *, env: SearchEnv | None = None, dumped: str | None = None
+) -> dict[str, int]:
     """Run generation (resuming in `out_dir`); return counts of trees written,
     skipped and solved. `env` overrides the backend/scorer/sandbox of the config."""
     problem_set = load_problems(config.problems)
@@ -202,8 +206,15 @@ def generate(config: GenerateConfig, *, env: SearchEnv | None = None, dumped: st
         _save_config(out_dir, dumped, config)
     done = finished_trees(out_dir)
     schedule = config.rollout_schedule
-    counts = {"written": 0, "solved": 0, "problems": len(problems), "skipped_problems": len(problem_set.skipped)}
-    counts["already_done"] = sum(1 for p in problems for k in range(len(schedule)) if (p.id, k) in done)
+    counts = {
+        "written": 0,
+        "solved": 0,
+        "problems": len(problems),
+        "skipped_problems": len(problem_set.skipped),
+    }
+    counts["already_done"] = sum(
+        1 for p in problems for k in range(len(schedule)) if (p.id, k) in done
+    )
 
     sandbox_cm = None
     if env is None:
@@ -226,7 +237,10 @@ def generate(config: GenerateConfig, *, env: SearchEnv | None = None, dumped: st
                 counts["solved"] += int(solved)
                 log.info(
                     "wrote tree problem=%s attempt=%d nodes=%d solved=%s",
-                    tree.problem_id, tree.attempt, len(tree), solved,
+                    tree.problem_id,
+                    tree.attempt,
+                    len(tree),
+                    solved,
                 )
 
             for attempt, rollouts in enumerate(schedule):

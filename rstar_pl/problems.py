@@ -91,7 +91,9 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("problems"), list):
         data = data["problems"]
     if not isinstance(data, list):
-        raise ProblemError(f"{path}: expected a JSON list of problem records, got {type(data).__name__}")
+        raise ProblemError(
+            f"{path}: expected a JSON list of problem records, got {type(data).__name__}"
+        )
     return data
 
 
@@ -145,7 +147,9 @@ def _text(value: Any) -> str | None:
 def load_problems(config: ProblemsConfig) -> ProblemSet:
     """Load, validate and report (see the module docstring)."""
     if not config.source:
-        raise ProblemError("problems.source is empty; give a .json/.jsonl file, a folder or a hub id")
+        raise ProblemError(
+            "problems.source is empty; give a .json/.jsonl file, a folder or a hub id"
+        )
     if config.answer_field is None and config.solution_field is None:
         raise ProblemError("problems: set answer_field or solution_field (both are null)")
     problems: list[Problem] = []
@@ -179,7 +183,9 @@ def load_problems(config: ProblemsConfig) -> ProblemSet:
 
                 answer = _text(extract_answer(solution))
         if answer is None:
-            fields = " or ".join(f"{f!r}" for f in (config.answer_field, config.solution_field) if f)
+            fields = " or ".join(
+                f"{f!r}" for f in (config.answer_field, config.solution_field) if f
+            )
             skipped.append((pid, f"no usable answer in {fields}"))
             continue
         meta = {k: v for k, v in record.items() if k not in (config.question_field,)}

@@ -102,7 +102,9 @@ def repair_tail(path: Path) -> int:
         fh.truncate(keep)
         fh.flush()
         os.fsync(fh.fileno())
-    log.warning("%s: dropped a torn last line (%d bytes) left by an interrupted run", path, size - keep)
+    log.warning(
+        "%s: dropped a torn last line (%d bytes) left by an interrupted run", path, size - keep
+    )
     return size - keep
 
 

@@ -53,17 +53,21 @@ def mixed_tree() -> Tree:
 def easy_tree() -> Tree:
     """P2, all correct, with PPM priors (Q = (prior + rewards) / (1 + visits)):
 
-        1 (prior 0.0)  -> 3 answer (prior 1.0):  Q 0.5, 1.0   mean 0.75  min 0.5
-        2 (prior 0.5)  -> 4 answer (prior 0.0):  Q 0.75, 0.5  mean 0.625 min 0.5
-        5 (prior -0.5) -> 6 answer (prior 1.0):  Q 0.25, 1.0  mean 0.625 min 0.25
+    1 (prior 0.0)  -> 3 answer (prior 1.0):  Q 0.5, 1.0   mean 0.75  min 0.5
+    2 (prior 0.5)  -> 4 answer (prior 0.0):  Q 0.75, 0.5  mean 0.625 min 0.5
+    5 (prior -0.5) -> 6 answer (prior 1.0):  Q 0.25, 1.0  mean 0.625 min 0.25
     """
     t = Tree.new("P2", "What is 2 + 2?", "4", build_prompt("What is 2 + 2?"), seed=2)
     n1 = t.add_child(0, "<code>\nx = 4\n<end_of_step>", "step", prior=0.0)
     n2 = t.add_child(0, "<code>\nx = 2 + 2\n<end_of_step>", "step", prior=0.5)
     n3 = t.add_child(n1, _answer("4"), "answer", terminal=True, answer="4", correct=True, prior=1.0)
-    n4 = t.add_child(n2, _answer("4.0"), "answer", terminal=True, answer="4.0", correct=True, prior=0.0)
+    n4 = t.add_child(
+        n2, _answer("4.0"), "answer", terminal=True, answer="4.0", correct=True, prior=0.0
+    )
     n5 = t.add_child(0, "<code>\nx = 2 * 2\n<end_of_step>", "step", prior=-0.5)
-    n6 = t.add_child(n5, _answer("04"), "answer", terminal=True, answer="04", correct=True, prior=1.0)
+    n6 = t.add_child(
+        n5, _answer("04"), "answer", terminal=True, answer="04", correct=True, prior=1.0
+    )
     for end in (n3, n4, n6):
         t.backup(end, 1.0)
     return t
@@ -117,7 +121,10 @@ def test_pairs_per_step_and_final_exactly():
             -5 / 9,
         ),
     ]
-    got = [(p["kind"], p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"]) for p in pairs]
+    got = [
+        (p["kind"], p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"])
+        for p in pairs
+    ]
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert g[:4] == e[:4]
@@ -151,19 +158,29 @@ def test_difficulty_counts():
 
 def test_trees_of_one_problem_are_pooled():
     # a second, unsolved tree of P3 plus a solved one: P3 becomes medium
-    solved = Tree.new("P3", "What is 3 + 3?", "6", build_prompt("What is 3 + 3?"), seed=9, attempt=1)
+    solved = Tree.new(
+        "P3", "What is 3 + 3?", "6", build_prompt("What is 3 + 3?"), seed=9, attempt=1
+    )
     a = solved.add_child(0, _answer("6"), "answer", terminal=True, answer="6", correct=True)
     solved.backup(a, 1.0)
     data = extract([hard_tree(), solved])
-    assert data["difficulty"] == [{"problem_id": "P3", "difficulty": "medium", "correct": 1, "wrong": 1}]
+    assert data["difficulty"] == [
+        {"problem_id": "P3", "difficulty": "medium", "correct": 1, "wrong": 1}
+    ]
     assert [r["response"] for r in data["sft"]] == [_answer("6")]
     assert [p["kind"] for p in data["pairs"]] == ["final"]
 
 
 @pytest.mark.parametrize(
     "a, b, limit, expected",
-    [("kitten", "sitting", 10, 3), ("kitten", "sitting", 3, 3), ("kitten", "sitting", 2, 2),
-     ("", "abc", 10, 3), ("same", "same", 5, 0), ("a" * 50, "b" * 50, 20, 20)],
+    [
+        ("kitten", "sitting", 10, 3),
+        ("kitten", "sitting", 3, 3),
+        ("kitten", "sitting", 2, 2),
+        ("", "abc", 10, 3),
+        ("same", "same", 5, 0),
+        ("a" * 50, "b" * 50, 20, 20),
+    ],
 )
 def test_bounded_edit_distance(a, b, limit, expected):
     assert bounded_edit_distance(a, b, limit) == expected
@@ -175,11 +192,30 @@ def test_cli_writes_three_files(tmp_path):
         for tree in (mixed_tree(), easy_tree(), hard_tree()):
             writer.write(tree)
     out = tmp_path / "data"
-    assert main(["--trees", str(tmp_path), "--out", str(out), "--min-margin", "0.5", "--min-edit", "20"]) == 0
-    read = {n: [json.loads(x) for x in (out / f"{n}.jsonl").read_text().splitlines()] for n in ("sft", "pairs", "difficulty")}
+    assert (
+        main(
+            ["--trees", str(tmp_path), "--out", str(out), "--min-margin", "0.5", "--min-edit", "20"]
+        )
+        == 0
+    )
+    read = {
+        n: [json.loads(x) for x in (out / f"{n}.jsonl").read_text().splitlines()]
+        for n in ("sft", "pairs", "difficulty")
+    }
     assert len(read["sft"]) == 3 and len(read["difficulty"]) == 3
     assert set(read["sft"][0]) == {"problem_id", "question", "response", "mean_q", "min_q"}
-    assert set(read["pairs"][0]) == {"problem_id", "prompt", "chosen", "rejected", "chosen_q", "rejected_q", "kind"}
+    assert set(read["pairs"][0]) == {
+        "problem_id",
+        "prompt",
+        "chosen",
+        "rejected",
+        "chosen_q",
+        "rejected_q",
+        "kind",
+    }
     # with the reference filters only the pairs that differ by 20+ characters stay:
     # S1 vs S2 at the root, and the final pair against the S2 trajectory
-    assert [(p["kind"], p["rejected_q"]) for p in read["pairs"]] == [("step", -1.0), ("final", -1.0)]
+    assert [(p["kind"], p["rejected_q"]) for p in read["pairs"]] == [
+        ("step", -1.0),
+        ("final", -1.0),
+    ]

@@ -29,7 +29,9 @@ def test_jsonl_with_custom_fields_and_skipped_records_reported(tmp_path, caplog)
         {"uid": "x3", "problem": "  ", "final": 1},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    config = ProblemsConfig(source=str(path), question_field="problem", answer_field="final", id_field="uid")
+    config = ProblemsConfig(
+        source=str(path), question_field="problem", answer_field="final", id_field="uid"
+    )
     with caplog.at_level(logging.WARNING):
         loaded = load_problems(config)
     assert [(p.id, p.question, p.answer) for p in loaded.problems] == [("x1", "What is 2+3?", "5")]
@@ -47,7 +49,11 @@ def test_answers_extracted_from_solutions_in_a_saved_dataset(tmp_path):
     folder = tmp_path / "numina"
     datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(folder))
     config = ProblemsConfig(
-        source=str(folder), question_field="problem", answer_field=None, solution_field="solution", id_field=None
+        source=str(folder),
+        question_field="problem",
+        answer_field=None,
+        solution_field="solution",
+        id_field=None,
     )
     loaded = load_problems(config)
     assert [(p.id, p.answer) for p in loaded.problems] == [("0", "2"), ("1", "6")]
@@ -59,7 +65,9 @@ def test_answers_extracted_from_solutions_in_a_saved_dataset(tmp_path):
 def test_a_folder_of_data_files_goes_through_load_dataset(tmp_path):
     folder = tmp_path / "hubstyle"
     folder.mkdir()
-    rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i), "index": f"h{i}"} for i in range(3)]
+    rows = [
+        {"question": f"What is {i}+{i}?", "answer": str(2 * i), "index": f"h{i}"} for i in range(3)
+    ]
     (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     loaded = load_problems(ProblemsConfig(source=str(folder), split="train"))
     assert [(p.id, p.answer) for p in loaded.problems] == [("h0", "0"), ("h1", "2"), ("h2", "4")]
@@ -77,10 +85,18 @@ def test_builtin_set_carries_scripts():
     "content, config, message",
     [
         ('[{"q": "x", "answer": 1}]', {}, "no field 'question'"),
-        ('[{"index": 1, "question": "a", "answer": 1}, {"index": 1, "question": "b", "answer": 2}]', {}, "duplicate problem id '1'"),
+        (
+            '[{"index": 1, "question": "a", "answer": 1}, {"index": 1, "question": "b", "answer": 2}]',
+            {},
+            "duplicate problem id '1'",
+        ),
         ('{"a": 1}', {}, "expected a JSON list"),
         ("[1, ", {}, "not valid JSON"),
-        ('[{"question": "a", "answer": 1}]', {"answer_field": None}, "set answer_field or solution_field"),
+        (
+            '[{"question": "a", "answer": 1}]',
+            {"answer_field": None},
+            "set answer_field or solution_field",
+        ),
     ],
 )
 def test_bad_problem_files_give_one_clear_error(tmp_path, content, config, message):

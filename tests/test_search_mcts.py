@@ -141,7 +141,9 @@ def test_trees_are_independent_of_batch_composition_and_reproducible(problems, s
 
 def test_duplicates_dropped_and_errors_threshold_and_depth_limit(problems, scripts, sandbox):
     problem = problems[0]
-    perfect = run_mcts([problem], _env(scripts, sandbox, p_wrong=0, p_error=0), MCTSConfig(rollouts=2, n=5), seed=0)[0]
+    perfect = run_mcts(
+        [problem], _env(scripts, sandbox, p_wrong=0, p_error=0), MCTSConfig(rollouts=2, n=5), seed=0
+    )[0]
     # all 5 samples are the same correct step each time: one child per node
     assert all(len(ch) <= 1 for ch in perfect.children)
     assert perfect.solved() and perfect.rollouts[0][1] == 1.0
@@ -149,13 +151,17 @@ def test_duplicates_dropped_and_errors_threshold_and_depth_limit(problems, scrip
     broken = _env(scripts, sandbox, p_wrong=0, p_error=1.0)
     once = run_mcts([problem], broken, MCTSConfig(rollouts=3, n=2, errors_threshold=1), seed=0)[0]
     assert all(ERROR_MARK in once.text[i] for i in range(1, len(once)))
-    assert all(once.terminal[i] and once.error[i] and once.depth[i] == 1 for i in range(1, len(once)))
+    assert all(
+        once.terminal[i] and once.error[i] and once.depth[i] == 1 for i in range(1, len(once))
+    )
     assert [r for _, r in once.rollouts] == [-1.0, -1.0, -1.0]
     twice = run_mcts([problem], broken, MCTSConfig(rollouts=3, n=2, errors_threshold=2), seed=0)[0]
     assert {twice.depth[i] for i in range(1, len(twice)) if twice.terminal[i]} == {2}
     assert all(not twice.terminal[i] for i in range(1, len(twice)) if twice.depth[i] == 1)
 
-    shallow = run_mcts([problem], _env(scripts, sandbox), MCTSConfig(rollouts=4, n=3, max_depth=2), seed=0)[0]
+    shallow = run_mcts(
+        [problem], _env(scripts, sandbox), MCTSConfig(rollouts=4, n=3, max_depth=2), seed=0
+    )[0]
     assert max(shallow.depth) == 2
     assert all(shallow.terminal[i] for i in range(len(shallow)) if shallow.depth[i] == 2)
     assert all(shallow.correct[p[-1]] is False for p, _ in shallow.rollouts)  # no answer by depth 2
@@ -163,7 +169,9 @@ def test_duplicates_dropped_and_errors_threshold_and_depth_limit(problems, scrip
 
 def test_code_end_output_is_the_sandbox_output_and_answers_are_graded(problems, scripts, sandbox):
     problem = problems[3]  # sympy: 3x + 7 = 22
-    tree = run_mcts([problem], _env(scripts, sandbox, p_wrong=0, p_error=0), MCTSConfig(rollouts=1, n=1), seed=0)[0]
+    tree = run_mcts(
+        [problem], _env(scripts, sandbox, p_wrong=0, p_error=0), MCTSConfig(rollouts=1, n=1), seed=0
+    )[0]
     kinds = tree.kind
     code_end = kinds.index("code_end")
     assert tree.output[code_end] == "5"

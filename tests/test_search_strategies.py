@@ -7,7 +7,14 @@ import pytest
 
 from rstar_pl.backends.scripted import ScriptedBackend, ScriptedScorer, scripts_from_problems
 from rstar_pl.problems import ProblemsConfig, load_problems
-from rstar_pl.search import BeamConfig, BestOfNConfig, SearchEnv, majority_vote, run_beam, run_best_of_n
+from rstar_pl.search import (
+    BeamConfig,
+    BestOfNConfig,
+    SearchEnv,
+    majority_vote,
+    run_beam,
+    run_best_of_n,
+)
 
 
 @pytest.fixture(scope="module")

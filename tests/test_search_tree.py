@@ -48,8 +48,12 @@ def test_backup_adds_reward_to_every_node_on_the_path():
     tree = _tree()
     s1 = tree.add_child(0, "s1<end_of_step>", "step")
     s2 = tree.add_child(s1, "s2<end_of_code>", "code_end", output="2")
-    good = tree.add_child(s2, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", correct=True)
-    bad = tree.add_child(s1, "<answer>\\boxed{3}<end_of_answer>", "answer", terminal=True, answer="3", correct=False)
+    good = tree.add_child(
+        s2, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", correct=True
+    )
+    bad = tree.add_child(
+        s1, "<answer>\\boxed{3}<end_of_answer>", "answer", terminal=True, answer="3", correct=False
+    )
     tree.backup(good, tree.terminal_reward(good))
     tree.backup(bad, tree.terminal_reward(bad))
     tree.backup(good, tree.terminal_reward(good))
@@ -66,7 +70,15 @@ def test_backup_adds_reward_to_every_node_on_the_path():
 def test_prior_is_one_pseudo_visit_and_q_recomputes_from_rollouts():
     tree = _tree()
     a = tree.add_child(0, "a<end_of_step>", "step", prior=0.4)
-    t = tree.add_child(a, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", correct=True, prior=0.9)
+    t = tree.add_child(
+        a,
+        "<answer>\\boxed{2}<end_of_answer>",
+        "answer",
+        terminal=True,
+        answer="2",
+        correct=True,
+        prior=0.9,
+    )
     assert (tree.visits[a], tree.value_sum[a]) == (1, 0.4)
     tree.backup(t, 1.0)
     tree.backup(t, 1.0)
@@ -80,12 +92,16 @@ def test_prior_is_one_pseudo_visit_and_q_recomputes_from_rollouts():
 
 def test_test_time_reward_is_the_terminal_ppm_score_and_no_answer_is_wrong():
     tree = Tree.new("p", "q?", None, "PROMPT", seed=1)
-    t = tree.add_child(0, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", prior=0.3)
+    t = tree.add_child(
+        0, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", prior=0.3
+    )
     dead = tree.add_child(0, "x<end_of_step>", "step", error="NameError", terminal=True, prior=0.8)
     assert tree.terminal_reward(t) == 0.3
     assert tree.terminal_reward(dead) == -1.0
     no_ppm = Tree.new("p", "q?", None, "PROMPT", seed=1)
-    t2 = no_ppm.add_child(0, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2")
+    t2 = no_ppm.add_child(
+        0, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2"
+    )
     with pytest.raises(ValueError, match="needs a scorer"):
         no_ppm.terminal_reward(t2)
 
@@ -100,8 +116,19 @@ def test_record_round_trip_and_fields():
     assert {"problem_id", "question", "reference", "seed", "nodes", "rollouts"} <= set(record)
     assert record["nodes"][0]["parent"] is None and record["nodes"][0]["kind"] == "root"
     assert set(record["nodes"][1]) == {
-        "id", "parent", "depth", "text", "kind", "output", "error", "terminal",
-        "answer", "correct", "visits", "value_sum", "prior",
+        "id",
+        "parent",
+        "depth",
+        "text",
+        "kind",
+        "output",
+        "error",
+        "terminal",
+        "answer",
+        "correct",
+        "visits",
+        "value_sum",
+        "prior",
     }
     back = Tree.from_record(record)
     assert back.to_record() == record
@@ -124,4 +151,3 @@ def test_bad_records_raise_one_clear_error(mutate, message):
     mutate(record)
     with pytest.raises(TreeRecordError, match=message):
         Tree.from_record(record, "trees.jsonl:3")
-

@@ -19,7 +19,9 @@ from rstar_pl.treeio import (
 
 def _tree(pid: str, solved: bool, attempt: int = 0) -> Tree:
     t = Tree.new(pid, f"question {pid}?", "1", "PROMPT", seed=5, attempt=attempt)
-    a = t.add_child(0, "<answer>\\boxed{1}<end_of_answer>", "answer", terminal=True, answer="1", correct=solved)
+    a = t.add_child(
+        0, "<answer>\\boxed{1}<end_of_answer>", "answer", terminal=True, answer="1", correct=solved
+    )
     t.backup(a, 1.0 if solved else -1.0)
     return t
 
@@ -34,7 +36,10 @@ def test_writer_appends_one_line_per_tree_and_reader_round_trips(tmp_path):
     lines = path.read_text().splitlines()
     assert [json.loads(x)["problem_id"] for x in lines] == ["a", "b"]
     trees = load_trees([tmp_path])
-    assert [t.to_record() for t in trees] == [_tree("a", True).to_record(), _tree("b", False).to_record()]
+    assert [t.to_record() for t in trees] == [
+        _tree("a", True).to_record(),
+        _tree("b", False).to_record(),
+    ]
     assert finished_trees(tmp_path) == {("a", 0): True, ("b", 0): False}
 
 

@@ -149,7 +149,12 @@ class ScriptedBackend:
     per_prompt_seeds = True
 
     def __init__(
-        self, scripts: Iterable[Script], *, p_wrong: float = 0.2, p_error: float = 0.1, seed: int = 0
+        self,
+        scripts: Iterable[Script],
+        *,
+        p_wrong: float = 0.2,
+        p_error: float = 0.1,
+        seed: int = 0,
     ) -> None:
         if not (0 <= p_wrong and 0 <= p_error and p_wrong + p_error <= 1):
             raise ScriptError(

@@ -134,8 +134,12 @@ def run_mcts(
     trees = [new_tree(p, seed, attempt, config.few_shot) for p in problems]
     for tree in trees:
         tree.meta.update(
-            rollouts=budget, n=config.n, c=config.c, annotation=config.annotation,
-            max_depth=config.max_depth, errors_threshold=config.errors_threshold,
+            rollouts=budget,
+            n=config.n,
+            c=config.c,
+            annotation=config.annotation,
+            max_depth=config.max_depth,
+            errors_threshold=config.errors_threshold,
         )
     current: list[int | None] = [None] * len(trees)
     done = [False] * len(trees)

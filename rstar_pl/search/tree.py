@@ -258,7 +258,9 @@ class Tree:
     @classmethod
     def from_record(cls, record: dict[str, Any], where: str = "tree record") -> Tree:
         if record.get("schema") != SCHEMA:
-            raise TreeRecordError(f"{where}: schema must be {SCHEMA!r}, got {record.get('schema')!r}")
+            raise TreeRecordError(
+                f"{where}: schema must be {SCHEMA!r}, got {record.get('schema')!r}"
+            )
         try:
             tree = cls(
                 str(record["problem_id"]),
@@ -274,8 +276,12 @@ class Tree:
                     raise TreeRecordError(f"{where}: node at position {i} has id {node['id']}")
                 parent = -1 if node["parent"] is None else int(node["parent"])
                 if (i == 0) != (parent < 0) or parent >= i:
-                    raise TreeRecordError(f"{where}: node {i} has invalid parent {node['parent']!r}")
-                error_run = (tree.error_run[parent] + 1 if node["error"] is not None else 0) if i else 0
+                    raise TreeRecordError(
+                        f"{where}: node {i} has invalid parent {node['parent']!r}"
+                    )
+                error_run = (
+                    (tree.error_run[parent] + 1 if node["error"] is not None else 0) if i else 0
+                )
                 tree._append(
                     parent,
                     int(node["depth"]),
@@ -291,7 +297,9 @@ class Tree:
                 )
                 tree.visits[i] = int(node["visits"])
                 tree.value_sum[i] = float(node["value_sum"])
-            tree.rollouts = [([int(j) for j in r["path"]], float(r["reward"])) for r in record["rollouts"]]
+            tree.rollouts = [
+                ([int(j) for j in r["path"]], float(r["reward"])) for r in record["rollouts"]
+            ]
         except KeyError as err:
             raise TreeRecordError(f"{where}: missing key {err.args[0]!r}") from None
         return tree

@@ -1,0 +1,199 @@
+"""`python -m rstar_pl generate`: the scripted example, its config handling,
+the round-4 schedule, and resuming after a real kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rstar_pl.generate import CONFIG_NAME, ConfigError, main, parse_config
+from rstar_pl.grading import is_equivalent
+from rstar_pl.steps import build_prompt, parse_trajectory
+from rstar_pl.treeio import load_trees
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "search" / "scripted.yaml"
+
+
+def _records(folder: Path) -> list[str]:
+    """Every tree line of a folder, canonicalised, sorted."""
+    lines = []
+    for path in sorted(folder.glob("trees-*.jsonl")):
+        lines += [json.dumps(json.loads(x), sort_keys=True) for x in path.read_text().splitlines()]
+    return sorted(lines)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "trees"
+    assert main(["--config", str(CONFIG), "--out_dir", str(out), "--batch_size", "4"]) == 0
+    return out
+
+
+def test_example_config_writes_trees_with_the_schedule(full_run):
+    trees = load_trees([full_run])
+    first = {t.problem_id: t for t in trees if t.attempt == 0}
+    second = {t.problem_id: t for t in trees if t.attempt == 1}
+    assert len(first) == 10  # the built-in set
+    # attempt 1 (16 rollouts, new seed) exactly for the problems attempt 0 left unsolved
+    assert set(second) == {pid for pid, t in first.items() if not t.solved()}
+    assert second, "the example should leave some problem for the second attempt"
+    for pid, tree in second.items():
+        assert len(tree.rollouts) == 16 and tree.seed != first[pid].seed
+    assert all(len(t.rollouts) == 8 for t in first.values())
+    # the config used is saved beside the trees and parses back to the same settings
+    saved = yaml.safe_load((full_run / CONFIG_NAME).read_text())
+    assert saved["schedule"] == [8, 16] and saved["search"]["n"] == 4
+    assert saved["out_dir"] == str(full_run)
+
+
+def test_correct_terminals_really_are_correct(full_run):
+    for tree in load_trees([full_run]):
+        for path, reward in tree.rollouts:
+            end = path[-1]
+            steps = parse_trajectory(tree.response(end))
+            if reward == 1.0:
+                assert steps[-1].kind == "answer"
+                assert is_equivalent(steps[-1].answer, tree.reference)
+            assert tree.context(end).startswith(build_prompt(tree.question))
+
+
+def test_extract_after_generate(full_run, tmp_path):
+    from rstar_pl.extract import main as extract_main
+
+    assert extract_main(["--trees", str(full_run), "--out", str(tmp_path)]) == 0
+    sft = [json.loads(x) for x in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    difficulty = [json.loads(x) for x in (tmp_path / "difficulty.jsonl").read_text().splitlines()]
+    solved = {t.problem_id for t in load_trees([full_run]) if t.solved()}
+    assert {r["problem_id"] for r in sft} == solved
+    assert {d["problem_id"] for d in difficulty if d["correct"]} == solved
+    references = {t.problem_id: t.reference for t in load_trees([full_run])}
+    for record in sft:
+        answer = parse_trajectory(record["response"])[-1].answer
+        assert is_equivalent(answer, references[record["problem_id"]])
+
+
+def test_rerun_in_the_same_folder_adds_nothing(full_run, capsys):
+    before = _records(full_run)
+    assert main(["--config", str(CONFIG), "--out_dir", str(full_run), "--batch_size", "4"]) == 0
+    assert "0 new trees" in capsys.readouterr().out
+    assert _records(full_run) == before
+
+
+def test_killed_generation_resumes_to_the_same_trees(full_run, tmp_path):
+    out = tmp_path / "trees"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rstar_pl",
+        "generate",
+        "--config",
+        str(CONFIG),
+        "--out_dir",
+        str(out),
+        "--batch_size",
+        "1",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
+    wrote = 0
+    try:
+        for line in proc.stderr:  # the generator logs each tree as it is written
+            if line.startswith("wrote tree"):
+                wrote += 1
+                if wrote == 3:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+    partial = _records(out)
+    assert 3 <= len(partial) < len(_records(full_run))
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _records(out) == _records(full_run)  # same set, nothing duplicated
+
+
+def test_different_run_seed_gives_different_trees(tmp_path):
+    out = tmp_path / "seeded"
+    assert (
+        main(
+            [
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(out),
+                "--seed",
+                "1",
+                "--problems.limit",
+                "3",
+                "--schedule",
+                "[4]",
+            ]
+        )
+        == 0
+    )
+    other = tmp_path / "seeded0"
+    assert (
+        main(
+            [
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(other),
+                "--seed",
+                "0",
+                "--problems.limit",
+                "3",
+                "--schedule",
+                "[4]",
+            ]
+        )
+        == 0
+    )
+    assert _records(out) != _records(other)
+
+
+def test_config_errors_are_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONFIG.read_text() + "search_typo: 3\n")
+    with pytest.raises(ConfigError, match="search_typo"):
+        parse_config(["--config", str(bad)])
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(CONFIG.read_text().replace("  c: 2.0", "  c_puct: 2.0"))
+    with pytest.raises(ConfigError, match="c_puct"):
+        parse_config(["--config", str(nested)])
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(CONFIG.read_text().replace("annotation: terminal", "annotation: magic"))
+    with pytest.raises(ConfigError, match="annotation"):
+        parse_config(["--config", str(wrong)])
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    out = tmp_path / "t"
+    args = [
+        "--config",
+        str(CONFIG),
+        "--out_dir",
+        str(out),
+        "--problems.limit",
+        "1",
+        "--schedule",
+        "[2]",
+    ]
+    assert main(args) == 0
+    with pytest.raises(ConfigError, match="different config"):
+        main([*args, "--search.n", "3"])
+
+
+def test_every_search_config_parses():
+    for path in sorted((ROOT / "configs" / "search").glob("*.yaml")):
+        config, _ = parse_config(["--config", str(path)])
+        assert config.rollout_schedule[0] >= 1, path
