@@ -1,0 +1,110 @@
+"""The `harness` command: evaluate checkpoints on the math benchmarks.
+
+    harness tasks
+    harness eval --checkpoint DIR --tasks math500,aime2024 [--limit N]
+                 [--data-dir DIR] [--backend hf|vllm] [--out DIR]
+
+Each flag of `harness eval` is a field of `harness.evaluate.EvalConfig`.
+Bad input (an unknown task, a missing file, a choice not available yet) is
+reported in one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from harness.evaluate import BACKENDS, SEARCH_MODES, EvalConfig
+
+    defaults = EvalConfig(checkpoint="", tasks=["math500"])
+    p = sub.add_parser(
+        "eval",
+        help="solve benchmark problems with a checkpoint and grade them",
+        description="Greedy step-format evaluation (code executed in the sandbox). Writes "
+        "OUT/<task>/predictions.jsonl, summary.json and config.json, and resumes an "
+        "interrupted run from them.",
+    )
+    p.add_argument("--checkpoint", required=True,
+                   help="policy: Hugging Face model folder (or Lightning .ckpt)")
+    p.add_argument("--tasks", required=True, help="comma-separated task names (harness tasks)")
+    p.add_argument("--limit", type=int, default=None, help="first N problems of each task")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of rStar-format benchmark files (default $RSTAR_DATA_DIR, "
+                   "else the Hugging Face hub)")
+    p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
+    p.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
+                   help="generation backend (vllm: not yet available)")
+    p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
+                   help="test-time search (only greedy is available yet)")
+    p.add_argument("--trajectories", type=int, default=defaults.trajectories,
+                   help="search runs per problem (search modes)")
+    p.add_argument("--ppm", default=None, help="process preference model folder (search modes)")
+    p.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
+                   help=f"token limit of one step (default {defaults.max_tokens})")
+    p.add_argument("--max-depth", type=int, default=defaults.max_depth,
+                   help=f"steps per solution (default {defaults.max_depth})")
+    p.add_argument("--max-code-runs", type=int, default=defaults.max_code_runs,
+                   help=f"program executions per solution (default {defaults.max_code_runs})")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help=f"problems generated together (default {defaults.batch_size})")
+    p.add_argument("--few-shot", action="store_true", help="round 1's few-shot prompt")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=None, help="torch device of the hf backend")
+    p.add_argument("--dtype", default=defaults.dtype, help="torch dtype of the hf backend")
+    p.add_argument("--code-timeout", type=float, default=defaults.code_timeout,
+                   help="seconds a program may run")
+    p.add_argument("--grade-timeout", type=float, default=defaults.grade_timeout,
+                   help="seconds one answer comparison may take")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard earlier results in --out instead of resuming")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list the benchmark tasks, their files and hub datasets")
+    _add_eval(sub)
+    return parser
+
+
+def _run_tasks() -> int:
+    from harness.tasks import TASKS
+
+    width = max(map(len, TASKS))
+    for spec in TASKS.values():
+        print(f"{spec.name:<{width}}  {spec.filename:<26}  {spec.hub_id}")
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from harness.evaluate import EvalConfig, evaluate
+    from harness.report import format_table
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    summaries = evaluate(EvalConfig(**options))
+    print(format_table(summaries))
+    print(f"results in {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `harness` console script (and `rstar-pl harness`)."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.command == "tasks":
+            return _run_tasks()
+        return _run_eval(args)
+    except (ValueError, FileNotFoundError) as err:
+        # Bad input: one line; anything else is a bug and keeps its traceback.
+        print(f"harness {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

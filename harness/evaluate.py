@@ -1,0 +1,330 @@
+"""`harness eval`: solve benchmark problems with a policy and grade the answers.
+
+`evaluate(config)` runs every task of `config.tasks`: it loads the problems
+(`harness.tasks`), solves them in batches with greedy step-format decoding
+(`rstar_pl.solve.solve_greedy`, code run in `rstar_pl.sandbox.Sandbox`), grades
+the extracted answer against the reference (`rstar_pl.grading`), and writes the
+files described in `harness.report`. Problems already in a task's
+predictions file are not solved again, so an interrupted run resumes where it
+stopped; a run whose generation settings differ from the saved ones refuses to
+mix results unless told to start over.
+
+Generation goes through the `PolicyBackend` protocol only: nothing here
+touches a model library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.checkpoint import resolve_checkpoint
+from harness.metrics import AnswerAccuracy
+from harness.report import (
+    PREDICTION_SCHEMA,
+    append_jsonl,
+    read_predictions,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from harness.tasks import Problem, TaskSpec, load_problems, resolve_tasks
+from rstar_pl.backends.base import PolicyBackend
+
+__all__ = [
+    "BACKENDS",
+    "SEARCH_MODES",
+    "EvalConfig",
+    "EvalConfigError",
+    "NotAvailableError",
+    "evaluate",
+    "make_backend",
+]
+
+BACKENDS = ("hf", "vllm")
+SEARCH_MODES = ("greedy", "mcts", "beam", "best_of_n")
+
+#: Settings that change what is generated; resuming requires them unchanged.
+_GENERATION_KEYS = (
+    "checkpoint", "backend", "search", "trajectories", "ppm", "max_tokens", "max_depth",
+    "max_code_runs", "few_shot", "seed", "code_timeout",
+)
+
+
+class EvalConfigError(ValueError):
+    """An evaluation setting that is out of range or inconsistent."""
+
+
+class NotAvailableError(EvalConfigError):
+    """A choice that exists on the command line but is not implemented yet."""
+
+
+@dataclass
+class EvalConfig:
+    """Everything `harness eval` needs; the CLI flags map one to one."""
+
+    checkpoint: str
+    """Policy: a Hugging Face model folder (or a Lightning .ckpt, via the training exporter)."""
+    tasks: list[str]
+    """Benchmark names (see `harness tasks`)."""
+    out: str = "runs/eval"
+    """Output folder; one sub-folder per task."""
+    data_dir: str | None = None
+    """Folder of local rStar-format benchmark files; default $RSTAR_DATA_DIR, else the hub."""
+    limit: int | None = None
+    """Evaluate only the first N problems of each task."""
+    backend: str = "hf"
+    """Generation backend: hf or vllm."""
+    search: str = "greedy"
+    """Test-time search: greedy (mcts, beam, best_of_n come with the self-evolution issue)."""
+    trajectories: int = 1
+    """Search runs per problem (search modes only)."""
+    ppm: str | None = None
+    """Process preference model folder (search modes only)."""
+    max_tokens: int = 1024
+    """Token limit of one step."""
+    max_depth: int = 16
+    """Steps per solution."""
+    max_code_runs: int = 2
+    """Program executions per solution."""
+    batch_size: int = 16
+    """Problems solved together (one backend call per step for the whole batch)."""
+    few_shot: bool = False
+    """Use round 1's few-shot prompt (for a policy that has not learned the format)."""
+    seed: int = 0
+    """Seed for anything random (greedy decoding uses none)."""
+    device: str | None = None
+    """Torch device of the hf backend; default CUDA when available."""
+    dtype: str = "auto"
+    """Torch dtype of the hf backend."""
+    code_timeout: float = 10.0
+    """Seconds each program may run in the sandbox."""
+    grade_timeout: float = 5.0
+    """Seconds one answer comparison may take."""
+    overwrite: bool = False
+    """Discard results already in the output folder instead of resuming."""
+    progress: bool = True
+    """Show a progress bar."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes saved with the config."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tasks, str):
+            self.tasks = [t for t in self.tasks.split(",") if t.strip()]
+        checks = [
+            (self.backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}, "
+                                       f"got {self.backend!r}"),
+            (self.search in SEARCH_MODES, f"--search must be one of {', '.join(SEARCH_MODES)}, "
+                                          f"got {self.search!r}"),
+            (self.limit is None or self.limit >= 0, f"--limit must be >= 0, got {self.limit}"),
+            (self.trajectories >= 1, f"--trajectories must be >= 1, got {self.trajectories}"),
+            (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
+            (self.max_depth >= 1, f"--max-depth must be >= 1, got {self.max_depth}"),
+            (self.max_code_runs >= 0, f"--max-code-runs must be >= 0, got {self.max_code_runs}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.code_timeout > 0, f"--code-timeout must be > 0, got {self.code_timeout}"),
+            (self.grade_timeout > 0, f"--grade-timeout must be > 0, got {self.grade_timeout}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EvalConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def make_backend(config: EvalConfig, model_dir: Path) -> PolicyBackend:
+    """The policy backend named by `config.backend`, loaded from `model_dir`."""
+    if config.backend == "hf":
+        from rstar_pl.backends.hf import HFBackend
+
+        return HFBackend(model_dir, device=config.device, dtype=config.dtype,
+                         batch_size=config.batch_size)
+    try:
+        module = importlib.import_module("rstar_pl.backends.vllm")
+    except ImportError:
+        raise NotAvailableError(
+            "--backend vllm is not yet available (it comes with the vLLM backend issue); "
+            "use --backend hf"
+        ) from None
+    return module.VLLMBackend(str(model_dir), seed=config.seed)
+
+
+def _check_search(config: EvalConfig) -> None:
+    if config.search != "greedy":
+        raise NotAvailableError(
+            f"--search {config.search} is not yet available in harness eval (it comes with the "
+            "self-evolution issue); use --search greedy"
+        )
+
+
+class _LazySandbox:
+    """A `rstar_pl.sandbox.Sandbox` started on the first program, not before: a policy
+    that never finishes its code (a fresh model, a resumed run) costs no worker start."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._sandbox: Any | None = None
+
+    def run_many(self, codes: Sequence[str]) -> list[Any]:
+        if self._sandbox is None:
+            from rstar_pl.sandbox import Sandbox
+
+            self._sandbox = Sandbox(timeout=self.timeout)
+        return self._sandbox.run_many(codes)
+
+    def __enter__(self) -> _LazySandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+
+def _grader() -> tuple[Callable[[str], str | None], Callable[..., bool]]:
+    from rstar_pl.grading import extract_answer, is_equivalent
+
+    return extract_answer, is_equivalent
+
+
+def _prepare_task_dir(task_dir: Path, config: EvalConfig, spec: TaskSpec) -> list[dict[str, Any]]:
+    """Existing predictions to keep (empty when starting over); saves the config."""
+    saved_path = task_dir / "config.json"
+    predictions = task_dir / "predictions.jsonl"
+    if config.overwrite and task_dir.exists():
+        shutil.rmtree(task_dir)
+    records: list[dict[str, Any]] = []
+    if saved_path.is_file() and predictions.is_file():
+        import json
+
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        new = config.to_dict()
+        for key in _GENERATION_KEYS:
+            if saved.get(key) != new.get(key):
+                raise EvalConfigError(
+                    f"{task_dir} holds results made with {key}={saved.get(key)!r}, not "
+                    f"{new.get(key)!r}; use another --out or pass --overwrite to start over"
+                )
+        records, dropped = read_predictions(predictions)
+        if dropped:
+            write_jsonl_atomic(predictions, records)
+    task_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(saved_path, {**config.to_dict(), "task": spec.name})
+    return records
+
+
+def _record(problem: Problem, solution: Any, extracted: str | None, correct: bool,
+            seconds: float) -> dict[str, Any]:
+    return {
+        "schema": PREDICTION_SCHEMA,
+        "index": problem.index,
+        "question": problem.question,
+        "reference": problem.answer,
+        "alternatives": list(problem.alternatives),
+        "completion": solution.response,
+        "extracted": extracted,
+        "correct": correct,
+        "num_tokens": solution.num_tokens,
+        "code_runs": solution.code_runs,
+        "finish_reason": solution.finish_reason,
+        "seconds": round(seconds, 4),
+    }
+
+
+def evaluate_task(
+    spec: TaskSpec,
+    problems: Sequence[Problem],
+    config: EvalConfig,
+    backend: PolicyBackend,
+    sandbox: Any,
+) -> dict[str, Any]:
+    """Solve and grade one task's problems, resuming from its folder; returns the summary."""
+    from tqdm.auto import tqdm
+
+    from rstar_pl.solve import solve_greedy
+
+    extract_answer, is_equivalent = _grader()
+    task_dir = Path(config.out) / spec.name
+    kept = _prepare_task_dir(task_dir, config, spec)
+    wanted = {p.index for p in problems}
+    done = {r["index"]: r for r in kept if r["index"] in wanted}
+    todo = [p for p in problems if p.index not in done]
+
+    accuracy = AnswerAccuracy()
+    accuracy.update([bool(r["correct"]) for r in done.values()])
+    tokens = [int(r["num_tokens"]) for r in done.values()]
+    predictions = task_dir / "predictions.jsonl"
+    started = time.perf_counter()
+    bar = tqdm(total=len(problems), initial=len(done), desc=spec.name, unit="problem",
+               disable=not config.progress, leave=False)
+    try:
+        for start in range(0, len(todo), config.batch_size):
+            batch = todo[start : start + config.batch_size]
+            t0 = time.perf_counter()
+            solutions = solve_greedy(
+                backend, [p.question for p in batch], sandbox=sandbox,
+                max_tokens=config.max_tokens, max_depth=config.max_depth,
+                max_code_runs=config.max_code_runs, few_shot=config.few_shot,
+            )
+            per_problem = (time.perf_counter() - t0) / len(batch)
+            records = []
+            for problem, solution in zip(batch, solutions, strict=True):
+                extracted = extract_answer(solution.response)
+                correct = extracted is not None and bool(
+                    is_equivalent(extracted, list(problem.references),
+                                  timeout=config.grade_timeout)
+                )
+                records.append(_record(problem, solution, extracted, correct, per_problem))
+            append_jsonl(predictions, records)
+            accuracy.update([r["correct"] for r in records])
+            tokens += [r["num_tokens"] for r in records]
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    count = int(accuracy.total)
+    summary = {
+        "task": spec.name,
+        "title": spec.title,
+        "accuracy": float(accuracy.compute()) if count else None,
+        "correct": int(accuracy.correct),
+        "count": count,
+        "solved_this_run": len(todo),
+        "seconds": round(time.perf_counter() - started, 3),
+        "tokens_per_problem": sum(tokens) / count if count else 0.0,
+        "checkpoint": config.checkpoint,
+        "search": config.search,
+    }
+    write_json_atomic(task_dir / "summary.json", summary)
+    return summary
+
+
+def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
+             sandbox: Any | None = None) -> list[dict[str, Any]]:
+    """Run every task of `config`; returns their summaries in order.
+
+    `backend` and `sandbox` default to the ones the config names; passing them
+    lets a caller reuse a loaded model (or a scripted backend in tests).
+    """
+    _check_search(config)
+    specs = resolve_tasks(config.tasks)
+    # Load every task's problems first: a bad file fails before any model time is spent.
+    problems = {s.name: load_problems(s, data_dir=config.data_dir, limit=config.limit)
+                for s in specs}
+    out = Path(config.out)
+    if backend is None:
+        model_dir = resolve_checkpoint(config.checkpoint, export_dir=out / "exported_policy")
+        backend = make_backend(config, model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", config.to_dict())
+    with contextlib.ExitStack() as stack:
+        if sandbox is None:
+            sandbox = stack.enter_context(_LazySandbox(config.code_timeout))
+        summaries = [evaluate_task(s, problems[s.name], config, backend, sandbox) for s in specs]
+    write_json_atomic(out / "summary.json", {"tasks": summaries})
+    return summaries

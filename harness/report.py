@@ -1,0 +1,107 @@
+"""Result files of an evaluation and the table printed at the end.
+
+Per task, `harness eval` writes into `OUT/<task>/`:
+
+- `predictions.jsonl`: one record per problem, appended (and flushed) as each
+  batch finishes, so an interrupted run loses at most one batch and resumes by
+  skipping the indices already there;
+- `summary.json`: accuracy, count, time, tokens per problem (atomic write);
+- `config.json`: the settings that produced them (atomic write).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PREDICTION_SCHEMA",
+    "append_jsonl",
+    "format_table",
+    "read_predictions",
+    "write_json_atomic",
+    "write_jsonl_atomic",
+]
+
+#: Version of the per-problem record layout in predictions.jsonl.
+PREDICTION_SCHEMA = 1
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write `data` as indented JSON; readers never see a half-written file."""
+    _atomic_write(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
+    """Replace a JSONL file with `records`, atomically."""
+    _atomic_write(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def append_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
+    """Append whole lines and flush them to disk before returning."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_predictions(path: str | os.PathLike) -> tuple[list[dict[str, Any]], bool]:
+    """Records of a predictions file that are whole and of our schema.
+
+    Returns the records and whether anything was dropped (a line cut short by
+    an interruption, or a foreign record), in which case the caller rewrites
+    the file before appending to it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return [], False
+    records, dropped = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            dropped = True
+            continue
+        if isinstance(record, dict) and record.get("schema") == PREDICTION_SCHEMA:
+            records.append(record)
+        else:
+            dropped = True
+    return records, dropped
+
+
+def format_table(summaries: Iterable[Mapping[str, Any]]) -> str:
+    """A plain-text table: task, accuracy (%), correct/count, seconds, tokens per problem."""
+    header = ("task", "accuracy", "correct", "count", "seconds", "tokens/problem")
+    rows = []
+    for s in summaries:
+        acc = s.get("accuracy")
+        acc_text = "-" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f"{100 * acc:.1f}"
+        rows.append((
+            str(s["task"]), acc_text, str(s["correct"]), str(s["count"]),
+            f"{s['seconds']:.1f}", f"{s['tokens_per_problem']:.1f}",
+        ))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,349 @@
+"""`harness eval`: files written, resume, settings checks, and answers graded right.
+
+Three policies serve here: the tiny random model (the CLI end to end on the
+shared benchmark files), a tiny model trained on the spot to write one known
+step-format solution (real generation, real code execution, a correct answer),
+and the scripted backend (no model; many problems solved correctly and fast).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.evaluate import EvalConfig, EvalConfigError, NotAvailableError, evaluate
+from harness.metrics import AnswerAccuracy
+from rstar_pl.backends.scripted import Script, ScriptedBackend
+from rstar_pl.sandbox import Sandbox
+from rstar_pl.steps import build_prompt
+
+# --- the CLI on the tiny random model and the shared benchmark files -------------------------
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_cli_eval_writes_predictions_summary_and_config(
+    tiny_model_dir, benchmarks_dir, tmp_path, capsys
+):
+    out = tmp_path / "eval"
+    argv = [
+        "eval",
+        "--checkpoint",
+        str(tiny_model_dir),
+        "--tasks",
+        "aime2024,math500",
+        "--limit",
+        "2",
+        "--data-dir",
+        str(benchmarks_dir),
+        "--out",
+        str(out),
+        "--max-tokens",
+        "8",
+        "--max-depth",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "aime2024" in table and "math500" in table and "tokens/problem" in table
+
+    for task, first_reference in (
+        ("aime2024", "204"),
+        ("math500", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ):
+        records = _lines(out / task / "predictions.jsonl")
+        assert [r["index"] for r in records] == [0, 1]
+        assert records[0]["reference"] == first_reference
+        for r in records:
+            assert set(r) >= {
+                "question",
+                "reference",
+                "completion",
+                "extracted",
+                "correct",
+                "num_tokens",
+            }
+            # A random model writes no boxed answer within 2 steps of 8 tokens.
+            assert r["correct"] is False
+            assert 1 <= r["num_tokens"] <= 16
+        summary = json.loads((out / task / "summary.json").read_text())
+        assert summary["count"] == 2 and summary["correct"] == 0 and summary["accuracy"] == 0.0
+        assert summary["tokens_per_problem"] == sum(r["num_tokens"] for r in records) / 2
+        assert summary["seconds"] > 0
+        saved = json.loads((out / task / "config.json").read_text())
+        assert saved["checkpoint"] == str(tiny_model_dir) and saved["limit"] == 2
+        assert saved["max_tokens"] == 8 and saved["task"] == task
+    assert json.loads((out / "summary.json").read_text())["tasks"][0]["task"] == "aime2024"
+
+
+def test_cli_bad_input_is_one_line_with_exit_2(tiny_model_dir, benchmarks_dir, tmp_path, capsys):
+    base = [
+        "eval",
+        "--checkpoint",
+        str(tiny_model_dir),
+        "--out",
+        str(tmp_path),
+        "--data-dir",
+        str(benchmarks_dir),
+    ]
+    assert main([*base, "--tasks", "aime2042"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Did you mean 'aime2024'" in err
+    assert main([*base, "--tasks", "aime2024", "--search", "mcts"]) == 2
+    assert "--search mcts is not yet available" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(tmp_path / "none"),
+                "--tasks",
+                "amc23",
+                "--data-dir",
+                str(benchmarks_dir),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "not found" in capsys.readouterr().err
+
+
+def test_cli_lists_tasks(capsys):
+    assert main(["tasks"]) == 0
+    listing = capsys.readouterr().out
+    assert "math500" in listing and "math500_test.json" in listing
+    assert "HuggingFaceH4/MATH-500" in listing
+
+
+# --- scripted policy: correct answers, resume, settings -------------------------------------
+
+
+SCRIPTS = {
+    "Tom lifts two 20-pound weights 12 times. With two 15-pound weights, how many lifts?": (
+        "total = 2 * 20 * 12",
+        "per_rep = 2 * 15",
+        "print(total // per_rep)",
+    ),
+    "What is six times seven?": ("x = 6 * 7", "print(x)"),
+    "What is the sum of the first ten positive integers?": ("print(sum(range(1, 11)))",),
+}
+# References: 16 and 42 are right; 56 is wrong on purpose (the true sum is 55).
+REFERENCES = ["16", "42", "56"]
+
+
+def _task_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    records = [
+        {"index": i, "question": q, "answer": a}
+        for i, (q, a) in enumerate(zip(SCRIPTS, REFERENCES, strict=True))
+    ]
+    (data / "amc23_test.json").write_text(json.dumps(records))
+    return data
+
+
+class CountingBackend(ScriptedBackend):
+    def __init__(self):
+        super().__init__([Script(q, s) for q, s in SCRIPTS.items()], p_wrong=0, p_error=0)
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, **kwargs):
+        self.prompts += list(prompts)
+        return super().generate(prompts, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(timeout=5) as box:
+        yield box
+
+
+def _config(tmp_path: Path, **overrides) -> EvalConfig:
+    options = dict(
+        checkpoint="scripted",
+        tasks=["amc23"],
+        data_dir=str(_task_dir(tmp_path)),
+        out=str(tmp_path / "out"),
+        progress=False,
+        batch_size=2,
+    )
+    return EvalConfig(**{**options, **overrides})
+
+
+def test_scripted_policy_is_graded_with_executed_code(tmp_path, sandbox):
+    (summary,) = evaluate(_config(tmp_path), backend=CountingBackend(), sandbox=sandbox)
+    assert (summary["correct"], summary["count"]) == (2, 3)
+    assert summary["accuracy"] == pytest.approx(2 / 3)
+    records = _lines(tmp_path / "out" / "amc23" / "predictions.jsonl")
+    assert [r["extracted"] for r in records] == ["16", "42", "55"]
+    assert [r["correct"] for r in records] == [True, True, False]
+    # The output block holds what the program printed, inserted by the sandbox run.
+    assert "<output>16<end_of_output>" in records[0]["completion"]
+    assert all(r["code_runs"] == 1 and r["finish_reason"] == "answer" for r in records)
+
+
+def test_resume_skips_finished_problems(tmp_path, sandbox):
+    first = CountingBackend()
+    evaluate(_config(tmp_path, limit=2), backend=first, sandbox=sandbox)
+    assert first.prompts  # it did generate
+
+    again = CountingBackend()
+    (summary,) = evaluate(_config(tmp_path, limit=2), backend=again, sandbox=sandbox)
+    assert again.prompts == [] and summary["solved_this_run"] == 0 and summary["count"] == 2
+
+    more = CountingBackend()
+    (summary,) = evaluate(_config(tmp_path, limit=3), backend=more, sandbox=sandbox)
+    assert summary["solved_this_run"] == 1 and summary["count"] == 3
+    # Only the new problem was prompted.
+    question3 = list(SCRIPTS)[2]
+    assert more.prompts and all(p.startswith(build_prompt(question3)) for p in more.prompts)
+    predictions = tmp_path / "out" / "amc23" / "predictions.jsonl"
+    assert [r["index"] for r in _lines(predictions)] == [0, 1, 2]
+
+
+def test_resume_drops_a_line_cut_by_an_interruption(tmp_path, sandbox):
+    evaluate(_config(tmp_path, limit=2), backend=CountingBackend(), sandbox=sandbox)
+    predictions = tmp_path / "out" / "amc23" / "predictions.jsonl"
+    lines = predictions.read_text().splitlines()
+    predictions.write_text(lines[0] + "\n" + lines[1][:25])  # killed mid-write
+    backend = CountingBackend()
+    (summary,) = evaluate(_config(tmp_path, limit=2), backend=backend, sandbox=sandbox)
+    assert summary["solved_this_run"] == 1 and summary["correct"] == 2
+    assert [r["index"] for r in _lines(predictions)] == [0, 1]
+
+
+def test_changed_settings_refuse_to_mix_results(tmp_path, sandbox):
+    evaluate(_config(tmp_path, limit=1), backend=CountingBackend(), sandbox=sandbox)
+    with pytest.raises(EvalConfigError, match=r"max_tokens=1024, not 64; use another --out"):
+        evaluate(
+            _config(tmp_path, limit=1, max_tokens=64), backend=CountingBackend(), sandbox=sandbox
+        )
+    (summary,) = evaluate(
+        _config(tmp_path, limit=1, max_tokens=64, overwrite=True),
+        backend=CountingBackend(),
+        sandbox=sandbox,
+    )
+    assert summary["solved_this_run"] == 1
+
+
+def test_bad_settings_name_the_flag(tmp_path):
+    with pytest.raises(EvalConfigError, match="--limit must be >= 0, got -1"):
+        _config(tmp_path, limit=-1)
+    with pytest.raises(EvalConfigError, match="--backend must be one of hf, vllm"):
+        _config(tmp_path, backend="tgi")
+
+
+def test_search_modes_are_announced_not_silently_greedy(tmp_path):
+    with pytest.raises(NotAvailableError, match="--search beam is not yet available"):
+        evaluate(_config(tmp_path, search="beam"), backend=CountingBackend())
+
+
+# --- a real model that writes one known solution ----------------------------------------------
+
+QUESTION = "What is six times seven?"
+SOLUTION = (
+    "<code>\n# Step 1: multiply\nx = 6 * 7\n<end_of_step>\n# Now print the final answer\n"
+    "print(x)\n<end_of_code>\n<output>42<end_of_output>\n"
+    "<answer>The answer is \\boxed{42}.<end_of_answer>"
+)
+
+
+@pytest.fixture(scope="module")
+def solver_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model trained until it writes SOLUTION after QUESTION's prompt (about 3 s)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = tokenizer(build_prompt(QUESTION) + SOLUTION + tokenizer.eos_token, return_tensors="pt")[
+        "input_ids"
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only contend
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+            model.train()
+            for _ in range(250):
+                loss = model(input_ids=ids, labels=ids).loss
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    assert loss.item() < 0.2, f"memorisation did not converge (loss {loss.item():.3f})"
+    out = tmp_path_factory.mktemp("models") / "solver"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_trained_model_solves_with_real_code_execution(solver_model_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    problems = [
+        {"index": "a", "question": QUESTION, "answer": "42"},
+        {"index": "b", "question": QUESTION, "answer": "41"},
+    ]
+    (data / "aime2024_test.json").write_text(json.dumps(problems))
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(solver_model_dir),
+                "--tasks",
+                "aime2024",
+                "--data-dir",
+                str(data),
+                "--out",
+                str(out),
+                "--max-tokens",
+                "40",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    records = _lines(out / "aime2024" / "predictions.jsonl")
+    assert [r["correct"] for r in records] == [True, False]
+    first = records[0]
+    assert first["completion"] == SOLUTION
+    assert first["extracted"] == "42" and first["code_runs"] == 1
+    assert first["finish_reason"] == "answer"
+    summary = json.loads((out / "aime2024" / "summary.json").read_text())
+    assert summary["accuracy"] == 0.5
+    assert "50.0" in capsys.readouterr().out
+
+
+# --- the metric --------------------------------------------------------------------------------
+
+
+def test_accuracy_metric_counts_and_merges_like_processes():
+    rank0, rank1 = AnswerAccuracy(), AnswerAccuracy()
+    rank0.update([True, False, True])
+    rank1.update(torch.tensor([False]))
+    # What the DDP sync does: sum both states, then divide: (2 + 0) / (3 + 1).
+    merged = AnswerAccuracy()
+    merged.merge_state(rank0)
+    merged.merge_state(rank1)
+    assert merged.compute().item() == pytest.approx(0.5)
+    assert rank0.compute().item() == pytest.approx(2 / 3)
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        assert math.isnan(AnswerAccuracy().compute().item())
