@@ -9,7 +9,9 @@ other, so a packed row carries
 * no `attention_mask`: given position ids and no mask, Hugging Face models
   (transformers >= 5) find the restarts and build a block-diagonal causal mask
   for eager and SDPA attention, and pass sequence boundaries to
-  flash-attention. `tests/test_datamodules.py` checks that the logits of a
+  flash-attention. This needs `use_cache=False` (transformers looks for
+  restarts only without a cache; `PolicyModule` passes it).
+  `tests/test_datamodules.py` checks that the logits of a
   packed row equal those of its examples run one by one.
 
 Labels need no separator: every example starts with prompt tokens, whose label

@@ -50,6 +50,8 @@ def tokenise_sft(
         (kept, dropped): the tokenised examples that fit the policy, and how
         many were dropped.
     """
+    if not examples:
+        return [], 0
     prompts = tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]
     responses = tokenizer([e.response for e in examples], add_special_tokens=False)["input_ids"]
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []

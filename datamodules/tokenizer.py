@@ -47,6 +47,8 @@ def encode_values(tokenizer, texts: Sequence[str], max_length: int) -> list[list
     The PPM judges the last step of a partial trajectory, so a text that is too
     long loses its beginning (the question), never its end.
     """
+    if not texts:
+        return []
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     for i, seq in enumerate(ids):
         if not seq:

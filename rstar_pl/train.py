@@ -22,7 +22,8 @@ Two kinds of config file:
   process (`python -m rstar_pl fit --config that.yaml`), so that each stage
   gets a fresh distributed launch and frees its memory before the next.
   `--stage policy|ppm` runs one stage; `--ckpt_path` is passed to each stage;
-  `--print_config` prints the resolved round and exits. A top-level
+  `--print_config` prints the resolved round and exits; `--launch inprocess`
+  runs the stages in this process instead (single-process runs, debugging). A top-level
   `tiny_model: FOLDER` builds the tiny random model there first if missing.
 
 The tiny CPU override: `--config configs/round2.yaml --config configs/tiny.yaml`.
@@ -165,14 +166,20 @@ def run_round(
     subcommand: str = "fit",
     stages: tuple[str, ...] = ROUND_STAGES,
     ckpt_path: str | None = None,
+    launch: str = "subprocess",
 ) -> dict[str, Path]:
     """Run the stages of a resolved round config, each as its own process.
+
+    `launch="inprocess"` runs the stages one after the other in this process
+    instead (quicker to start; for single-process runs and debugging).
 
     Returns:
         {stage: path of the stage config written under `run_dir/config/`}.
     Raises:
         RuntimeError: a stage process failed (its output went to this process's).
     """
+    if launch not in ("subprocess", "inprocess"):
+        raise RoundConfigError(f"--launch {launch!r}; allowed: subprocess, inprocess")
     if "run_dir" not in config:
         raise RoundConfigError("round config has no top-level 'run_dir'")
     if config.get("tiny_model") and not Path(config["tiny_model"]).exists():
@@ -186,9 +193,11 @@ def run_round(
         path = Path(config["run_dir"]) / "config" / f"{stage}.yaml"
         _write_yaml(path, config[stage])
         written[stage] = path
-        cmd = [sys.executable, "-m", "rstar_pl", subcommand, "--config", str(path)]
-        if ckpt_path is not None:
-            cmd += ["--ckpt_path", ckpt_path]
+        args = ["--config", str(path)] + (["--ckpt_path", ckpt_path] if ckpt_path is not None else [])
+        if launch == "inprocess":
+            _lightning_cli(subcommand, args)
+            continue
+        cmd = [sys.executable, "-m", "rstar_pl", subcommand, *args]
         if subprocess.run(cmd).returncode != 0:
             raise RuntimeError(f"round stage {stage!r} failed: {' '.join(cmd)}")
     return written
@@ -198,7 +207,8 @@ def _parse_round_argv(argv: list[str]) -> tuple[list[str], dict[str, Any], dict[
     """argv -> (config paths, dotted overrides, runner options)."""
     import yaml
 
-    paths, overrides, options = [], {}, {"stage": None, "ckpt_path": None, "print_config": False}
+    paths, overrides, options = [], {}, {"stage": None, "ckpt_path": None, "print_config": False,
+                                 "launch": "subprocess"}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -217,7 +227,7 @@ def _parse_round_argv(argv: list[str]) -> tuple[list[str], dict[str, Any], dict[
         i += 1
         if key in ("config", "c"):
             paths.append(value)
-        elif key in ("stage", "ckpt_path"):
+        elif key in ("stage", "ckpt_path", "launch"):
             options[key] = value
         else:
             overrides[key] = yaml.safe_load(value)
@@ -243,7 +253,8 @@ def main(subcommand: str, argv: list[str]) -> int:
             print(yaml.safe_dump(config, sort_keys=False), end="")
             return 0
         stages = (options["stage"],) if options["stage"] else ROUND_STAGES
-        run_round(config, subcommand=subcommand, stages=stages, ckpt_path=options["ckpt_path"])
+        run_round(config, subcommand=subcommand, stages=stages, ckpt_path=options["ckpt_path"],
+                  launch=options["launch"])
         return 0
     _lightning_cli(subcommand, argv)
     return 0
