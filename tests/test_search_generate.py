@@ -15,6 +15,7 @@ import yaml
 
 from rstar_pl.generate import CONFIG_NAME, ConfigError, main, parse_config
 from rstar_pl.grading import is_equivalent
+from rstar_pl.search import recompute_statistics
 from rstar_pl.steps import build_prompt, parse_trajectory
 from rstar_pl.treeio import load_trees
 
@@ -52,6 +53,14 @@ def test_example_config_writes_trees_with_the_schedule(full_run):
     saved = yaml.safe_load((full_run / CONFIG_NAME).read_text())
     assert saved["schedule"] == [8, 16] and saved["search"]["n"] == 4
     assert saved["out_dir"] == str(full_run)
+
+
+def test_every_q_in_the_files_recomputes_from_rollouts(full_run):
+    for tree in load_trees([full_run]):
+        visits, value_sum = recompute_statistics(tree)
+        assert visits == tree.visits
+        assert value_sum == pytest.approx(tree.value_sum)
+        assert sum(1 for _ in tree.rollouts) == tree.visits[0]
 
 
 def test_correct_terminals_really_are_correct(full_run):

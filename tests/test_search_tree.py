@@ -151,3 +151,16 @@ def test_bad_records_raise_one_clear_error(mutate, message):
     mutate(record)
     with pytest.raises(TreeRecordError, match=message):
         Tree.from_record(record, "trees.jsonl:3")
+
+
+def test_search_imports_no_model_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rstar_pl.search, rstar_pl.backends.scripted, rstar_pl.extract, "
+        "rstar_pl.generate, rstar_pl.treeio\n"
+        "print(','.join(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
