@@ -193,7 +193,13 @@ def test_ppm_annotation_starts_q_at_the_scorer_value(problems, scripts, sandbox)
 def test_test_time_mcts_backs_up_ppm_scores_and_ranks_trajectories(problems, scripts, sandbox):
     blind = [replace(p, answer=None) for p in problems[:3]]
     env = _env(scripts, sandbox, scorer=True)
-    trees = run_mcts(blind, env, MCTSConfig(rollouts=6, n=3, annotation="ppm"), seed=0)
+    config = MCTSConfig(rollouts=6, n=3, annotation="ppm")
+    trees = run_mcts(blind, env, config, seed=0)
+    # use_reference=False hides the answers: the same trees as with no answers at all
+    hidden = run_mcts(
+        problems[:3], _env(scripts, sandbox, scorer=True), config, seed=0, use_reference=False
+    )
+    assert [t.to_record() for t in hidden] == [t.to_record() for t in trees]
     for tree in trees:
         assert tree.reference is None
         for path, reward in tree.rollouts:

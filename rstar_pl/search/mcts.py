@@ -98,13 +98,19 @@ def select_leaf(tree: Tree, c: float) -> int:
     return node
 
 
-def new_tree(problem: SearchProblem, seed: int, attempt: int, few_shot: bool = False) -> Tree:
+def new_tree(
+    problem: SearchProblem,
+    seed: int,
+    attempt: int,
+    few_shot: bool = False,
+    use_reference: bool = True,
+) -> Tree:
     """An empty tree for `problem`, seeded from the run seed, the problem id and
-    the attempt."""
+    the attempt; without `use_reference` the tree does not see the answer."""
     return Tree.new(
         problem.id,
         problem.question,
-        problem.answer,
+        problem.answer if use_reference else None,
         build_prompt(problem.question, few_shot=few_shot),
         derive_seed(seed, problem.id, attempt),
         attempt,
@@ -120,6 +126,7 @@ def run_mcts(
     attempt: int = 0,
     rollouts: int | None = None,
     on_tree_done: Callable[[Tree], None] | None = None,
+    use_reference: bool = True,
 ) -> list[Tree]:
     """Search every problem's tree in lock-step and return the trees in order.
 
@@ -129,9 +136,12 @@ def run_mcts(
         rollouts: overrides `config.rollouts` (the round-4 schedule).
         on_tree_done: called with each tree as soon as it has all its rollouts
             (generation appends it to the tree file right away).
+        use_reference: False for evaluation: the trees do not see the problems'
+            answers, terminals are rewarded with their PPM score (needs a
+            scorer), and the caller grades the returned trajectories itself.
     """
     budget = config.rollouts if rollouts is None else rollouts
-    trees = [new_tree(p, seed, attempt, config.few_shot) for p in problems]
+    trees = [new_tree(p, seed, attempt, config.few_shot, use_reference) for p in problems]
     for tree in trees:
         tree.meta.update(
             rollouts=budget,
