@@ -179,7 +179,7 @@ def expand(
                 if spec["kind"] == "code_end":
                     spec["output"] = spec["error"]
 
-    for (tree, node), kids in zip(requests, specs):
+    for (tree, node), kids, context in zip(requests, specs, contexts):
         depth = tree.depth[node] + 1
         for spec in kids:
             run = tree.error_run[node] + 1 if spec["error"] is not None else 0
@@ -193,7 +193,7 @@ def expand(
                     spec["correct"] = False
             if score == "all" or (score == "terminal" and spec["terminal"]):
                 block = format_output(spec["output"]) if spec["kind"] == "code_end" else ""
-                spec["context"] = tree.context(node) + spec["text"] + block
+                spec["context"] = context + spec["text"] + block
 
     to_score = [spec for kids in specs for spec in kids if "context" in spec]
     if to_score:
