@@ -22,6 +22,15 @@ from rstar_pl.backends.scripted import Script, ScriptedBackend
 from rstar_pl.sandbox import Sandbox
 from rstar_pl.steps import build_prompt
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: extra threads only contend with the other tests on a 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 # --- the CLI on the tiny random model and the shared benchmark files -------------------------
 
 
@@ -260,9 +269,15 @@ SOLUTION = (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def solver_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model trained until it writes SOLUTION after QUESTION's prompt (about 3 s)."""
+    """The tiny model trained until it writes SOLUTION after QUESTION's prompt (about 3 s).
+
+    Built once per session (other test files import this fixture and reuse the folder).
+    """
+    out = tmp_path_factory.getbasetemp() / "solver_model"
+    if (out / "config.json").is_file():
+        return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -285,7 +300,6 @@ def solver_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     assert loss.item() < 0.2, f"memorisation did not converge (loss {loss.item():.3f})"
-    out = tmp_path_factory.mktemp("models") / "solver"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
