@@ -1,44 +1,246 @@
-"""Answer extraction and equivalence (rstar_pl.grading)."""
+"""Answer extraction and equivalence (rstar_pl.grading).
+
+The equivalence cases live in tests/grading_cases.py with hand-worked verdicts; the adversarial
+inputs below must come back within the timeout (plus slack for a busy 2-core machine) from the
+main thread, other threads, thread pools and worker processes, without raising.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
-from rstar_pl.grading import extract_answer, extract_boxed, is_equivalent
+from rstar_pl.grading import extract_answer, extract_boxed, is_equivalent, warm_up
+from rstar_pl.grading.pool import get_pool
+
+sys.path.insert(0, str(Path(__file__).parent))
+from grading_cases import CASES  # noqa: E402
+
+# Correctness tests give the symbolic path ample time: they test verdicts, not speed.
+GENEROUS = 60.0
+# Timing tests: every call returns within TIMEOUT + SLACK, SLACK covering a loaded 2-core machine.
+TIMEOUT = 2.0
+SLACK = 8.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_workers():
+    assert warm_up(timeout=120), "the symbolic grading workers did not start"
+
+
+# ---- extract_answer / extract_boxed ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("so \\boxed{5}.", "5"),
-        ("\\boxed{1} then \\boxed{2}", "2"),
-        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+        ("so the total is \\boxed{5}.", "5"),
+        ("first \\boxed{1}, then \\boxed{2}", "2"),  # the last box wins
+        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),  # nested braces kept
+        ("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+        ("\\boxed{\\{1,2\\}}", "\\{1,2\\}"),  # escaped braces are not groups
         ("\\fbox{x+1}", "x+1"),
+        ("\\boxed {7}", "7"),
+        ("\\boxed{ 7 }", "7"),
+        ("\\boxed 5", "5"),
+        ("\\boxed{1} and \\boxed{2", "1"),  # an unclosed last box is skipped
         ("#### 72", "72"),
+        ("She pays 3 * 24 = 72 dollars.\n#### 1,000\n", "1,000"),
+        ("#### 5 \\boxed{6}", "6"),  # a box beats ####
         ("The answer is 12.", "12"),
-        ("nothing here", None),
+        ("So the answer is $\\frac{1}{2}$.", "\\frac{1}{2}"),
+        ("Thus, the final answer is 3.5. I hope it is correct.", "3.5"),
+        ("Final Answer: 7", "7"),
+        ("the answer is 4, and then the answer is 9", "9"),
+        ("no answer stated here", None),
+        ("\\boxed{", None),
         ("", None),
+        ("\\boxed{}", None),
     ],
 )
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
 
 
-def test_extract_boxed_unterminated_is_none():
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a \\boxed{1} then \\boxed{2}", "2"),
+        ("\\fbox{x+1}", "x+1"),
+        ("\\boxed{1} and \\boxed{2", "1"),
+        ("no box", None),
+        ("\\boxed{ a }", " a "),  # content as written: extract_answer strips it
+    ],
+)
+def test_extract_boxed(text, expected):
+    assert extract_boxed(text) == expected
+
+
+def test_extraction_on_ten_thousand_nested_braces_is_linear():
+    start = time.perf_counter()
     assert extract_boxed("\\boxed{" * 10_000) is None
+    assert extract_answer("\\boxed{" + "{" * 10_000 + "}" * 10_001) == "{" * 10_000 + "}" * 10_000
+    assert extract_answer("x" * 1_000_000) is None
+    assert time.perf_counter() - start < SLACK
+
+
+# ---- the case file ------------------------------------------------------------------------
+
+
+def test_case_file_covers_every_category_both_ways():
+    assert len(CASES) >= 200
+    verdicts = Counter((category, expected) for category, _, _, expected in CASES)
+    categories = {category for category, _, _, _ in CASES}
+    required = {
+        "number", "fraction", "dfrac", "left-right", "thousands", "units", "text", "dollar",
+        "percent", "degrees", "sqrt", "pi", "scientific", "interval", "union", "tuple", "set",
+        "matrix", "equation", "algebra", "choice",
+    }  # fmt: skip
+    assert required <= categories
+    for category in required:
+        assert verdicts[(category, True)] and verdicts[(category, False)], category
+    assert len({(p, g) for _, p, g, _ in CASES}) == len(CASES), "duplicate cases"
 
 
 @pytest.mark.parametrize(
-    ("pred", "gold", "expected"),
-    [
-        ("0.5", "\\frac{1}{2}", True),
-        ("\\dfrac{1}{2}", "\\frac12", True),
-        ("15000", "\\$15,\\!000", True),
-        ("3", "x=3", True),
-        ("4", "x=3", False),
-        ("-4n+10", "10-4n", True),
-        ("(2,1)", "(1,2)", False),
-    ],
+    ("category", "pred", "gold", "expected"),
+    CASES,
+    ids=[f"{i:03d}-{c[0]}" for i, c in enumerate(CASES)],
 )
-def test_is_equivalent(pred, gold, expected):
-    assert is_equivalent(pred, gold, timeout=30) is expected
+def test_case(category, pred, gold, expected):
+    assert is_equivalent(pred, gold, timeout=GENEROUS) is expected
+
+
+def test_gold_may_be_a_list_of_acceptable_answers():
+    assert is_equivalent("(0,0)", ["(10,0)", "(0,0)"])
+    assert not is_equivalent("(0,10)", ["(10,0)", "(0,0)"])
+
+
+def test_missing_or_odd_inputs():
+    assert is_equivalent(None, "5") is False
+    assert is_equivalent("5", "") is False
+    assert is_equivalent(5, "5.0") is True
+    with pytest.raises(TypeError, match="pred must be a str"):
+        is_equivalent({"a": 1}, "5")
+
+
+def test_a_verdict_cut_short_is_not_cached():
+    pred, gold = "(x+1)^2-1", "x^2+2x"  # needs sympy
+    assert is_equivalent(pred, gold, timeout=0.0) is False  # no time: cannot confirm
+    assert is_equivalent(pred, gold, timeout=GENEROUS) is True
+
+
+# ---- bounded time on adversarial inputs ------------------------------------------------
+
+ADVERSARIAL = [
+    ("10^{10^{10}}", "5"),
+    ("10^{10^{10}}+1", "10^{10^{10}}"),
+    ("9999!", "7"),
+    ("9999!", "9998!\\cdot 9999"),
+    ("99999!", "1"),
+    ("2^{2^{2^{2^{2^{2}}}}}", "3"),
+    ("{" * 10_000 + "1" + "}" * 10_000, "1"),
+    ("\\frac{" * 5_000, "1"),
+    ("(" * 10_000 + ")" * 10_000, "()"),
+    ("\\sqrt{" * 3_000 + "2" + "}" * 3_000, "2"),
+    ("1" * 100_000, "1" + "0" * 99_999),
+    ("1e999999999", "10^{999999999}"),
+    ("", ""),
+    ("", "5"),
+    ("the quick brown fox jumps over the lazy dog", "5"),
+    ("\\text{" + "a" * 50_000 + "}", "a"),
+    (",".join(["1"] * 5_000), ",".join(["1"] * 5_000) + ",2"),
+    ("\\begin{pmatrix}" + "\\\\".join(["1&2"] * 2_000) + "\\end{pmatrix}", "1"),
+    ("x^{x^{x^{x^{x}}}}", "y^{y}"),
+    ("\\int_0^1 x^{100000} dx", "0"),
+    ("\\{x|" * 2_000, "\\{1\\}"),
+    ("(" + ",".join(str(i) for i in range(3_000)) + ")", "(1,2)"),
+    ("(x+y+z)^{50}", "(z+y+x)^{50}+1"),
+]
+
+
+def _timed(pred: str, gold: str) -> tuple[object, float]:
+    start = time.perf_counter()
+    verdict = is_equivalent(pred, gold, timeout=TIMEOUT)
+    return verdict, time.perf_counter() - start
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"), ADVERSARIAL, ids=[f"adv{i}" for i in range(len(ADVERSARIAL))]
+)
+def test_adversarial_input_returns_in_time_on_the_main_thread(pred, gold):
+    verdict, seconds = _timed(pred, gold)
+    assert isinstance(verdict, bool)
+    assert seconds < TIMEOUT + SLACK
+
+
+def test_adversarial_inputs_return_in_time_on_another_thread():
+    results: list[tuple[object, float]] = []
+    thread = threading.Thread(target=lambda: results.extend(_timed(p, g) for p, g in ADVERSARIAL))
+    thread.start()
+    thread.join(timeout=len(ADVERSARIAL) * (TIMEOUT + SLACK))
+    assert not thread.is_alive()
+    assert len(results) == len(ADVERSARIAL)
+    for verdict, seconds in results:
+        assert isinstance(verdict, bool)
+        assert seconds < TIMEOUT + SLACK
+
+
+def test_concurrent_calls_from_a_thread_pool():
+    # Hard inputs and ordinary ones mixed: each call keeps its own deadline, and a worker killed
+    # for one call does not spoil the verdicts of the others.
+    ordinary = [(p, g, e) for c, p, g, e in CASES if c in ("algebra", "sqrt", "tuple")]
+    jobs = [(p, g, None) for p, g in ADVERSARIAL] + ordinary
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda job: (job, *_timed(job[0], job[1])), jobs))
+    for _job, verdict, seconds in outcomes:
+        assert isinstance(verdict, bool)
+        assert seconds < TIMEOUT + SLACK
+    # Ordinary pairs decided under load may only lose a True to a deadline, never flip a False.
+    for (pred, gold, expected), verdict, _ in outcomes:
+        if expected is False:
+            assert verdict is False, (pred, gold)
+    # With time again, every ordinary verdict is right.
+    for pred, gold, expected in ordinary:
+        assert is_equivalent(pred, gold, timeout=GENEROUS) is expected, (pred, gold)
+
+
+def test_a_worker_stuck_past_its_deadline_is_replaced():
+    pool = get_pool()
+    start = time.monotonic()
+    # Sent straight to a worker (is_equivalent would not let this reach sympy): it overruns.
+    assert pool.judge([("10^{10^{10}}", "5")], start + TIMEOUT) == [None]
+    assert time.monotonic() - start < TIMEOUT + SLACK
+    assert pool.judge([("2\\sqrt{2}", "\\sqrt{8}")], time.monotonic() + GENEROUS) == [True]
+
+
+def _check_in_child(_: int) -> tuple[bool, bool, bool, float]:
+    start = time.perf_counter()
+    hard = is_equivalent("10^{10^{10}}", "5", timeout=TIMEOUT)
+    symbolic = is_equivalent("\\frac{1}{\\sqrt2}", "\\frac{\\sqrt{2}}{2}", timeout=GENEROUS)
+    numeric = is_equivalent("0.5", "\\frac{1}{2}", timeout=TIMEOUT)
+    return hard, symbolic, numeric, time.perf_counter() - start
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_inside_worker_processes(method):
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as executor:
+        results = list(executor.map(_check_in_child, range(2)))
+    for hard, symbolic, numeric, _seconds in results:
+        assert (hard, symbolic, numeric) == (False, True, True)
+
+
+def test_inside_daemonic_pool_workers():
+    # multiprocessing.Pool workers are daemons, which may not start multiprocessing children;
+    # the grading workers are plain subprocesses, so the symbolic path works there too.
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        hard, symbolic, numeric, _ = pool.apply(_check_in_child, (0,))
+    assert (hard, symbolic, numeric) == (False, True, True)

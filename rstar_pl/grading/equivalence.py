@@ -43,10 +43,11 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")
 _SIMPLE_LHS = re.compile(
     r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:'*|\([A-Za-z,]*\))|\\[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?"
 )
-# Sympy would try to build these numbers in full: 10^{10^{10}}, 9999!, 2^{123456}.
-_TOWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\{\s*\{|\^\s*\d\s*\^")
-_BIG_FACTORIAL = re.compile(r"(\d{4,}|[)}])\s*!|\\Gamma|\\binom\{\d{5,}")
-_BIG_EXPONENT = re.compile(r"\^\s*\{?\s*[-+]?\d{4,}")
+# Sympy would try to build these numbers in full: 10^{10^{10}}, 99999!, 2^{1234567}. Powers of
+# symbols (e^{x^2}) and moderate numbers (2005^{1002}/2004!) are fine and go to the worker.
+_TOWER = re.compile(r"\^\s*\{\s*\d+\s*\^|\^\s*\{[^{}]*\^\s*\{?\s*\d{2,}")
+_BIG_FACTORIAL = re.compile(r"(?<!\d)\d{5,}\s*[)}]?\s*!|\\Gamma|\\binom\s*\{\s*\d{5,}")
+_BIG_EXPONENT = re.compile(r"\^\s*\{?\s*[-+]?\d{6,}")
 
 
 class _Cache:
@@ -172,6 +173,9 @@ def _judge_canonical(pred: str, gold: str, deadline: float) -> tuple[bool, bool]
     if m := _CHOICE_GOLD.fullmatch(gold):
         p = _CHOICE_PRED.fullmatch(pred)
         return bool(p) and p.group(1).upper() == m.group(1), True
+    pool = get_pool()
+    if not pool.started:
+        pool.start()  # in the background, so that workers are warm when a pair needs sympy
     tree_pred, tree_gold = parse_structure(pred), parse_structure(gold)
     judge = _Judge(deadline)
     compare_structures(tree_pred, tree_gold, judge)  # collects the pairs sympy must settle

@@ -1,6 +1,6 @@
 """Exact numbers without sympy: the fast path for most answers.
 
-`parse_number` reads integers, decimals, scientific notation, ``a/b``, ``\\frac{a}{b}``, mixed
+`parse_number` reads integers, decimals, scientific notation, powers, ``a/b``, ``\\frac{a}{b}``, mixed
 numbers (``2\\frac{1}{2}``), percentages and degrees into a `Fraction`; `numbers_equal` compares
 two of them. Sizes are bounded (digit strings and exponents), so no input makes this slow.
 
@@ -9,6 +9,7 @@ This file imports only the standard library: the symbolic worker process loads i
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,7 +28,7 @@ _SIGNED_DEC = rf"[-+]?{_DEC}"
 _SCI = re.compile(
     rf"(?P<m>{_DEC})(?:[eE](?P<e1>[-+]?\d+)|(?:\\times|\\cdot|\*)10\^(?:\{{(?P<e2>[-+]?\d+)\}}|(?P<e3>\d)))?"
 )
-_POW10 = re.compile(r"10\^(?:\{(?P<e1>[-+]?\d+)\}|(?P<e2>\d))")
+_POWER = re.compile(rf"(?P<m>{_DEC})\^(?:\{{(?P<e1>[-+]?\d+)\}}|(?P<e2>\d))")
 _FRAC = re.compile(rf"\\frac\{{(?P<a>{_SIGNED_DEC})\}}\{{(?P<b>{_SIGNED_DEC})\}}")
 _SLASH = re.compile(rf"(?P<a>{_DEC})/(?P<b>{_DEC})")
 _MIXED = re.compile(r"(?P<w>\d+)\\frac\{(?P<a>\d+)\}\{(?P<b>\d+)\}")
@@ -70,9 +71,15 @@ def _exponent(m: re.Match[str]) -> int:
 def _parse_unsigned(s: str) -> tuple[Fraction, int | None, int] | None:
     if m := _SCI.fullmatch(s):
         return _decimal(m.group("m"), _exponent(m))
-    if m := _POW10.fullmatch(s):
-        e = _exponent(m)
-        return (Fraction(10) ** e, None, 0) if abs(e) <= _MAX_EXPONENT else None
+    if m := _POWER.fullmatch(s):  # 10^{6}, 2^{10}, 1.5^2: exact while the result stays small
+        base, e = Fraction(m.group("m")), _exponent(m)
+        if (
+            base == 0
+            or abs(e) * max(math.log10(abs(base.numerator)), math.log10(base.denominator), 1)
+            > _MAX_DIGITS
+        ):
+            return None
+        return base**e, None, 0
     if (m := _FRAC.fullmatch(s)) or (m := _SLASH.fullmatch(s)):
         a, b = m.group("a"), m.group("b")
         if len(a) > _MAX_DIGITS or len(b) > _MAX_DIGITS:
@@ -126,13 +133,15 @@ def _candidates(n: Number) -> list[Fraction]:
 
 def numbers_equal(a: Number, b: Number) -> bool:
     """Exact equality, allowing a percentage to stand for its number or its fraction and a
-    decimal approximation (see `approximates`) of the other value. Degree marks are ignored."""
+    decimal approximation (see `approximates`) of a value not itself written as a decimal.
+    Degree marks are ignored."""
     for x in _candidates(a):
         for y in _candidates(b):
             if x == y:
                 return True
     for approx, exact in ((a, b), (b, a)):
-        if approx.places is not None and not approx.percent:
+        # A decimal approximates a fraction, never another decimal: 16386.1 is not 16386.16.
+        if approx.places is not None and exact.places is None and not approx.percent:
             if any(approximates(approx, y) for y in _candidates(exact)):
                 return True
     return False

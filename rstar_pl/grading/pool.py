@@ -123,7 +123,9 @@ class WorkerPool:
         self._ids = itertools.count()
         self._start_failures = 0
         self.disabled_reason: str | None = None
+        self.started = False
         self.pid = os.getpid()
+        self._warned_cold = False
 
     # -- bookkeeping (callers hold self._cond) --
     def _spawn(self) -> None:
@@ -183,6 +185,14 @@ class WorkerPool:
                 self._cond.wait(remaining)
             return self.disabled_reason is None
 
+    def start(self) -> None:
+        """Start the workers in the background (returns at once); the first symbolic check then
+        finds them warm, or nearly so."""
+        with self._cond:
+            self.started = True
+            while len(self._workers) < self.max_workers and self.disabled_reason is None:
+                self._spawn()
+
     def _acquire(self, deadline: float) -> _Worker | None:
         with self._cond:
             while self.disabled_reason is None:
@@ -209,6 +219,7 @@ class WorkerPool:
             return []
         worker = self._acquire(deadline)
         if worker is None:
+            self._warn_if_cold()
             return undecided
         request_id = next(self._ids)
         budget = deadline - time.monotonic() - _MARGIN
@@ -228,6 +239,17 @@ class WorkerPool:
         self._release(worker, ok=True)
         results = reply.get("results", [])
         return [r if isinstance(r, bool) else None for r in results] + undecided[len(results) :]
+
+    def _warn_if_cold(self) -> None:
+        with self._cond:
+            cold = not self._idle and not self._busy and self.disabled_reason is None
+            if not cold or self._warned_cold:
+                return
+            self._warned_cold = True
+        logger.warning(
+            "a symbolic answer check ran out of time while the grading workers were still "
+            "starting; call rstar_pl.grading.warm_up() at start-up to avoid this"
+        )
 
     def _release(self, worker: _Worker, ok: bool) -> None:
         worker.served += 1

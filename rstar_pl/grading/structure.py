@@ -20,6 +20,7 @@ __all__ = ["Node", "parse_structure", "compare_structures", "split_top_level"]
 
 MAX_DEPTH = 8  # nesting of collections inside collections
 MAX_ITEMS = 64  # elements of one collection; longer ones are compared as text
+MAX_CHARS = 2000  # longer answers are one scalar (compared as text)
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _MATRIX = re.compile(
@@ -27,7 +28,9 @@ _MATRIX = re.compile(
 )
 _RELATION = re.compile(r"\\leq |\\geq |\\leq(?![A-Za-z])|\\geq(?![A-Za-z])|<|>")
 _VARIABLE = re.compile(r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+")
-_SET_BUILDER = re.compile(r"\\\{(?P<var>[^|:]*?)(?:\||\\mid |\\mid(?![A-Za-z])|:)(?P<cond>.*)\\\}")
+_SET_BUILDER = re.compile(
+    r"\\\{(?P<var>[^|:{}]{1,20}?)(?:\||\\mid |\\mid(?![A-Za-z])|:)(?P<cond>.*)\\\}"
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ def _scan(s: str):
 
 def split_top_level(s: str, seps: str = ",;") -> list[str]:
     """``s`` split at separators outside every bracket and brace."""
+    if not any(sep in s for sep in seps):
+        return [s]
     parts, start = [], 0
     for i, c, depth in _scan(s):
         if depth == 0 and c in seps and len(c) == 1:
@@ -86,6 +91,8 @@ def split_top_level(s: str, seps: str = ",;") -> list[str]:
 
 def _split_word(s: str, word: str) -> list[str]:
     """``s`` split at a control word (like ``\\cup``) outside every bracket."""
+    if word not in s:
+        return [s]
     parts, start = [], 0
     depth_at = {i: depth for i, _, depth in _scan(s)}
     for m in re.finditer(re.escape(word) + r"(?![A-Za-z])", s):
@@ -143,6 +150,14 @@ def _interval_from_relation(cond: str) -> Node | None:
     )
 
 
+def _unordered(parts: list[str], depth: int) -> Node:
+    items: list[Node] = []
+    for p in parts:
+        node = parse_structure(p, depth + 1)
+        items.extend(node.items if node.kind == "unordered" and node.open == "\\pm" else (node,))
+    return Node("unordered", items=tuple(items))
+
+
 def _matrix(s: str, depth: int) -> Node | None:
     m = _MATRIX.fullmatch(s)
     if not m or m.group("env") == "vmatrix":  # vmatrix is a determinant: a scalar
@@ -159,7 +174,7 @@ def _matrix(s: str, depth: int) -> Node | None:
 def parse_structure(s: str, depth: int = 0) -> Node:
     """The tree of a canonical answer string (see the module docstring)."""
     s = s.strip()
-    if depth > MAX_DEPTH or not s:
+    if depth > MAX_DEPTH or not s or len(s) > MAX_CHARS:
         return Node("scalar", s)
     if "\\begin" in s and (node := _matrix(s, depth)) is not None:
         return node
@@ -168,7 +183,7 @@ def parse_structure(s: str, depth: int = 0) -> Node:
         return Node("unordered", items=tuple(parse_structure(p, depth + 1) for p in parts))
     parts = split_top_level(s)
     if len(parts) > 1 and len(parts) <= MAX_ITEMS:
-        return Node("unordered", items=tuple(parse_structure(p, depth + 1) for p in parts))
+        return _unordered(parts, depth)
     if m := _SET_BUILDER.fullmatch(s):
         node = _interval_from_relation(m.group("cond"))
         if node is not None:
@@ -180,11 +195,11 @@ def parse_structure(s: str, depth: int = 0) -> Node:
         if first == "\\{":
             items = [p for p in split_top_level(inner) if p.strip()]
             if len(items) <= MAX_ITEMS:
-                return Node("unordered", items=tuple(parse_structure(p, depth + 1) for p in items))
+                return _unordered(items, depth)
         else:
             items = split_top_level(inner)
-            if len(items) == 1 and first == "(" and last == ")":
-                return parse_structure(inner, depth + 1)
+            if len(items) == 1 and (first + last == "()" or inner.startswith("\\begin")):
+                return parse_structure(inner, depth + 1)  # (x+1), or [\begin{array}...]
             if len(items) > 1 and len(items) <= MAX_ITEMS:
                 return Node(
                     "bracket",
@@ -196,10 +211,11 @@ def parse_structure(s: str, depth: int = 0) -> Node:
         node = _interval_from_relation(s)
         if node is not None:
             return node
-    if s.count("\\pm") == 1:  # the two values of a +- b
+    if s.count("\\pm") == 1:  # the two values of a +- b, spliced into an enclosing list
         return Node(
             "unordered",
             items=(Node("scalar", s.replace("\\pm", "+")), Node("scalar", s.replace("\\pm", "-"))),
+            open="\\pm",
         )
     return Node("scalar", s)
 
