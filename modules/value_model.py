@@ -23,7 +23,6 @@ Saved format (`save`, read by `load` and by plain transformers code):
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -52,8 +51,9 @@ class ValueHeadModel(nn.Module):
         self.backbone = backbone
         hidden = backbone.config.hidden_size
         self.value_head = nn.Linear(hidden, 1)
-        # Small initial values keep tanh out of saturation at the start.
-        nn.init.normal_(self.value_head.weight, std=1.0 / math.sqrt(hidden + 1))
+        # Every value starts at 0, in tanh's linear range; the first gradients then point
+        # along the hidden-state difference of each pair instead of saturating tanh.
+        nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
 
     @classmethod
