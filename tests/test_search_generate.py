@@ -21,6 +21,9 @@ from rstar_pl.treeio import load_trees
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "search" / "scripted.yaml"
+# A generous per-run limit, so that a loaded test machine never turns a step
+# into a timeout error (which would change the tree, and the comparison).
+SLOW_MACHINE = ["--sandbox", '{"timeout": 120}']
 
 
 def _records(folder: Path) -> list[str]:
@@ -34,7 +37,10 @@ def _records(folder: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen") / "trees"
-    assert main(["--config", str(CONFIG), "--out_dir", str(out), "--batch_size", "4"]) == 0
+    assert (
+        main(["--config", str(CONFIG), "--out_dir", str(out), "--batch_size", "4", *SLOW_MACHINE])
+        == 0
+    )
     return out
 
 
@@ -91,7 +97,20 @@ def test_extract_after_generate(full_run, tmp_path):
 
 def test_rerun_in_the_same_folder_adds_nothing(full_run, capsys):
     before = _records(full_run)
-    assert main(["--config", str(CONFIG), "--out_dir", str(full_run), "--batch_size", "4"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(full_run),
+                "--batch_size",
+                "4",
+                *SLOW_MACHINE,
+            ]
+        )
+        == 0
+    )
     assert "0 new trees" in capsys.readouterr().out
     assert _records(full_run) == before
 
@@ -109,6 +128,7 @@ def test_killed_generation_resumes_to_the_same_trees(full_run, tmp_path):
         str(out),
         "--batch_size",
         "1",
+        *SLOW_MACHINE,
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
@@ -124,10 +144,14 @@ def test_killed_generation_resumes_to_the_same_trees(full_run, tmp_path):
         proc.kill()
         proc.wait()
     partial = _records(out)
-    assert 3 <= len(partial) < len(_records(full_run))
+    expected = _records(full_run)
+    assert wrote == 3 and 3 <= len(partial) < len(expected), (wrote, len(partial), len(expected))
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert _records(out) == _records(full_run)  # same set, nothing duplicated
+    resumed = _records(out)
+    assert len(resumed) == len(expected)  # nothing duplicated, nothing missing
+    different = [json.loads(r)["problem_id"] for r in resumed if r not in expected]
+    assert not different, f"trees that differ from the uninterrupted run: {different}"
 
 
 def test_different_run_seed_gives_different_trees(tmp_path):
