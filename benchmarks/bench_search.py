@@ -59,7 +59,7 @@ class Timed:
 
     def __init__(self, inner, method: str, clock: dict):
         self._inner, self._method, self._clock = inner, method, clock
-        self.per_prompt_seeds = getattr(inner, "per_prompt_seeds", False)
+        self.per_prompt_seeds = getattr(inner, "per_prompt_seeds", True)
         self.sizes: list[int] = []
 
     def __getattr__(self, name):
@@ -140,7 +140,10 @@ def main() -> None:
     is_equivalent("16", "16.0")  # warm the grader up outside the timings
     rows = {}
     with sandbox_cm as sandbox:
-        for label, batch in (("lock-step (one batch)", len(problems)), ("baseline: one tree per batch", 1)):
+        for label, batch in (
+            ("lock-step (one batch)", len(problems)),
+            ("baseline: one tree per batch", 1),
+        ):
             runs = [
                 run_once(problems, scripts, sandbox, config, batch, args.annotation)
                 for _ in range(args.repeats)

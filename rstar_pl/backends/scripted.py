@@ -21,8 +21,8 @@ answer step `<answer>The answer is \\boxed{OUTPUT}.<end_of_answer>`.
 
 Every choice is a fixed function of (backend seed, the prompt's seed, prompt,
 sample index): reproducible and independent of which other prompts share the
-batch. `temperature=0` always gives the correct step. The backend accepts one
-seed per prompt (`per_prompt_seeds = True`).
+batch. `temperature=0` always gives the correct step. Like every backend, it
+accepts one seed per prompt.
 
 `ScriptedScorer` plays the PPM: +`margin` for a trajectory whose steps so far are
 all correct, -`margin` otherwise, plus seeded noise in [-noise, noise].

@@ -54,10 +54,11 @@ class SearchEnv:
     """The outside world a search talks to; the search itself imports no model.
 
     Attributes:
-        backend: the policy (`PolicyBackend`). A backend whose attribute
-            `per_prompt_seeds` is true receives one seed per prompt (derived
-            from the tree seed and the node id), which makes every tree
-            independent of the batch it runs in; others get one seed per call.
+        backend: the policy (`PolicyBackend`). It receives one seed per
+            prompt (derived from the tree seed and the node id, as the protocol
+            allows), which makes every tree independent of the batch it runs
+            in; a backend with the attribute `per_prompt_seeds = False` gets one
+            seed per call instead.
         sandbox: anything with `run_many(codes) -> list[ExecResult]`.
         scorer: the PPM (`Scorer`), or None.
         grader: `(pred, gold) -> bool`; defaults to `grading.is_equivalent`.
@@ -112,7 +113,7 @@ def expand(
         return []
     contexts = [tree.context(node) for tree, node in requests]
     seeds: int | list[int] = call_seed
-    if getattr(env.backend, "per_prompt_seeds", False):
+    if getattr(env.backend, "per_prompt_seeds", True):
         seeds = [derive_seed(tree.seed, node) for tree, node in requests]
     completions = env.backend.generate(
         contexts,
