@@ -15,8 +15,10 @@ config used is saved as `out_dir/generate_config.yaml`; resuming with a
 different config (other than shard settings) is refused.
 
 Backends plug in by import path: `backend.kind: scripted` or
-`backend.kind: package.module:Class` with `backend.args` as keyword arguments
-(same for `scorer`; `scorer.kind: null` for none).
+`backend.kind: package.module:Class` (or `package.module:Class.factory`) with
+`backend.args` as keyword arguments (same for `scorer`; `scorer.kind: null`
+for none), e.g. `rstar_pl.backends.vllm:VLLMBackend` with `{model: PATH}` and
+`rstar_pl.backends.ppm:PPMScorer.from_path` with `{path: PATH}`.
 """
 
 from __future__ import annotations
@@ -124,15 +126,19 @@ def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
 
 
 def _import(kind: str, what: str):
+    """`package.module:Name` or `package.module:Class.factory` -> the callable."""
     module_name, _, name = kind.partition(":")
     if not name:
         raise ConfigError(
             f"{what}.kind must be 'scripted' or an import path 'package.module:Class', got {kind!r}"
         )
     try:
-        return getattr(importlib.import_module(module_name), name)
+        target = importlib.import_module(module_name)
+        for part in name.split("."):
+            target = getattr(target, part)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"{what}.kind {kind!r} cannot be imported: {err}") from None
+    return target
 
 
 def build_backend(config: ComponentConfig, problems: list[Problem]):
