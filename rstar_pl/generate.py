@@ -12,7 +12,8 @@ Restarting the same command resumes: finished (problem, attempt) trees in
 `out_dir` are skipped, and a tree depends only on the run seed, the problem and
 the attempt, so the finished set is the same as an uninterrupted run's. The
 config used is saved as `out_dir/generate_config.yaml`; resuming with a
-different config (other than shard settings) is refused.
+config that would change the trees is refused (out_dir, batch_size, shards and
+problems.limit may change).
 
 Backends plug in by import path: `backend.kind: scripted` or
 `backend.kind: package.module:Class` (or `package.module:Class.factory`) with
@@ -161,6 +162,9 @@ def build_scorer(config: ComponentConfig, problems: list[Problem]):
     return _import(config.kind, "scorer")(**config.args)
 
 
+_FREE_KEYS = ("out_dir", "batch_size", "shard", "num_shards", "config")
+
+
 def _save_config(out_dir: Path, dumped: str, config: GenerateConfig) -> None:
     """Write the config beside the trees; refuse to mix trees of different configs."""
     path = out_dir / CONFIG_NAME
@@ -169,7 +173,12 @@ def _save_config(out_dir: Path, dumped: str, config: GenerateConfig) -> None:
         import yaml
 
         values = yaml.safe_load(text) or {}
-        return {k: v for k, v in values.items() if k not in ("shard", "num_shards", "config")}
+        # settings that do not change any tree: where it runs, how it is batched
+        # (trees are independent of batch composition), how many problems
+        values = {k: v for k, v in values.items() if k not in _FREE_KEYS}
+        if isinstance(values.get("problems"), dict):
+            values["problems"] = {k: v for k, v in values["problems"].items() if k != "limit"}
+        return values
 
     if path.exists() and essential(path.read_text(encoding="utf-8")) != essential(dumped):
         raise ConfigError(

@@ -224,6 +224,9 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     assert main(args) == 0
     with pytest.raises(ConfigError, match="different config"):
         main([*args, "--search.n", "3"])
+    # batching and the number of problems do not change any tree: resuming may change them
+    assert main([*args, "--batch_size", "7", "--problems.limit", "2"]) == 0
+    assert {t.problem_id for t in load_trees([out])} == {"demo-00", "demo-01"}
 
 
 def test_every_search_config_parses():
