@@ -86,21 +86,14 @@ What it does not protect against:
 from __future__ import annotations
 
 import os
-import selectors
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from ._wire import frame, unframe
+from ._client import Resources, Worker, WorkerDied
+from ._wire import frame
 
 __all__ = ["DEFAULT_PREIMPORT", "ExecResult", "Sandbox", "SandboxError"]
 
@@ -130,19 +123,6 @@ str(np.arange(3) * 1.5); repr(np.linspace(0, 1, 3)); np.array([1, 2]).mean(); np
 """,
 }
 
-# The zygote's whole environment: one thread per BLAS (runs are spread over
-# processes already, and forking needs a single-threaded parent), few malloc
-# arenas (so threads do not eat the address-space limit), and a fixed hash
-# seed (so that printing a set of strings gives the same text in every run).
-_ZYGOTE_ENV = {
-    "PYTHONHASHSEED": "0",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "MALLOC_ARENA_MAX": "2",
-}
-_ZYGOTE = Path(__file__).with_name("_zygote.py")
 _WANTED = ("landlock", "seccomp")  # a warning names any of these the machine lacks
 
 
@@ -173,134 +153,6 @@ class ExecResult:
 
 class SandboxError(RuntimeError):
     """The sandbox itself could not start or serve (never raised for model code)."""
-
-
-class _WorkerDied(Exception):
-    pass
-
-
-class _Worker:
-    """The caller's handle on one zygote process."""
-
-    def __init__(self, cfg: dict):
-        ours, theirs = socket.socketpair()
-        env = dict(_ZYGOTE_ENV)
-        if "LD_LIBRARY_PATH" in os.environ:  # some Python builds need it to start at all
-            env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
-        # -s: no user site (the caller's sys.path is passed in the configuration).
-        argv = [sys.executable, "-s", "-X", "utf8", str(_ZYGOTE), str(theirs.fileno())]
-        try:
-            self.proc = subprocess.Popen(
-                argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, env=env, start_new_session=True)
-        finally:
-            theirs.close()
-        self.sock = ours
-        self.sock.sendall(frame(cfg))
-        self.sock.setblocking(False)
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.sock, selectors.EVENT_READ)
-        self.inbuf = bytearray()
-        self.info: dict | None = None
-
-    def converse(self, out: bytes, handle, idle_limit: float) -> None:
-        """Send ``out``; pass each message received to ``handle`` until it returns True.
-
-        Raises _WorkerDied when the zygote goes away or says nothing for ``idle_limit`` s.
-        """
-        view, sent, last = memoryview(out), 0, time.monotonic()
-        while True:
-            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if sent < len(view) else 0)
-            self.sel.modify(self.sock, want)
-            ready = self.sel.select(max(0.0, last + idle_limit - time.monotonic()))
-            if not ready and time.monotonic() - last >= idle_limit:
-                raise _WorkerDied(f"it gave no answer for {idle_limit:g} s")
-            for _, mask in ready:
-                try:
-                    if mask & selectors.EVENT_WRITE:
-                        sent += self.sock.send(view[sent:sent + (1 << 20)])
-                    if not mask & selectors.EVENT_READ:
-                        continue
-                    data = self.sock.recv(1 << 20)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError as exc:  # broken pipe, connection reset
-                    raise _WorkerDied(self._exit_reason(exc)) from None
-                if not data:
-                    raise _WorkerDied(self._exit_reason(None))
-                last = time.monotonic()
-                self.inbuf += data
-                done = False
-                for message in unframe(self.inbuf):
-                    done = handle(message) or done
-                if done:
-                    return
-
-    def _exit_reason(self, exc: OSError | None) -> str:
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return f"its connection failed ({exc})"
-        return f"it exited with status {code}"
-
-    def stop(self) -> None:
-        """Close the connection (the zygote then kills its children and exits) and reap it."""
-        self.sel.close()
-        self.sock.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-class _Resources:
-    """What a Sandbox owns, apart from the Sandbox object so that a finalizer can free it."""
-
-    def __init__(self, cfg: dict):
-        self.cfg = cfg
-        self.worker: _Worker | None = None
-        self.lock = threading.Lock()
-        self.owner = os.getpid()
-
-    def start_worker(self) -> _Worker:
-        if self.cfg["base_dir"] is None:
-            self.cfg["base_dir"] = tempfile.mkdtemp(prefix="rstar-sandbox-")
-        self.worker = _Worker(self.cfg)
-        return self.worker
-
-    def stop_worker(self) -> None:
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.stop()
-
-    def close(self) -> None:
-        if os.getpid() != self.owner:  # a forked copy of the caller owns nothing
-            return
-        self.stop_worker()
-        if self.cfg["base_dir"] is not None:
-            shutil.rmtree(self.cfg["base_dir"], ignore_errors=True)
-
-    def forget(self) -> None:
-        """In a child forked from the caller: leave the parent's zygote alone, start anew."""
-        if self.worker is not None:
-            self.worker.sock.close()
-        self.worker = None
-        self.lock = threading.Lock()
-        self.owner = os.getpid()
-        self.cfg["base_dir"] = None
-
-
-_LIVE: weakref.WeakSet[_Resources] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for resources in list(_LIVE):
-        resources.forget()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Sandbox:
@@ -366,8 +218,7 @@ class Sandbox:
             scratch_mb=int(scratch_mb), base_dir=None,
             sys_path=[os.path.abspath(p or os.curdir) for p in sys.path],
         )
-        self._res = _Resources(cfg)
-        _LIVE.add(self._res)
+        self._res = Resources(cfg)
         self._finalizer = weakref.finalize(self, self._res.close)
         self._next_id = 0
         self._res.start_worker()
@@ -417,7 +268,7 @@ class Sandbox:
 
     # --------------------------------------------------------------- internal
 
-    def _ready_worker(self) -> _Worker:
+    def _ready_worker(self) -> Worker:
         if not self._finalizer.alive:
             raise SandboxError("this Sandbox is closed; create a new one")
         res = self._res
@@ -430,15 +281,17 @@ class Sandbox:
 
         def on_ready(message) -> bool:
             if message[0] == "fatal":
-                raise SandboxError(
-                    f"the sandbox's zygote could not start: {message[1]}. Check that "
-                    f"{res.cfg['preimport']} import in {sys.executable} (preimport=...)")
+                hint = ""
+                if message[1].startswith(("ModuleNotFoundError", "ImportError")):
+                    hint = (f"; every module of preimport={res.cfg['preimport']} must import "
+                            f"in {sys.executable}")
+                raise SandboxError(f"the sandbox's zygote could not start: {message[1]}{hint}")
             worker.info = message[1]
             return True
 
         try:
             worker.converse(b"", on_ready, self.startup_timeout)
-        except (_WorkerDied, SandboxError) as exc:
+        except (WorkerDied, SandboxError) as exc:
             res.stop_worker()
             if isinstance(exc, SandboxError):
                 raise
@@ -460,18 +313,20 @@ class Sandbox:
         # replaced and the unfinished runs are sent again, once.
         for attempt in range(2):
             todo = [job for job in jobs if job not in fields]
+            waiting = set(todo)
             worker = self._ready_worker()
 
-            def on_result(message, todo=todo) -> bool:
+            def on_result(message, waiting=waiting) -> bool:
                 if message[0] == "result":
                     fields[message[1]] = message[2]
-                return all(job in fields for job in todo)
+                    waiting.discard(message[1])
+                return not waiting
 
             request = b"".join(frame(("run", job, jobs[job])) for job in todo)
             try:
                 worker.converse(request, on_result, self.timeout + 60.0)
                 break
-            except _WorkerDied as exc:
+            except WorkerDied as exc:
                 self._res.stop_worker()
                 if attempt == 1:
                     for job in jobs:
