@@ -113,6 +113,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("units", "9", "9\\text{ a.m.}", True),
     ("units", "312", "312 \\text{ dollars}", True),
     ("units", "313", "312 \\text{ dollars}", False),
+    ("units", "2 pi", "2", False),
+    ("units", "2\\text{i}", "2", False),
+    ("units", "5\\text{ m}", "5", True),
     # ---- words and \text{} answers ----
     ("text", "Evelyn", "\\text{Evelyn}", True),
     ("text", "\\text{Emily}", "\\text{Evelyn}", False),

@@ -58,6 +58,9 @@ def _warm_workers():
         ("So the answer is $\\frac{1}{2}$.", "\\frac{1}{2}"),
         ("Thus, the final answer is 3.5. I hope it is correct.", "3.5"),
         ("Final Answer: 7", "7"),
+        ("**Final Answer:** 7", "7"),
+        ("Work:\nAnswer: $3$", "3"),
+        ("let me check my answer: first, 2+2=4", None),  # "answer:" only at a line's start
         ("the answer is 4, and then the answer is 9", "9"),
         ("no answer stated here", None),
         ("\\boxed{", None),

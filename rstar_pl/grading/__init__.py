@@ -9,7 +9,7 @@ One module serves the search (terminal rewards) and the harness (metrics)::
 `equivalence` for the order of checks and `pool` for the symbolic worker processes.
 """
 
-from rstar_pl.grading.equivalence import DEFAULT_TIMEOUT, is_equivalent
+from rstar_pl.grading.equivalence import DEFAULT_TIMEOUT, clear_cache, is_equivalent
 from rstar_pl.grading.extract import extract_answer, extract_boxed
 from rstar_pl.grading.normalize import normalize
 from rstar_pl.grading.pool import get_pool
@@ -29,5 +29,6 @@ __all__ = [
     "is_equivalent",
     "normalize",
     "warm_up",
+    "clear_cache",
     "DEFAULT_TIMEOUT",
 ]

@@ -29,7 +29,7 @@ from rstar_pl.grading.numeric import numbers_equal, parse_number
 from rstar_pl.grading.pool import get_pool
 from rstar_pl.grading.structure import compare_structures, parse_structure
 
-__all__ = ["is_equivalent", "DEFAULT_TIMEOUT"]
+__all__ = ["is_equivalent", "clear_cache", "DEFAULT_TIMEOUT"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,12 @@ class _Cache:
 
 
 _cache = _Cache(_CACHE_SIZE)
+
+
+def clear_cache() -> None:
+    """Forget cached verdicts and canonical forms (for benchmarks and tests)."""
+    _cache.clear()
+    normalize.cache_clear()
 
 
 def _risky(s: str) -> bool:

@@ -14,9 +14,10 @@ __all__ = ["extract_boxed", "extract_answer"]
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _GSM8K_RE = re.compile(r"####[ \t]*([^\n]*)")
-# "The answer is 12", "the final answer is $\frac12$", "Final Answer: 7", "answer: 7"
+# "The answer is 12", "the final answer is $\frac12$", "Final Answer: 7", a line "Answer: 7"
 _PHRASE_RE = re.compile(
-    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*(?:is)?\s*:|\banswer\s*:)\s*:?[ \t]*",
+    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*(?:is)?\s*:|(?:^|\n)[ \t*#]*answer\s*:)"
+    r"[ \t*:]*",
     re.IGNORECASE,
 )
 
@@ -73,7 +74,7 @@ def _clean_phrase(answer: str) -> str:
     m = re.search(r"\.(?!\d)(\s|$)", answer)
     if m:
         answer = answer[: m.start()]
-    answer = answer.strip().rstrip(".;,").strip()
+    answer = answer.strip().strip("*").rstrip(".;,").strip()
     for left, right in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
         if (
             answer.startswith(left)

@@ -64,12 +64,13 @@ _CURRENCY = re.compile(
 )
 # A unit after the value: \text{...} or \mathrm{...} groups, possibly with ^2, at the end.
 _TRAILING_TEXT_UNIT = re.compile(
-    r"(?<=[0-9}a-zA-Z)\]])\s*(?:\\text\s*\{[^{}]*\}\s*(?:\^\s*\{?\d\}?)?\s*)+$"
-)
+    r"(?<=[0-9}a-zA-Z)\]])\s*(?:\\text\s*\{(?!\s*[ie]\s*\})[^{}]*\}\s*(?:\^\s*\{?\d\}?)?\s*)+$"
+)  # not \text{i} or \text{e}: the imaginary unit and Euler's number
 # Plain words after a number: "90 square units", "5 cm", "12 dollars".
 _TRAILING_WORDS = re.compile(
     r"^([-+]?[0-9.,/]*[0-9])\s+([A-Za-z]{2,}[A-Za-z.]*(?:\s+[A-Za-z]{2,}[A-Za-z.]*)*)(?:\^\{?\d\}?)?$"
 )
+_MATH_WORDS = {"pi", "sqrt", "ln", "log", "exp", "sin", "cos", "tan", "cot", "sec", "csc", "inf"}
 _AND_OR = re.compile(r"\\text\s*\{\s*(?:and|or|,)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])")
 _WHITESPACE = re.compile(r"(\\[A-Za-z]+)?\s+(?=([A-Za-z])?)")
 _FRAC_SHORT = [
@@ -151,7 +152,7 @@ def normalize(answer: str) -> str:
     if unitless and unitless != s:
         s = unitless
     m = _TRAILING_WORDS.match(s)
-    if m:
+    if m and not _MATH_WORDS.intersection(m.group(2).lower().split()):
         s = m.group(1)
     s = text_content(s)
     s = _collapse_whitespace(s)

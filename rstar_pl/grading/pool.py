@@ -124,6 +124,7 @@ class WorkerPool:
         self._start_failures = 0
         self.disabled_reason: str | None = None
         self.started = False
+        self.requests = 0  # batches sent to workers (benchmarks report it)
         self.pid = os.getpid()
         self._warned_cold = False
 
@@ -222,6 +223,7 @@ class WorkerPool:
             self._warn_if_cold()
             return undecided
         request_id = next(self._ids)
+        self.requests += 1
         budget = deadline - time.monotonic() - _MARGIN
         if budget <= 0 or not worker.send({"id": request_id, "budget": budget, "pairs": pairs}):
             self._release(worker, ok=budget <= 0)
