@@ -4,22 +4,19 @@ Two kinds of checkpoint exist in this project:
 
 - a Hugging Face folder (`config.json` plus weights and tokenizer), what
   training exports and what vLLM, lm-eval and transformers load directly;
-- a Lightning `.ckpt` file written during training. Turning it into an HF
-  folder is the training code's job; `LIGHTNING_EXPORT` names the function that
-  does it (`fn(ckpt_path, out_dir) -> out_dir`), and until that module exists
-  a `.ckpt` is answered with the command to export it by hand.
+- a Lightning `.ckpt` of a `PolicyModule`, written during training. It is
+  loaded with the training code's `rstar_pl.export.load_policy` and exported
+  once, with `export_policy`, into a folder under the evaluation's output, so
+  that every backend (vLLM included) loads the same thing. The export is
+  reused while it is newer than the `.ckpt`.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
-__all__ = ["LIGHTNING_EXPORT", "CheckpointError", "resolve_checkpoint"]
-
-#: "module:function" that exports a Lightning policy checkpoint to an HF folder.
-LIGHTNING_EXPORT = "modules.export:export_policy"
+__all__ = ["CheckpointError", "resolve_checkpoint"]
 
 
 class CheckpointError(ValueError):
@@ -37,16 +34,13 @@ def resolve_checkpoint(path: str | os.PathLike, *, export_dir: str | os.PathLike
             )
         return ckpt
     if ckpt.is_file() and ckpt.suffix == ".ckpt":
-        module_name, func_name = LIGHTNING_EXPORT.split(":")
-        try:
-            export = getattr(importlib.import_module(module_name), func_name)
-        except (ImportError, AttributeError):
-            raise CheckpointError(
-                f"{ckpt}: Lightning .ckpt checkpoints need the training exporter "
-                f"{LIGHTNING_EXPORT}, which is not available yet; export the policy to a "
-                "Hugging Face folder and pass that folder as --checkpoint"
-            ) from None
-        return Path(export(ckpt, Path(export_dir)))
+        out = Path(export_dir)
+        if (out / "config.json").is_file() and out.stat().st_mtime >= ckpt.stat().st_mtime:
+            return out
+        from rstar_pl.export import export_policy, load_policy
+
+        model, tokenizer = load_policy(ckpt)
+        return Path(export_policy(model, tokenizer, out))
     raise CheckpointError(
         f"checkpoint {str(ckpt)!r} not found; pass a Hugging Face model folder or a .ckpt file"
     )

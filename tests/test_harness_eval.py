@@ -361,3 +361,23 @@ def test_accuracy_metric_counts_and_merges_like_processes():
     assert rank0.compute().item() == pytest.approx(2 / 3)
     with pytest.warns(UserWarning, match="before the ``update``"):
         assert math.isnan(AnswerAccuracy().compute().item())
+
+
+def test_lightning_ckpt_is_exported_and_evaluated(solver_model_dir, tmp_path):
+    """A PolicyModule .ckpt (weights of the trained solver) evaluates like its HF folder."""
+    from modules.policy import PolicyModule
+
+    module = PolicyModule(model=str(solver_model_dir))
+    ckpt = tmp_path / "policy.ckpt"
+    # The two entries of a Lightning checkpoint that the training loader reads.
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, ckpt)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "amc23_test.json").write_text(
+        json.dumps([{"index": 0, "question": QUESTION, "answer": "42"}])
+    )
+    config = EvalConfig(checkpoint=str(ckpt), tasks=["amc23"], data_dir=str(data),
+                        out=str(tmp_path / "out"), max_tokens=40, device="cpu", progress=False)
+    (summary,) = evaluate(config)
+    assert summary["accuracy"] == 1.0
+    assert (tmp_path / "out" / "exported_policy" / "config.json").is_file()

@@ -139,15 +139,19 @@ def test_not_a_list_and_bad_json(tmp_path):
 
 
 def test_jsonl_file_is_found_and_numbers_become_text(tmp_path):
-    lines = [{"index": "p1", "question": "What is 6*7?", "answer": 42},
-             {"index": "p2", "question": "Half of 1?", "answer": 0.5}]
+    lines = [
+        {"index": "p1", "question": "What is 6*7?", "answer": 42},
+        {"index": "p2", "question": "Half of 1?", "answer": 0.5},
+    ]
     (tmp_path / "aime2024_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     problems = load_problems("aime2024", data_dir=tmp_path)
     assert problems == [Problem("p1", "What is 6*7?", "42"), Problem("p2", "Half of 1?", "0.5")]
 
 
 def test_jsonl_bad_line_is_named(tmp_path):
-    (tmp_path / "aime2024_test.jsonl").write_text('{"index": 0, "question": "q", "answer": "1"}\n{oops\n')
+    (tmp_path / "aime2024_test.jsonl").write_text(
+        '{"index": 0, "question": "q", "answer": "1"}\n{oops\n'
+    )
     with pytest.raises(TaskDataError, match="line 2 is not valid JSON"):
         load_problems("aime2024", data_dir=tmp_path)
 
@@ -169,8 +173,10 @@ def test_hub_gsm8k_mapping_takes_the_answer_after_hashes(tmp_path):
 
 def test_hub_math_mapping_reads_the_boxed_answer_of_the_solution(tmp_path):
     datasets = pytest.importorskip("datasets")
-    rows = {"problem": ["Simplify $\\frac{2}{4}$."],
-            "solution": ["Divide: $\\frac{2}{4} = \\boxed{\\frac{1}{2}}$."]}
+    rows = {
+        "problem": ["Simplify $\\frac{2}{4}$."],
+        "solution": ["Divide: $\\frac{2}{4} = \\boxed{\\frac{1}{2}}$."],
+    }
     datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(tmp_path / "m")
     # Seven subject configs are concatenated; a saved folder serves every config.
     problems = load_problems("math", hub_source=str(tmp_path / "m"))
@@ -183,8 +189,11 @@ def test_hub_dataset_folder_via_load_dataset_with_math500_columns(tmp_path):
     datasets = pytest.importorskip("datasets")
     folder = tmp_path / "MATH-500"
     folder.mkdir()
-    rows = {"problem": ["What is $1+2$?", "What is $2^3$?"], "answer": ["3", "8"],
-            "unique_id": ["a", "b"]}
+    rows = {
+        "problem": ["What is $1+2$?", "What is $2^3$?"],
+        "answer": ["3", "8"],
+        "unique_id": ["a", "b"],
+    }
     # The file layout of a hub dataset repository, loaded by datasets.load_dataset.
     datasets.Dataset.from_dict(rows).to_parquet(str(folder / "test-00000-of-00001.parquet"))
     problems = load_problems("math500", hub_source=str(folder), limit=1)
@@ -195,7 +204,9 @@ def test_hub_missing_column_is_named(tmp_path):
     datasets = pytest.importorskip("datasets")
     rows = {"Problem": ["q"], "Solution": ["s"]}  # AIME 2024 has "Answer", not "Solution"
     datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(tmp_path / "a")
-    with pytest.raises(TaskDataError, match=r"row 0: field 'Answer' is missing; columns: Problem, Solution"):
+    with pytest.raises(
+        TaskDataError, match=r"row 0: field 'Answer' is missing; columns: Problem, Solution"
+    ):
         load_problems("aime2024", hub_source=str(tmp_path / "a"))
 
 
