@@ -50,7 +50,7 @@ from rstar_pl.treeio import load_trees
 
 __all__ = [
     "ExtractConfig",
-    "Trajectory",
+    "ScoredPath",
     "bounded_edit_distance",
     "extract",
     "main",
@@ -60,6 +60,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ExtractConfig:
+    """How many records per problem/step, and the optional pair filters."""
+
     sft_per_problem: int = 2
     pairs_per_side: int = 2
     min_margin: float = 0.0
@@ -67,7 +69,9 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
-class Trajectory:
+class ScoredPath:
+    """One rollout path of a tree with its Q statistics over its steps."""
+
     tree_index: int
     terminal: int
     response: str
@@ -76,7 +80,7 @@ class Trajectory:
     min_q: float
 
 
-def trajectories(tree: Tree, tree_index: int = 0) -> list[Trajectory]:
+def trajectories(tree: Tree, tree_index: int = 0) -> list[ScoredPath]:
     """The distinct rollout paths of a tree, in terminal-id order."""
     out = []
     for terminal in sorted({path[-1] for path, _ in tree.rollouts}):
@@ -85,7 +89,7 @@ def trajectories(tree: Tree, tree_index: int = 0) -> list[Trajectory]:
             continue
         qs = [tree.q(i) for i in steps]
         out.append(
-            Trajectory(
+            ScoredPath(
                 tree_index,
                 terminal,
                 tree.response(terminal),
@@ -183,7 +187,7 @@ def step_pairs(tree: Tree, config: ExtractConfig) -> list[dict[str, Any]]:
     return pairs
 
 
-def _best_first(trajs: list[Trajectory]) -> list[Trajectory]:
+def _best_first(trajs: list[ScoredPath]) -> list[ScoredPath]:
     return sorted(trajs, key=lambda t: (-t.mean_q, -t.min_q, t.tree_index, t.terminal))
 
 
