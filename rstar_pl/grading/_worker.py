@@ -23,6 +23,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
+import functools  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -96,6 +97,7 @@ def main() -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
     config = [LatexExtractionConfig(), ExprExtractionConfig()]
 
+    @functools.lru_cache(maxsize=4096)  # the elements of a list are compared pairwise
     def parsed(latex: str):
         return parse(f"${latex}$", extraction_config=config, parsing_timeout=None)
 

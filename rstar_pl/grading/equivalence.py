@@ -117,7 +117,7 @@ class _Judge:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.known: dict[tuple[str, str], bool] = {}
-        self.pending: list[tuple[str, str]] = []
+        self.pending: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self.cut_short = False
 
     def fast(self, pred: str, gold: str) -> bool | None:
@@ -152,8 +152,7 @@ class _Judge:
             return self.known[key]
         verdict = self.fast(pred, gold)
         if verdict is None:
-            if key not in self.pending:
-                self.pending.append(key)
+            self.pending[key] = None
             return True  # optimistic while collecting; settled by `resolve`
         self.known[key] = verdict
         return verdict
@@ -162,7 +161,7 @@ class _Judge:
         """Send the queued pairs to a worker (gold first, as math-verify expects)."""
         if not self.pending:
             return
-        pairs, self.pending = self.pending, []
+        pairs, self.pending = list(self.pending), {}
         results = get_pool().judge([(gold, pred) for pred, gold in pairs], self.deadline)
         for key, verdict in zip(pairs, results, strict=True):
             if verdict is None:
@@ -184,17 +183,17 @@ def _judge_canonical(pred: str, gold: str, deadline: float) -> tuple[bool, bool]
         pool.start()  # in the background, so that workers are warm when a pair needs sympy
     tree_pred, tree_gold = parse_structure(pred), parse_structure(gold)
     judge = _Judge(deadline)
-    compare_structures(tree_pred, tree_gold, judge)  # collects the pairs sympy must settle
-    for _ in range(3):  # later rounds only when a first-round verdict opened new pairs
+    # The first pass settles what it can and queues the pairs sympy must decide (counting them
+    # as equal meanwhile); each later pass uses their verdicts. A pass after the first queues
+    # more only when a verdict led the matching to pairs it had not looked at.
+    verdict = compare_structures(tree_pred, tree_gold, judge)
+    for _ in range(4):
         if not judge.pending:
-            break
+            # A True stands even if some pair ran out of time; a False may not.
+            return verdict, verdict or not judge.cut_short
         judge.resolve()
         verdict = compare_structures(tree_pred, tree_gold, judge)
-        if not judge.pending:
-            return verdict, not judge.cut_short
-    if judge.pending:
-        return False, False
-    return compare_structures(tree_pred, tree_gold, judge), not judge.cut_short
+    return False, False
 
 
 def _as_text(answer: object, name: str) -> str | None:

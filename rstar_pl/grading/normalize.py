@@ -50,7 +50,7 @@ _STYLE_WRAPPERS = re.compile(
 _DEGREES = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?|\\degree(?![A-Za-z])|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}"
 )
-_PERCENT = re.compile(r"\\?%|\\text\{\s*percent\s*\}|\s+percent\b")
+_PERCENT = re.compile(r"\\?%|\\text\{\s*percent\s*\}|(?<!\s)\s+percent\b")
 _RELATIONS = [  # \leqx (no space) occurs in reference answers, so no lookahead after leq/geq
     (re.compile(r"\\(?:leqslant|leqq|leq|le(?![A-Za-z]))"), r"\\leq "),
     (re.compile(r"\\(?:geqslant|geqq|geq|ge(?![A-Za-z]))"), r"\\geq "),

@@ -80,6 +80,7 @@ class _Worker:
                 self.error = message["error"]
             else:
                 self.replies.put(message)
+        self.proc.stdout.close()
         self.replies.put(None)  # end of file: the worker exited
         self._on_exit(self)
 
@@ -274,6 +275,7 @@ class WorkerPool:
 
 _pool: WorkerPool | None = None
 _pool_lock = threading.Lock()
+_inherited_pools: list[WorkerPool] = []  # a forked child's copies of its parent's pools
 
 
 def get_pool() -> WorkerPool:
@@ -289,10 +291,21 @@ def get_pool() -> WorkerPool:
 
 
 def _after_fork_in_child() -> None:
-    # The parent's workers, pipes and locks are not ours; start afresh on first use.
+    # The parent's workers, pipes and locks are not ours: drop our copies of its pipes (so that
+    # its workers still see end-of-file when it exits) and start afresh on first use.
+    # The file objects are kept referenced and never closed: their buffer locks may have been
+    # held by a reader thread at the fork, and closing them on collection would close these fd
+    # numbers a second time.
     global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
+    inherited, _pool, _pool_lock = _pool, None, threading.Lock()
+    if inherited is not None:
+        _inherited_pools.append(inherited)
+        for worker in inherited._workers:
+            for stream in (worker.proc.stdin, worker.proc.stdout):
+                try:
+                    os.close(stream.fileno())
+                except (OSError, ValueError):
+                    pass
 
 
 def _close_at_exit() -> None:
