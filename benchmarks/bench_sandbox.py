@@ -65,19 +65,32 @@ def rate(seconds: list[float], runs: int) -> float:
     return runs / statistics.median(seconds)
 
 
-def bench_exec(repeats: int) -> float:
+def bench_exec(repeats: int, clear_sympy_cache: bool) -> float:
     for name in DEFAULT_PREIMPORT:  # the same modules warm in this process as in the zygote
         importlib.import_module(name)
+    from sympy.core.cache import clear_cache
 
     def one_pass() -> float:
         start = time.perf_counter()
         for code in MIX:
+            if clear_sympy_cache:  # a sandboxed run starts from the zygote's cache
+                clear_cache()
             with contextlib.redirect_stdout(io.StringIO()):
                 exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
         return time.perf_counter() - start
 
     one_pass()  # first calls of sympy/numpy paths, as the zygote's warm-up does
     return rate([one_pass() for _ in range(repeats)], len(MIX))
+
+
+def bench_latency(box: Sandbox, runs: int = 30) -> float:
+    """Median seconds for ``run("print(1)")`` as the caller sees it: the fixed cost of a run."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        box.run("print(1)")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def bench_sandbox(box: Sandbox, repeats: int) -> tuple[float, float]:
@@ -126,14 +139,19 @@ def main() -> None:
 
     start = time.perf_counter()
     with Sandbox() as box:
-        print(f"sandbox start (zygote import + warm-up): {time.perf_counter() - start:.2f} s "
-              f"incl. first pass; protections: {', '.join(box.protections)}")
+        protections = box.protections  # waits for the zygote's imports and warm-up
+        print(f"sandbox start: {time.perf_counter() - start:.2f} s; "
+              f"protections: {', '.join(protections)}")
         seq, par = bench_sandbox(box, args.repeats)
-    floor = bench_exec(args.repeats)
+        latency = bench_latency(box)
+    floor = bench_exec(args.repeats, clear_sympy_cache=False)
+    floor_cleared = bench_exec(args.repeats, clear_sympy_cache=True)
     fresh = bench_fresh(args.fresh_rounds, workers)
 
+    print(f"fixed cost of one run, run('print(1)') median: {latency * 1e3:.1f} ms")
     rows = [
         ("in-process exec (no isolation, 1 core)", floor),
+        ("  same, sympy cache cleared before each", floor_cleared),
         ("sandbox run(), one at a time", seq),
         (f"sandbox run_many(), {workers} at once", par),
         (f"fresh python -c per program, {workers} at once", fresh),
@@ -141,7 +159,8 @@ def main() -> None:
     for name, value in rows:
         print(f"  {name:48s} {value:9.1f} runs/s")
     print(f"ratios: run_many / fresh process = {par / fresh:.1f}x; "
-          f"run / in-process exec = {seq / floor:.2f}; run_many / in-process exec = {par / floor:.2f}")
+          f"run / in-process exec = {seq / floor:.2f} ({seq / floor_cleared:.2f} with the cache "
+          f"cleared); run_many / in-process exec = {par / floor:.2f} ({par / floor_cleared:.2f})")
 
 
 if __name__ == "__main__":
