@@ -77,6 +77,7 @@ class GenerateConfig:
     shard: int = 0
     """This process's shard: problems whose position modulo num_shards is shard."""
     num_shards: int = 1
+    """How many processes split the problems (each writes its own shard file)."""
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
     search: MCTSConfig = field(default_factory=MCTSConfig)
     backend: ComponentConfig = field(default_factory=ComponentConfig)
@@ -100,8 +101,10 @@ class GenerateConfig:
 
 
 def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
+    # the attribute docstrings of the config dataclasses become the --help text
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     parser = ArgumentParser(
         prog="rstar-pl generate",
         description="Generate MCTS trees (JSONL shards) for a problem set.",

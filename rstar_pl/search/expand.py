@@ -44,9 +44,13 @@ class Sampling:
     """How the policy samples one step."""
 
     temperature: float = 1.0
+    """Sampling temperature (0.7 in round 1, 1.0 later; 0 is greedy)."""
     top_p: float = 1.0
+    """Nucleus sampling mass."""
     max_tokens: int = 1024
+    """Token limit of one step."""
     stop: tuple[str, ...] = STOP_STRINGS
+    """Stop strings; one stop is one node (round 1 adds <end_of_output>)."""
 
 
 @dataclass
