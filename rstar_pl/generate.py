@@ -172,7 +172,7 @@ def _save_config(out_dir: Path, dumped: str, config: GenerateConfig) -> None:
     """Write the config beside the trees; refuse to mix trees of different configs."""
     path = out_dir / CONFIG_NAME
 
-    def essential(text: str) -> dict:
+    def essential(text: str) -> tuple[dict, list]:
         import yaml
 
         values = yaml.safe_load(text) or {}
@@ -181,13 +181,22 @@ def _save_config(out_dir: Path, dumped: str, config: GenerateConfig) -> None:
         values = {k: v for k, v in values.items() if k not in _FREE_KEYS}
         if isinstance(values.get("problems"), dict):
             values["problems"] = {k: v for k, v in values["problems"].items() if k != "limit"}
-        return values
+        search = values.get("search") if isinstance(values.get("search"), dict) else {}
+        schedule = values.pop("schedule", None) or [search.get("rollouts")]
+        values["search"] = {k: v for k, v in search.items() if k != "rollouts"}
+        return values, list(schedule)
 
-    if path.exists() and essential(path.read_text(encoding="utf-8")) != essential(dumped):
-        raise ConfigError(
-            f"{out_dir} holds trees generated with a different config ({path}); "
-            "use a new out_dir or the same config to resume"
-        )
+    if path.exists():
+        old, old_schedule = essential(path.read_text(encoding="utf-8"))
+        new, new_schedule = essential(dumped)
+        common = min(len(old_schedule), len(new_schedule))
+        # a schedule may grow or shrink (more attempts on unsolved problems), but
+        # an attempt's rollout budget, like every other search setting, is fixed
+        if old != new or old_schedule[:common] != new_schedule[:common]:
+            raise ConfigError(
+                f"{out_dir} holds trees generated with a different config ({path}); "
+                "use a new out_dir or the same config to resume"
+            )
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".config-", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(dumped)

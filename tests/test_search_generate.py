@@ -224,9 +224,14 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     assert main(args) == 0
     with pytest.raises(ConfigError, match="different config"):
         main([*args, "--search.n", "3"])
-    # batching and the number of problems do not change any tree: resuming may change them
-    assert main([*args, "--batch_size", "7", "--problems.limit", "2"]) == 0
-    assert {t.problem_id for t in load_trees([out])} == {"demo-00", "demo-01"}
+    with pytest.raises(ConfigError, match="different config"):
+        main([*args, "--schedule", "[3, 8]"])  # attempt 0 had 2 rollouts
+    # batching, the number of problems and more attempts do not change any
+    # existing tree: resuming may change them
+    assert main([*args, "--batch_size", "7", "--problems.limit", "2", "--schedule", "[2, 4]"]) == 0
+    trees = load_trees([out])
+    assert {t.problem_id for t in trees} == {"demo-00", "demo-01"}
+    assert {len(t.rollouts) for t in trees if t.attempt == 1} <= {4}
 
 
 def test_every_search_config_parses():

@@ -64,3 +64,10 @@ def test_bad_scripts_and_unknown_questions_are_reported():
         Script("q?", ("x = 1",))
     with pytest.raises(ScriptError, match="no script for question"):
         ScriptedBackend([SCRIPT]).generate([build_prompt("Unknown?")], n=1)
+
+
+def test_round1_few_shot_prompt_is_followed_too():
+    backend = ScriptedBackend([SCRIPT], p_wrong=0.0, p_error=0.0)
+    prompt = build_prompt(SCRIPT.question, few_shot=True)  # two worked examples first
+    [[first]] = backend.generate([prompt], n=1)
+    assert first.full_text == correct_step_text(SCRIPT, 0)
