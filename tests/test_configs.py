@@ -1,0 +1,125 @@
+"""Every YAML in configs/ loads; training configs carry the paper's hyperparameters and
+parse against the classes they name; FSDP is configured for GPUs.
+
+Rule for which files are training configs: a YAML with a top-level `policy`, `ppm` or
+`trainer` key. Others (search and evaluation configs, e.g. configs/search/) are only
+checked to be valid YAML here; their owners test them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from rstar_pl.train import _lightning_cli, _write_yaml, load_round_config
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_YAML = sorted((ROOT / "configs").rglob("*.yaml"))
+TRAINING = [p for p in ALL_YAML
+            if {"policy", "ppm", "trainer"} & set(yaml.safe_load(p.read_text()) or {})]
+ROUNDS = [ROOT / "configs" / f"round{r}.yaml" for r in (1, 2, 3, 4)]
+
+
+def _global_batch(stage: dict) -> int:
+    t, d = stage["trainer"], stage["data"]["init_args"]
+    return d["batch_size"] * t["devices"] * t["num_nodes"] * t["accumulate_grad_batches"]
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_yaml_loads(path):
+    assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+def test_the_four_rounds_and_the_tiny_override_are_training_configs():
+    assert set(ROUNDS) | {ROOT / "configs" / "tiny.yaml"} <= set(TRAINING)
+
+
+@pytest.mark.parametrize("path", ROUNDS, ids=lambda p: p.name)
+def test_round_has_the_paper_hyperparameters(path):
+    text = path.read_text()
+    assert f"python -m rstar_pl fit --config configs/{path.name}" in text.split("\n\n")[0]
+    assert re.search(r"8 GPUs", text)
+    config = load_round_config([str(path)])
+    policy, ppm = config["policy"], config["ppm"]
+    assert policy["model"]["init_args"]["model"] == "Qwen/Qwen2.5-Math-7B"
+    assert ppm["model"]["init_args"]["model"] == f"{config['run_dir']}/policy"
+    assert policy["trainer"]["max_epochs"] == 2 and ppm["trainer"]["max_epochs"] == 1
+    assert policy["data"]["init_args"]["max_length"] == 4096
+    assert _global_batch(policy) == 128 and _global_batch(ppm) == 512
+    for stage in (policy, ppm):
+        assert stage["model"]["init_args"]["lr"] == 7e-6
+        assert stage["model"]["init_args"]["schedule"] == "linear"
+        assert stage["trainer"]["precision"] == "bf16-mixed"
+        assert stage["trainer"]["strategy"]["class_path"] == "rstar_pl.fsdp.DecoderLayerFSDP"
+
+
+@pytest.mark.parametrize("path", ROUNDS, ids=lambda p: p.name)
+def test_round_stages_parse_with_lightning_cli(path, tmp_path, capsys):
+    """--print_config validates every key against the classes' signatures (nothing is built)."""
+    config = load_round_config([str(path)])
+    for stage in ("policy", "ppm"):
+        stage_file = tmp_path / f"{stage}.yaml"
+        _write_yaml(stage_file, config[stage])
+        with pytest.raises(SystemExit) as exit_:
+            _lightning_cli("fit", ["--config", str(stage_file), "--print_config"])
+        assert exit_.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        # The tokenizer path is linked from the model path.
+        assert printed["model"]["init_args"]["model"] == config[stage]["model"]["init_args"]["model"]
+
+
+def test_a_typo_in_a_stage_config_is_rejected(tmp_path, capsys):
+    config = load_round_config([str(ROUNDS[1])])
+    config["policy"]["model"]["init_args"]["learning_rate"] = 1e-5
+    stage_file = tmp_path / "policy.yaml"
+    _write_yaml(stage_file, config["policy"])
+    with pytest.raises(SystemExit) as exit_:
+        _lightning_cli("fit", ["--config", str(stage_file), "--print_config"])
+    assert exit_.value.code not in (0, None)
+    assert "learning_rate" in capsys.readouterr().err
+
+
+def test_fsdp_strategy_from_the_round_config():
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+
+    from rstar_pl.fsdp import DecoderLayerFSDP
+
+    args = load_round_config([str(ROUNDS[1])])["policy"]["trainer"]["strategy"]["init_args"]
+    strategy = DecoderLayerFSDP(**args)
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {Qwen2DecoderLayer}
+    assert strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes == {Qwen2DecoderLayer}
+    assert strategy._state_dict_type == "full"
+    with pytest.raises(ValueError, match="not an importable class"):
+        DecoderLayerFSDP(layer_class="transformers.NoSuchLayer")
+
+
+def test_tiny_override_runs_on_cpu():
+    config = load_round_config([str(ROUNDS[1]), str(ROOT / "configs" / "tiny.yaml")])
+    for stage in ("policy", "ppm"):
+        trainer = config[stage]["trainer"]
+        assert trainer["accelerator"] == "cpu" and trainer["strategy"] == "auto"
+        assert trainer["precision"] == "32-true" and trainer["max_steps"] <= 10
+    assert config["policy"]["model"]["init_args"]["model"] == config["tiny_model"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP needs CUDA; Lightning refuses it on CPU")
+def test_fsdp_policy_stage_on_gpu(tiny_model_dir, tmp_path):
+    from rstar_pl.export import load_policy
+    from rstar_pl.train import main
+
+    run = tmp_path / "run"
+    argv = [
+        "--config", str(ROUNDS[1]), "--config", str(ROOT / "configs" / "tiny.yaml"), "--stage", "policy",
+        f"--run_dir={run}", f"--tiny_model={tiny_model_dir}", f"--data_dir={ROOT / 'configs/tiny_data'}",
+        "--policy.trainer.accelerator=gpu", "--policy.trainer.devices=1", "--policy.trainer.precision=bf16-mixed",
+        "--policy.trainer.strategy={class_path: rstar_pl.fsdp.DecoderLayerFSDP}",
+        "--policy.trainer.max_steps=2", "--launch", "inprocess",
+    ]
+    assert main("fit", argv) == 0
+    model, _ = load_policy(run / "policy")
+    assert model.config.num_hidden_layers == 4
