@@ -356,6 +356,12 @@ def test_killing_every_process_is_refused(box):
     assert result.error == "PermissionError: [Errno 1] Operation not permitted"
 
 
+def test_a_run_cannot_outlive_its_zygote(box):
+    # prctl(PR_SET_PDEATHSIG, 0) would let an orphaned run sleep on after a zygote crash.
+    result = contained(box, "import ctypes\nprint(ctypes.CDLL(None).prctl(1, 0, 0, 0, 0))")
+    assert result.stdout == "-1\n"
+
+
 def test_segfault_through_ctypes_kills_only_the_run(box):
     result = contained(box, "import ctypes\nctypes.string_at(0)")
     assert result.error == "Killed: the run was killed by SIGSEGV"

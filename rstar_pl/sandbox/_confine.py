@@ -20,8 +20,9 @@ changes that process alone. The layers, in the order they are applied:
   ``socket()`` (so no network and no Unix-socket connections), signals to any
   process but the run itself, ``ptrace`` and friends, namespaces and mounts,
   ``io_uring``, ``bpf``, ``userfaultfd``, keyrings, System V IPC and POSIX
-  message queues (objects that would outlive the run), and permission and
-  ownership changes.
+  message queues (objects that would outlive the run), permission and
+  ownership changes, and clearing the parent-death signal (a run dies with its
+  zygote).
 - ``uid-drop`` (when the zygote is root): the run becomes an unprivileged user
   (65534) with no capability but, when Landlock and seccomp are both in place,
   ``CAP_DAC_READ_SEARCH``: the Python installation may sit under a folder
@@ -41,6 +42,7 @@ import errno
 import os
 import platform
 import resource
+import signal
 import struct
 
 __all__ = ["SandboxSetupError", "confine", "mount_scratch"]
@@ -230,7 +232,8 @@ _ARCH = {
             delete_module=176, kexec_load=246, kexec_file_load=320, reboot=169,
             swapon=167, swapoff=168, acct=163,
         ),
-        clone=56, clone3=435, kill=62, own_pid_first=(234, 129, 297),  # tgkill, rt_(tg)sigqueueinfo
+        clone=56, clone3=435, kill=62, prctl=157,
+        own_pid_first=(234, 129, 297),  # tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo
     ),
     "aarch64": dict(
         audit=0xC00000B7,
@@ -249,7 +252,8 @@ _ARCH = {
             fremovexattr=16, init_module=105, finit_module=273, delete_module=106,
             kexec_load=104, kexec_file_load=294, reboot=142, swapon=224, swapoff=225, acct=89,
         ),
-        clone=220, clone3=435, kill=129, own_pid_first=(131, 138, 240),
+        clone=220, clone3=435, kill=129, prctl=167,
+        own_pid_first=(131, 138, 240),
     ),
 }
 
@@ -258,14 +262,14 @@ _X32_SYSCALL_BIT = 0x40000000
 # BPF opcodes and seccomp return values (linux/filter.h, linux/seccomp.h).
 _LD_ABS_W, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
 _RET_ALLOW, _RET_ERRNO, _RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
-_OFF_NR, _OFF_ARCH, _OFF_ARG0 = 0, 4, 16  # struct seccomp_data; low word of args[0]
+_OFF_NR, _OFF_ARCH, _OFF_ARG0, _OFF_ARG1 = 0, 4, 16, 24  # struct seccomp_data; low words
 
 
 _PID, _NEG_PID = 0x7FFFFFF0, 0x7FFFFFF1  # placeholders, replaced per run by apply_seccomp
 
 
 def _seccomp_program(arch: dict) -> tuple[bytearray, list[int], list[int]]:
-    """Assemble the filter: a deny list, and argument checks for clone and signals.
+    """Assemble the filter: a deny list, and argument checks for clone, signals and prctl.
 
     Returns the program and the offsets of the words that must hold the run's
     pid and its negation (assembled once, in the zygote; patched per run).
@@ -290,7 +294,13 @@ def _seccomp_program(arch: dict) -> tuple[bytearray, list[int], list[int]]:
     ins(_JEQ, arch["kill"], jt="kill_pid")
     for nr in arch["own_pid_first"]:
         ins(_JEQ, nr, jt="own_pid")
+    ins(_JEQ, arch["prctl"], jt="prctl")
     ins(_RET, _RET_ALLOW)
+    label("prctl")  # the parent-death signal may only be SIGKILL: a run dies with its zygote
+    ins(_LD_ABS_W, _OFF_ARG0)
+    ins(_JEQ, _PR_SET_PDEATHSIG, jt=0, jf="allow")
+    ins(_LD_ABS_W, _OFF_ARG1)
+    ins(_JEQ, signal.SIGKILL, jt="allow", jf="eperm")
     label("clone")
     ins(_LD_ABS_W, _OFF_ARG0)
     ins(_JSET, _CLONE_THREAD, jt="allow", jf="eperm")
@@ -455,7 +465,7 @@ def confine(
         attempt("uid-drop", drop_root, "landlock" in applied and "seccomp" in applied)
     # Die with the zygote (set after the credential change, which clears it);
     # checked after setting, in case the zygote died just before.
-    _prctl(_PR_SET_PDEATHSIG, 9)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote_pid:
         os._exit(0)
     _prctl(_PR_SET_DUMPABLE, 0)
