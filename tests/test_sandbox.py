@@ -120,6 +120,11 @@ def test_stderr_is_kept_apart_from_stdout(box):
     assert (result.stdout, result.stderr) == ("out\n", "warn\n")
 
 
+def test_output_without_a_final_newline_is_kept(box):
+    result = box.run("import io, sys\nprint('partial', end='')\nsys.stdout = io.StringIO()")
+    assert result.ok and result.stdout == "partial"
+
+
 def test_sys_exit_zero_is_a_normal_end(box):
     result = box.run("import sys\nprint('a')\nsys.exit(0)\nprint('b')")
     assert result.ok and result.stdout == "a\n"

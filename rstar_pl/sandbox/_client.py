@@ -147,6 +147,7 @@ class Resources:
     def forget(self) -> None:
         """In a child forked from the caller: leave the parent's zygote alone, start anew."""
         if self.worker is not None:
+            self.worker.sel.close()
             self.worker.sock.close()
         self.worker = None
         self.lock = threading.Lock()

@@ -45,7 +45,7 @@ from collections import deque
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _MAX_ERROR_CHARS = 2000
-_STATUS_CAP = 4 * _MAX_ERROR_CHARS
+_STATUS_CAP = 4 * _MAX_ERROR_CHARS + 64  # the longest status a run writes, in UTF-8
 _READ_CHUNK = 65536
 
 
@@ -147,6 +147,7 @@ class Zygote:
                 io.FileIO(1, "w", closefd=False), "utf-8", "backslashreplace", line_buffering=True)
             sys.stderr = sys.__stderr__ = io.TextIOWrapper(
                 io.FileIO(2, "w", closefd=False), "utf-8", "backslashreplace", line_buffering=True)
+            streams = (sys.stdout, sys.stderr)
             if "tempfile" in sys.modules:
                 sys.modules["tempfile"].tempdir = run_dir
             # Repeatable runs: the global generators start from seed 0 in every
@@ -172,7 +173,7 @@ class Zygote:
                 report = b"error\n" + _describe(exc).encode("utf-8", "backslashreplace")
         except BaseException as exc:  # the program's exception is its result
             report = b"error\n" + _describe(exc).encode("utf-8", "backslashreplace")
-        for stream in (sys.stdout, sys.stderr):
+        for stream in (sys.stdout, sys.stderr, *streams):  # also ours, if the program swapped them
             try:
                 stream.flush()
             except BaseException:  # the program may have closed its streams
