@@ -367,6 +367,12 @@ def test_a_run_cannot_outlive_its_zygote(box):
     assert result.stdout == "-1\n"
 
 
+def test_forged_status_does_not_break_the_zygote(box):
+    # fd 3 is the channel on which a run reports how it ended.
+    result = contained(box, "import os\nos.write(3, b'forged\\0')\nprint('after')")
+    assert result.stdout == "after\n"
+
+
 def test_segfault_through_ctypes_kills_only_the_run(box):
     result = contained(box, "import ctypes\nctypes.string_at(0)")
     assert result.error == "Killed: the run was killed by SIGSEGV"
@@ -387,6 +393,11 @@ def test_reading_the_callers_files_is_refused(box, tmp_path):
     secret.write_text("private")
     result = contained(box, f"print(open({str(secret)!r}).read())")
     assert result.error.startswith("PermissionError") and "private" not in result.stdout
+
+
+def test_deeply_nested_folders_are_cleaned_up(box):
+    code = "import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')"
+    assert contained(box, code).stdout == "deep\n"
 
 
 def test_system_v_shared_memory_is_refused(box):

@@ -379,7 +379,7 @@ def mount_scratch(base_dir: str, size_mb: int) -> bool:
     # Without private propagation the tmpfs would show up in the caller's namespace.
     if _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
         return False
-    options = f"size={size_mb}m,mode=0711".encode()
+    options = f"size={size_mb}m,nr_inodes={64 * size_mb},mode=0711".encode()
     if _libc.mount(b"tmpfs", base_dir.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
         return False
     os.chdir(base_dir)  # re-enter: the old working directory is under the mount

@@ -38,6 +38,7 @@ import selectors
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import types
@@ -73,6 +74,14 @@ def _describe(exc: BaseException) -> str:
         message = ""
     text = f"{name}: {message}" if message else name
     return text[:_MAX_ERROR_CHARS]
+
+
+def _remove_tree(path: str) -> None:
+    """Delete a run's folder. A run can nest folders deeper than shutil.rmtree recurses."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        subprocess.run(["rm", "-rf", "--", path], stdin=subprocess.DEVNULL, check=False)
 
 
 class _Child:
@@ -230,7 +239,10 @@ class Zygote:
             return False
         if kind == "status":
             child.status += data[: _STATUS_CAP - len(child.status)]
-            if child.status.endswith(b"\0") and child.job is not None and not child.reported:
+            # A complete status reports the run at once; anything else (the
+            # program may write to fd 3 too) waits for the child's exit status.
+            if (child.status.endswith(b"\0") and child.status.startswith((b"ok\n", b"error\n"))
+                    and child.job is not None and not child.reported):
                 self._report(child, None, 0.0)
             return True
         buf = child.out if kind == "out" else child.err
@@ -338,7 +350,7 @@ class Zygote:
         self.sel.unregister(child.pidfd)
         os.close(child.pidfd)
         self._close_code(child)
-        shutil.rmtree(child.run_dir, ignore_errors=True)
+        _remove_tree(child.run_dir)
 
     def _on_child_event(self, child: _Child, kind: str, fd: int) -> None:
         # An earlier event of the same select() may have closed this fd already.
@@ -426,7 +438,7 @@ class Zygote:
                 os.waitpid(child.pid, 0)
             except ChildProcessError:
                 pass
-            shutil.rmtree(child.run_dir, ignore_errors=True)
+            _remove_tree(child.run_dir)
 
 
 def main() -> None:
