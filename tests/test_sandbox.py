@@ -396,7 +396,7 @@ def test_reading_the_callers_files_is_refused(box, tmp_path):
 
 
 def test_deeply_nested_folders_are_cleaned_up(box):
-    code = "import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')"
+    code = "import os\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')"
     assert contained(box, code).stdout == "deep\n"
 
 
