@@ -25,6 +25,12 @@ a normal end), or why it was stopped (``Timeout: ...``, ``OutputLimit: ...``,
 after ``os._exit(n)``, ``SandboxError: ...``). Identical programs within one
 ``run_many`` call run once and share the result.
 
+Sibling steps that share a long prefix are each run whole. Forking them from a
+child that already ran the prefix would mean allowing ``fork`` to a process
+that has run model code (which could then fork too), and the snapshot's
+threads, open files, folder and clock would be lost or shared between the
+siblings, so the result could differ from running the program whole.
+
 What model code meets (Linux; ``Sandbox.protections`` lists the layers this
 machine applies, and a warning names any that are missing):
 
@@ -58,7 +64,7 @@ machine applies, and a warning names any that are missing):
 - network: every ``socket()`` is refused (seccomp), so no TCP/UDP connection
   and no connection to a Unix socket either.
 - the caller's environment: the zygote starts with an environment of its own
-  (thread-count settings only), runs see an empty ``os.environ``, and
+  (thread counts, a hash seed), runs see an empty ``os.environ``, and
   ``/proc/<pid>`` of other processes is out of reach.
 - changes to modules, builtins, ``sys`` or files: they die with the child; the
   next run forks from the untouched zygote. System V IPC and POSIX message
@@ -164,7 +170,9 @@ class Sandbox:
         cpu_seconds: CPU seconds per run (RLIMIT_CPU); default: ``timeout``.
         output_bytes: cap on stdout and on stderr; a run that writes more is killed.
         preimport: modules imported once in the zygote (each run finds them in
-            ``sys.modules``; a run's own ``import`` of them is free).
+            ``sys.modules``; a run's own ``import`` of them is free). scipy loads its
+            submodules lazily: add e.g. ``"scipy.optimize"`` if runs use it (else each
+            run imports it, about a second).
         max_workers: runs at once; default: the CPUs this process may use.
         file_mb: largest file a run may write (RLIMIT_FSIZE).
         recursion_limit: ``sys.setrecursionlimit`` in each run.
