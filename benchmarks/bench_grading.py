@@ -11,8 +11,8 @@ On the hand-checked cases of tests/grading_cases.py, side by side in one process
   (math-verify's own signal timeouts on, as its docs recommend there).
 
 Prints checks per second, median and worst time per check (medians over ``--repeats``
-passes), the ratios, the share of checks that needed a symbolic worker, and the accuracy of
-both on the cases, overall and per category. The machine may be shared: read the medians.
+passes), the ratios, the times of checks settled without sympy and of those that needed a
+symbolic worker, and the accuracy of both on the cases, overall and per category. The machine may be shared: read the medians.
 """
 
 from __future__ import annotations
@@ -57,21 +57,25 @@ def _math_verify():
     return check
 
 
-def _pass(check, clear: bool) -> tuple[list[float], list[bool]]:
+def _pass(check, clear: bool) -> tuple[list[float], list[bool], list[bool]]:
+    """Times and verdicts of one pass over the cases, and which checks used a worker."""
     if clear:
         clear_cache()
-    times, verdicts = [], []
+    pool = get_pool()
+    times, verdicts, symbolic = [], [], []
     for _, pred, gold, _ in CASES:
+        requests = pool.requests
         start = time.perf_counter()
         verdicts.append(check(pred, gold))
         times.append(time.perf_counter() - start)
-    return times, verdicts
+        symbolic.append(pool.requests > requests)
+    return times, verdicts, symbolic
 
 
-def _summary(name: str, passes: list[tuple[list[float], list[bool]]]) -> dict:
-    totals = [sum(t) for t, _ in passes]
-    per_check = [statistics.median(t) for t, _ in passes]
-    worst = [max(t) for t, _ in passes]
+def _summary(name: str, passes: list[tuple[list[float], list[bool], list[bool]]]) -> dict:
+    totals = [sum(t) for t, _, _ in passes]
+    per_check = [statistics.median(t) for t, _, _ in passes]
+    worst = [max(t) for t, _, _ in passes]
     verdicts = passes[-1][1]
     correct = [v == expected for v, (_, _, _, expected) in zip(verdicts, CASES, strict=True)]
     return {
@@ -101,9 +105,7 @@ def main() -> None:
           f" ({'ready' if ready else 'NOT ready'})")  # fmt: skip
 
     ours = _ours(args.timeout)
-    requests_before = get_pool().requests
     cold = [_pass(ours, clear=True) for _ in range(args.repeats)]
-    symbolic_batches = (get_pool().requests - requests_before) / args.repeats
     cached = [_pass(ours, clear=False) for _ in range(args.repeats)]
     baseline_check = _math_verify()
     baseline = [_pass(baseline_check, clear=False) for _ in range(args.repeats)]
@@ -129,8 +131,18 @@ def main() -> None:
     print(
         f"speed-up, cached vs math-verify:   {cached_row['checks_per_s'] / base_row['checks_per_s']:.0f}x throughput"
     )
-    print(f"pairs settled without a symbolic worker: {1 - symbolic_batches / len(CASES):.0%}"
-          f" ({symbolic_batches:.0f} of {len(CASES)} checks sent one batch to a worker)")  # fmt: skip
+    # Per case, the median over passes; then split by path.
+    per_case = [statistics.median(t[i] for t, _, _ in cold) for i in range(len(CASES))]
+    used_worker = cold[-1][2]
+    fast = [t for t, w in zip(per_case, used_worker, strict=True) if not w]
+    slow = [t for t, w in zip(per_case, used_worker, strict=True) if w]
+    print(f"fast path (no sympy): {len(fast)} of {len(CASES)} checks, median "
+          f"{1e3 * statistics.median(fast):.3f} ms, worst {1e3 * max(fast):.1f} ms")  # fmt: skip
+    if slow:
+        print(f"symbolic worker:      {len(slow)} checks, median {1e3 * statistics.median(slow):.1f} ms,"
+              f" worst {1e3 * max(slow):.1f} ms")  # fmt: skip
+    worst_case = CASES[max(range(len(CASES)), key=per_case.__getitem__)]
+    print(f"slowest case: {worst_case[1]!r} vs {worst_case[2]!r} ({1e3 * max(per_case):.1f} ms)")
 
     by_category: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for (category, *_), a, b in zip(CASES, ours_row["correct"], base_row["correct"], strict=True):
@@ -140,11 +152,12 @@ def main() -> None:
     for category, marks in by_category.items():
         n = len(marks)
         print(f"{category:12} {n:5d} {sum(a for a, _ in marks):6d} {sum(b for _, b in marks):12d}")
-    wrong = [c for c, ok in zip(CASES, ours_row["correct"], strict=True) if not ok]
-    if wrong:
-        print("\nis_equivalent disagrees with the expected verdict on:")
-        for category, pred, gold, expected in wrong:
-            print(f"  [{category}] {pred!r} vs {gold!r}: expected {expected}")
+    for row in (ours_row, base_row):
+        wrong = [c for c, ok in zip(CASES, row["correct"], strict=True) if not ok]
+        if wrong:
+            print(f"\n{row['name']} disagrees with the expected verdict on:")
+            for category, pred, gold, expected in wrong:
+                print(f"  [{category}] {pred!r} vs {gold!r}: expected {expected}")
 
 
 if __name__ == "__main__":

@@ -2,16 +2,10 @@ r"""Equivalence cases for `rstar_pl.grading.is_equivalent`, with verdicts worked
 
 Each case is ``(category, pred, gold, expected)``: ``pred`` is a model's final answer, ``gold``
 the reference (forms taken from MATH, OlympiadBench, Gaokao and GSM8K answers). The verdict is
-the mathematical one, under these conventions (also in the README):
-
-- a decimal that is not exactly the other value is accepted as its approximation when it shows
-  at least 4 significant digits and is within one unit of its last digit (0.3333 and 0.6666 /
-  0.6667 for 1/3 and 2/3, 1.414 for sqrt 2; not 0.33, 0.667 or 3.14 for pi);
-- a percentage stands for its number or its fraction (44\% is 44 or 0.44); degree marks are
-  dropped (45^\circ is 45) but degrees are not converted to radians;
-- ``x=3`` is 3 when the other side is a bare value; two assignments need the same variable;
-- bare lists and sets are unordered, tuples and intervals ordered with their brackets;
-- a tuple and a one-row or one-column matrix with the same entries are the same vector.
+the mathematical one, under the conventions listed in rstar_pl/grading/equivalence.py (a
+decimal approximates a value not written as a decimal when it shows at least 4 significant
+digits and is within one unit of its last digit; 44\% is 44 or 0.44; 45^\circ is 45; x=3 is 3;
+lists and sets are unordered, tuples and intervals ordered; a reference A-E is a choice).
 
 Shared by tests/test_grading.py and benchmarks/bench_grading.py.
 """

@@ -16,6 +16,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rstar_pl.grading import extract_answer, extract_boxed, is_equivalent, warm_up
 from rstar_pl.grading.pool import get_pool
@@ -222,6 +224,28 @@ def test_a_worker_stuck_past_its_deadline_is_replaced():
     assert pool.judge([("10^{10^{10}}", "5")], start + TIMEOUT) == [None]
     assert time.monotonic() - start < TIMEOUT + SLACK
     assert pool.judge([("2\\sqrt{2}", "\\sqrt{8}")], time.monotonic() + GENEROUS) == [True]
+
+
+LATEX_PIECES = [
+    "\\frac{", "}", "{", "\\sqrt", "\\pi", "x", "=", "<", "\\leq ", "(", ")", "[", "]",
+    "\\{", "\\}", ",", "1", "2", "0.5", "-", "^", "\\%", "^\\circ", "\\text{", "cm",
+    "\\left(", "\\right)", "\\cup", "\\infty", "\\pm", "|", "\\begin{pmatrix}",
+    "\\end{pmatrix}", "&", "\\\\", "!", "i", ".", "$", "\\boxed{", "#### ", "\\!", " ",
+    "10^{", "The answer is ",
+]  # fmt: skip
+latex_soup = st.lists(st.sampled_from(LATEX_PIECES), max_size=12).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(latex_soup, latex_soup)
+def test_any_latex_soup_gets_a_bool_in_time_and_equals_itself(pred, gold):
+    verdict, seconds = _timed(pred, gold)
+    assert isinstance(verdict, bool)
+    assert seconds < TIMEOUT + SLACK
+    if pred.strip():
+        assert is_equivalent(pred, pred, timeout=TIMEOUT)
+    found = extract_answer(pred)
+    assert found is None or found in pred
 
 
 def _check_in_child(_: int) -> tuple[bool, bool, bool, float]:

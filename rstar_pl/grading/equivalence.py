@@ -12,6 +12,19 @@ The order of work, cheapest first:
    large factorials, very long strings) never go there: they are equal only as text.
 
 Verdicts are cached by canonical pair; a verdict that a deadline cut short is not cached.
+
+Conventions (the case file tests/grading_cases.py checks each):
+
+- a decimal that is not exactly the other value counts as its approximation when the other is
+  not itself written as a decimal, the decimal shows at least 4 significant digits and is
+  within one unit of its last digit (0.3333 or 0.6667 for 1/3 and 2/3, 1.414 for sqrt(2);
+  not 0.33, 3.14 for pi, or 16386.1 for 16386.16);
+- a percentage stands for its number or its fraction (44\\% is 44 or 0.44); degree marks are
+  dropped (45^\\circ is 45), degrees are not converted to radians;
+- ``x=3`` is 3 when the other side is a bare value; two assignments need the same left side;
+- bare lists and sets are unordered; tuples and intervals are ordered and keep their brackets;
+  a tuple equals a one-row or one-column matrix with the same entries;
+- a reference that is a letter A-E is a multiple-choice answer: ``(C)``, ``c``, ``C: 12`` match.
 """
 
 from __future__ import annotations
