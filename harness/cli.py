@@ -3,6 +3,7 @@
     harness tasks
     harness eval --checkpoint DIR --tasks math500,aime2024 [--limit N]
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
+                 [--search mcts|beam|best_of_n --trajectories N --ppm DIR]
 
 Each flag of `harness eval` is a field of `harness.evaluate.EvalConfig`.
 Bad input (an unknown task, a missing file, a choice not available yet) is
@@ -24,9 +25,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="solve benchmark problems with a checkpoint and grade them",
-        description="Greedy step-format evaluation (code executed in the sandbox). Writes "
-        "OUT/<task>/predictions.jsonl, summary.json and config.json, and resumes an "
-        "interrupted run from them.",
+        description="Step-format evaluation, greedy or with test-time search and a majority "
+        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
+        "summary.json and config.json, and resumes an interrupted run from them.",
     )
     p.add_argument("--checkpoint", required=True,
                    help="policy: Hugging Face model folder (or Lightning .ckpt)")
@@ -37,12 +38,23 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    "else the Hugging Face hub)")
     p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
     p.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
-                   help="generation backend (vllm: not yet available)")
+                   help=f"generation backend (default {defaults.backend})")
     p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
-                   help="test-time search (only greedy is available yet)")
+                   help=f"test-time search (default {defaults.search})")
     p.add_argument("--trajectories", type=int, default=defaults.trajectories,
-                   help="search runs per problem (search modes)")
-    p.add_argument("--ppm", default=None, help="process preference model folder (search modes)")
+                   help="MCTS runs / best-of-N samples / beam width per problem "
+                   f"(default {defaults.trajectories})")
+    p.add_argument("--ppm", default=None,
+                   help="process preference model folder or .ckpt (needed by mcts and beam)")
+    p.add_argument("--samples", type=int, default=defaults.samples,
+                   help=f"steps sampled per expansion (default {defaults.samples})")
+    p.add_argument("--rollouts", type=int, default=defaults.rollouts,
+                   help=f"MCTS rollouts per run (default {defaults.rollouts})")
+    p.add_argument("--temperature", type=float, default=defaults.temperature,
+                   help=f"search sampling temperature (default {defaults.temperature})")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="vote over the K best-scored trajectories (default all)")
+    p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
     p.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
                    help=f"token limit of one step (default {defaults.max_tokens})")
     p.add_argument("--max-depth", type=int, default=defaults.max_depth,
@@ -54,7 +66,11 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--few-shot", action="store_true", help="round 1's few-shot prompt")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=None, help="torch device of the hf backend")
-    p.add_argument("--dtype", default=defaults.dtype, help="torch dtype of the hf backend")
+    p.add_argument("--dtype", default=defaults.dtype, help="dtype of the model weights")
+    p.add_argument("--gpu-memory-utilization", type=float,
+                   default=defaults.gpu_memory_utilization,
+                   help="vllm: memory fraction for the engine (about 0.3 on a CPU machine)")
+    p.add_argument("--max-model-len", type=int, default=None, help="vllm: context length")
     p.add_argument("--code-timeout", type=float, default=defaults.code_timeout,
                    help="seconds a program may run")
     p.add_argument("--grade-timeout", type=float, default=defaults.grade_timeout,

@@ -1,10 +1,11 @@
 """`harness eval`: solve benchmark problems with a policy and grade the answers.
 
 `evaluate(config)` runs every task of `config.tasks`: it loads the problems
-(`harness.tasks`), solves them in batches with greedy step-format decoding
-(`rstar_pl.solve.solve_greedy`, code run in `rstar_pl.sandbox.Sandbox`), grades
-the extracted answer against the reference (`rstar_pl.grading`), and writes the
-files described in `harness.report`. Problems already in a task's
+(`harness.tasks`), solves them in batches, either with greedy step-format
+decoding (`rstar_pl.solve.solve_greedy`) or with test-time search and a vote
+(`harness.search_eval`), code always run in `rstar_pl.sandbox.Sandbox`, grades
+the answer against the reference (`rstar_pl.grading`), and writes the files
+described in `harness.report`. Problems already in a task's
 predictions file are not solved again, so an interrupted run resumes where it
 stopped; a run whose generation settings differ from the saved ones refuses to
 mix results unless told to start over.
@@ -34,6 +35,7 @@ from harness.report import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from harness.search_eval import SearchOutcome, SearchSettings, solve_with_search
 from harness.tasks import Problem, TaskSpec, load_problems, resolve_tasks
 from rstar_pl.backends.base import PolicyBackend
 
@@ -53,7 +55,8 @@ SEARCH_MODES = ("greedy", "mcts", "beam", "best_of_n")
 #: Settings that change what is generated; resuming requires them unchanged.
 _GENERATION_KEYS = (
     "checkpoint", "backend", "search", "trajectories", "ppm", "max_tokens", "max_depth",
-    "max_code_runs", "few_shot", "seed", "code_timeout",
+    "max_code_runs", "few_shot", "seed", "code_timeout", "samples", "rollouts", "temperature",
+    "top_k", "weighted_vote",
 )
 
 
@@ -82,11 +85,21 @@ class EvalConfig:
     backend: str = "hf"
     """Generation backend: hf or vllm."""
     search: str = "greedy"
-    """Test-time search: greedy (mcts, beam, best_of_n come with the self-evolution issue)."""
-    trajectories: int = 1
-    """Search runs per problem (search modes only)."""
+    """Test-time search: greedy, mcts, beam or best_of_n (see harness.search_eval)."""
+    trajectories: int = 8
+    """Search modes: MCTS runs / best-of-N samples / beam width per problem."""
     ppm: str | None = None
-    """Process preference model folder (search modes only)."""
+    """Process preference model (export folder or .ckpt); needed by mcts and beam."""
+    samples: int = 8
+    """Search modes: candidate steps sampled per expansion (paper: 32 at evaluation)."""
+    rollouts: int = 16
+    """MCTS rollouts per run."""
+    temperature: float = 1.0
+    """Search modes: sampling temperature."""
+    top_k: int | None = None
+    """Search modes: vote over the K best-scored trajectories (default: all)."""
+    weighted_vote: bool = False
+    """Search modes: PPM-score-weighted vote instead of counting."""
     max_tokens: int = 1024
     """Token limit of one step."""
     max_depth: int = 16
@@ -102,7 +115,11 @@ class EvalConfig:
     device: str | None = None
     """Torch device of the hf backend; default CUDA when available."""
     dtype: str = "auto"
-    """Torch dtype of the hf backend."""
+    """Torch dtype of the backend's weights."""
+    gpu_memory_utilization: float = 0.9
+    """vllm backend: fraction of accelerator memory (about 0.3 on a CPU machine)."""
+    max_model_len: int | None = None
+    """vllm backend: context length (default: the model's)."""
     code_timeout: float = 10.0
     """Seconds each program may run in the sandbox."""
     grade_timeout: float = 5.0
@@ -124,6 +141,12 @@ class EvalConfig:
                                           f"got {self.search!r}"),
             (self.limit is None or self.limit >= 0, f"--limit must be >= 0, got {self.limit}"),
             (self.trajectories >= 1, f"--trajectories must be >= 1, got {self.trajectories}"),
+            (self.samples >= 1, f"--samples must be >= 1, got {self.samples}"),
+            (self.rollouts >= 1, f"--rollouts must be >= 1, got {self.rollouts}"),
+            (self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}"),
+            (self.top_k is None or self.top_k >= 1, f"--top-k must be >= 1, got {self.top_k}"),
+            (self.search not in ("mcts", "beam") or self.ppm is not None,
+             f"--search {self.search} ranks steps with a PPM: give --ppm DIR"),
             (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
             (self.max_depth >= 1, f"--max-depth must be >= 1, got {self.max_depth}"),
             (self.max_code_runs >= 0, f"--max-code-runs must be >= 0, got {self.max_code_runs}"),
@@ -153,15 +176,18 @@ def make_backend(config: EvalConfig, model_dir: Path) -> PolicyBackend:
             "--backend vllm is not yet available (it comes with the vLLM backend issue); "
             "use --backend hf"
         ) from None
-    return module.VLLMBackend(str(model_dir), seed=config.seed)
+    return module.VLLMBackend(str(model_dir), seed=config.seed, dtype=config.dtype,
+                              gpu_memory_utilization=config.gpu_memory_utilization,
+                              max_model_len=config.max_model_len)
 
 
-def _check_search(config: EvalConfig) -> None:
-    if config.search != "greedy":
-        raise NotAvailableError(
-            f"--search {config.search} is not yet available in harness eval (it comes with the "
-            "self-evolution issue); use --search greedy"
-        )
+def make_scorer(config: EvalConfig) -> Any | None:
+    """The PPM scorer of `config.ppm`, or None."""
+    if config.ppm is None:
+        return None
+    from rstar_pl.backends.ppm import PPMScorer
+
+    return PPMScorer.from_path(config.ppm, device=config.device, batch_size=config.batch_size)
 
 
 class _LazySandbox:
@@ -221,7 +247,7 @@ def _prepare_task_dir(task_dir: Path, config: EvalConfig, spec: TaskSpec) -> lis
 
 def _record(problem: Problem, solution: Any, extracted: str | None, correct: bool,
             seconds: float) -> dict[str, Any]:
-    return {
+    record = {
         "schema": PREDICTION_SCHEMA,
         "index": problem.index,
         "question": problem.question,
@@ -231,10 +257,39 @@ def _record(problem: Problem, solution: Any, extracted: str | None, correct: boo
         "extracted": extracted,
         "correct": correct,
         "num_tokens": solution.num_tokens,
-        "code_runs": solution.code_runs,
-        "finish_reason": solution.finish_reason,
         "seconds": round(seconds, 4),
     }
+    if isinstance(solution, SearchOutcome):
+        record["candidates"] = solution.candidates
+    else:
+        record.update(code_runs=solution.code_runs, finish_reason=solution.finish_reason)
+    return record
+
+
+def _solve(batch: Sequence[Problem], config: EvalConfig, backend: PolicyBackend, sandbox: Any,
+           scorer: Any | None, extract_answer: Callable[[str], str | None]
+           ) -> list[tuple[Any, str | None]]:
+    """(solution, answer) per problem: greedy answers are extracted from the
+    completion, search answers are the vote's."""
+    questions = [p.question for p in batch]
+    if config.search == "greedy":
+        from rstar_pl.solve import solve_greedy
+
+        solutions = solve_greedy(
+            backend, questions, sandbox=sandbox, max_tokens=config.max_tokens,
+            max_depth=config.max_depth, max_code_runs=config.max_code_runs,
+            few_shot=config.few_shot,
+        )
+        return [(s, extract_answer(s.response)) for s in solutions]
+    settings = SearchSettings(
+        mode=config.search, trajectories=config.trajectories, samples=config.samples,
+        rollouts=config.rollouts, temperature=config.temperature, top_k=config.top_k,
+        weighted_vote=config.weighted_vote, max_tokens=config.max_tokens,
+        max_depth=config.max_depth, few_shot=config.few_shot, seed=config.seed,
+    )
+    outcomes = solve_with_search(questions, backend=backend, sandbox=sandbox, scorer=scorer,
+                                 settings=settings)
+    return [(o, o.answer) for o in outcomes]
 
 
 def evaluate_task(
@@ -243,11 +298,10 @@ def evaluate_task(
     config: EvalConfig,
     backend: PolicyBackend,
     sandbox: Any,
+    scorer: Any | None = None,
 ) -> dict[str, Any]:
     """Solve and grade one task's problems, resuming from its folder; returns the summary."""
     from tqdm.auto import tqdm
-
-    from rstar_pl.solve import solve_greedy
 
     extract_answer, is_equivalent = _grader()
     task_dir = Path(config.out) / spec.name
@@ -267,15 +321,10 @@ def evaluate_task(
         for start in range(0, len(todo), config.batch_size):
             batch = todo[start : start + config.batch_size]
             t0 = time.perf_counter()
-            solutions = solve_greedy(
-                backend, [p.question for p in batch], sandbox=sandbox,
-                max_tokens=config.max_tokens, max_depth=config.max_depth,
-                max_code_runs=config.max_code_runs, few_shot=config.few_shot,
-            )
+            solved = _solve(batch, config, backend, sandbox, scorer, extract_answer)
             per_problem = (time.perf_counter() - t0) / len(batch)
             records = []
-            for problem, solution in zip(batch, solutions, strict=True):
-                extracted = extract_answer(solution.response)
+            for problem, (solution, extracted) in zip(batch, solved, strict=True):
                 correct = extracted is not None and bool(
                     is_equivalent(extracted, list(problem.references),
                                   timeout=config.grade_timeout)
@@ -305,13 +354,12 @@ def evaluate_task(
 
 
 def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
-             sandbox: Any | None = None) -> list[dict[str, Any]]:
+             sandbox: Any | None = None, scorer: Any | None = None) -> list[dict[str, Any]]:
     """Run every task of `config`; returns their summaries in order.
 
-    `backend` and `sandbox` default to the ones the config names; passing them
-    lets a caller reuse a loaded model (or a scripted backend in tests).
+    `backend`, `sandbox` and `scorer` default to the ones the config names;
+    passing them lets a caller reuse loaded models (or scripted ones in tests).
     """
-    _check_search(config)
     specs = resolve_tasks(config.tasks)
     # Load every task's problems first: a bad file fails before any model time is spent.
     problems = {s.name: load_problems(s, data_dir=config.data_dir, limit=config.limit)
@@ -320,11 +368,14 @@ def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
     if backend is None:
         model_dir = resolve_checkpoint(config.checkpoint, export_dir=out / "exported_policy")
         backend = make_backend(config, model_dir)
+    if scorer is None and config.search != "greedy":
+        scorer = make_scorer(config)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", config.to_dict())
     with contextlib.ExitStack() as stack:
         if sandbox is None:
             sandbox = stack.enter_context(_LazySandbox(config.code_timeout))
-        summaries = [evaluate_task(s, problems[s.name], config, backend, sandbox) for s in specs]
+        summaries = [evaluate_task(s, problems[s.name], config, backend, sandbox, scorer)
+                     for s in specs]
     write_json_atomic(out / "summary.json", {"tasks": summaries})
     return summaries

@@ -9,7 +9,9 @@ reported in `Completion.stop`. Token counts include the stop string (or the
 end-of-sequence token) that ended the row.
 
 Sampling is seeded per call (`seed`), inside a forked RNG state so that the
-caller's global torch RNG is left untouched. Temperature 0 is greedy decoding;
+caller's global torch RNG is left untouched. One RNG serves the whole batch, so
+the backend declares `per_prompt_seeds = False` and search sends it one seed
+per call; a list of seeds is accepted and folded into one. Temperature 0 is greedy decoding;
 the `n` completions of a greedy call are then copies of one.
 
 This is the reference backend: simple, exact, and slow next to vLLM. It is
@@ -19,6 +21,7 @@ what runs in tests and on machines without vLLM.
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +33,9 @@ __all__ = ["HFBackend"]
 class HFBackend:
     """Batched generation with a transformers causal LM.
 
+    Attributes:
+        per_prompt_seeds: False: one seed drives a whole call (see module doc).
+
     Args:
         model: a folder (or hub id) loadable by `AutoModelForCausalLM`, or an
             already loaded model (then `tokenizer` is required).
@@ -38,6 +44,8 @@ class HFBackend:
         dtype: torch dtype name for loading ("auto", "bfloat16", "float32").
         batch_size: prompts per `model.generate` call (each with its `n` samples).
     """
+
+    per_prompt_seeds = False
 
     def __init__(
         self,
@@ -82,10 +90,13 @@ class HFBackend:
         max_tokens: int = 256,
         temperature: float = 0.0,
         top_p: float = 1.0,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """`n` completions per prompt, in prompt order (see `PolicyBackend`)."""
         import torch
+
+        if seed is not None and not isinstance(seed, int):
+            seed = zlib.crc32(",".join(map(str, seed)).encode())
 
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")

@@ -1,0 +1,166 @@
+"""Test-time search for `harness eval --search mcts|beam|best_of_n`.
+
+The paper's evaluation: several independent search runs per problem, each
+keeping its highest-scored trajectory, then a majority vote over the top-K
+of those trajectories by PPM score (plain or score-weighted). Here:
+
+- `mcts`: `trajectories` independent MCTS runs (different attempts, so
+  different tree seeds) with PPM-initialised Q-values and no reference answer
+  (terminals are rewarded with their PPM score); each run contributes its best
+  trajectory.
+- `best_of_n`: `trajectories` sampled solutions per problem, ranked by the
+  PPM's score of their last step (unranked without a PPM: plain vote over all).
+- `beam`: step-level beam search of width `trajectories`, `samples` per node,
+  PPM-ranked; its finished trajectories are the candidates.
+
+The search itself is `rstar_pl.search`; this module only turns evaluation
+problems into search problems (without their answers), runs the chosen
+strategy, and votes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
+from rstar_pl.steps import build_prompt
+
+__all__ = ["SearchOutcome", "SearchSettings", "solve_with_search"]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The knobs of test-time search (the CLI flags of the same names)."""
+
+    mode: str
+    trajectories: int = 8
+    samples: int = 8
+    rollouts: int = 16
+    temperature: float = 1.0
+    top_k: int | None = None
+    weighted_vote: bool = False
+    max_tokens: int = 1024
+    max_depth: int = 16
+    few_shot: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """The result for one problem.
+
+    Attributes:
+        answer: the voted answer (None when no candidate gave one).
+        response: the best-scored candidate's response whose answer won the vote
+            (the best candidate overall when none did).
+        num_tokens: tokens the policy generated for this problem.
+        candidates: (answer, score) of every candidate, best first.
+    """
+
+    answer: str | None
+    response: str
+    num_tokens: int
+    candidates: list[tuple[str | None, float]]
+
+
+@dataclass(frozen=True)
+class _SearchProblem:
+    id: str
+    question: str
+    answer: str | None = None  # never shown to the search at test time
+
+
+class _TokenCounter:
+    """Passes calls to the policy and adds up generated tokens per problem,
+    recognising each prompt by the problem prompt it starts with."""
+
+    def __init__(self, backend: PolicyBackend, prompts: Sequence[str]) -> None:
+        self.backend, self.prompts = backend, list(prompts)
+        self.per_prompt_seeds = getattr(backend, "per_prompt_seeds", True)
+        self.tokens: Counter[int] = Counter()
+
+    def generate(self, prompts: Sequence[str], **kwargs: Any) -> list[list[Completion]]:
+        batch = self.backend.generate(prompts, **kwargs)
+        for context, completions in zip(prompts, batch, strict=True):
+            owner = next((i for i, p in enumerate(self.prompts) if context.startswith(p)), None)
+            if owner is not None:
+                self.tokens[owner] += sum(c.num_tokens for c in completions)
+        return batch
+
+
+def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: Any,
+                scorer: Scorer | None) -> list[list[Any]]:
+    """Per problem, the candidate trajectories best first (`rstar_pl.search.Trajectory`)."""
+    from rstar_pl.search import (
+        BeamConfig,
+        BestOfNConfig,
+        MCTSConfig,
+        Sampling,
+        ranked_trajectories,
+        run_beam,
+        run_best_of_n,
+        run_mcts,
+    )
+
+    sampling = Sampling(temperature=settings.temperature, max_tokens=settings.max_tokens)
+    if settings.mode == "best_of_n":
+        config = BestOfNConfig(n=settings.trajectories, max_depth=settings.max_depth,
+                               few_shot=settings.few_shot, sampling=sampling)
+        return run_best_of_n(problems, env, config, seed=settings.seed)[1]
+    if settings.mode == "beam":
+        config = BeamConfig(beam_width=settings.trajectories, samples_per_node=settings.samples,
+                            max_depth=settings.max_depth, few_shot=settings.few_shot,
+                            sampling=sampling)
+        return run_beam(problems, env, config, seed=settings.seed)[1]
+    if settings.mode == "mcts":
+        config = MCTSConfig(rollouts=settings.rollouts, n=settings.samples,
+                            max_depth=settings.max_depth, annotation="ppm",
+                            few_shot=settings.few_shot, sampling=sampling)
+        found: list[list[Any]] = [[] for _ in problems]
+        for attempt in range(settings.trajectories):
+            trees = run_mcts(problems, env, config, seed=settings.seed, attempt=attempt,
+                             use_reference=False)
+            for i, tree in enumerate(trees):
+                best = ranked_trajectories(tree)
+                if best:
+                    found[i].append(best[0])
+        return [sorted(c, key=lambda t: -t.score) for c in found]
+    raise ValueError(f"unknown search mode {settings.mode!r}; allowed: mcts, beam, best_of_n")
+
+
+def solve_with_search(
+    questions: Sequence[str],
+    *,
+    backend: PolicyBackend,
+    sandbox: Any,
+    scorer: Scorer | None,
+    settings: SearchSettings,
+) -> list[SearchOutcome]:
+    """Search each question, vote, and return one outcome per question, in order."""
+    from rstar_pl.search import SearchEnv, majority_vote
+
+    if settings.mode in ("mcts", "beam") and scorer is None:
+        raise ValueError(f"--search {settings.mode} ranks steps with a PPM: give --ppm DIR")
+    problems = [_SearchProblem(id=str(i), question=q) for i, q in enumerate(questions)]
+    counter = _TokenCounter(backend, [build_prompt(q, few_shot=settings.few_shot)
+                                      for q in questions])
+    env = SearchEnv(backend=counter, sandbox=sandbox, scorer=scorer)
+    outcomes = []
+    for i, ranked in enumerate(_candidates(settings, problems, env, scorer)):
+        answers = [t.answer for t in ranked]
+        scores = [t.score for t in ranked] if scorer is not None else None
+        voted = majority_vote(answers, scores, top_k=settings.top_k,
+                              weighted=settings.weighted_vote and scorer is not None,
+                              equivalent=None)
+        shown = next((t for t in ranked if voted is not None and t.answer == voted),
+                     ranked[0] if ranked else None)
+        outcomes.append(SearchOutcome(
+            answer=voted,
+            response=shown.response if shown is not None else "",
+            num_tokens=counter.tokens[i],
+            candidates=[(t.answer, round(t.score, 4)) for t in ranked],
+        ))
+    return outcomes
