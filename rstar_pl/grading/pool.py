@@ -82,6 +82,10 @@ class _Worker:
                 self.replies.put(message)
         self.proc.stdout.close()
         self.replies.put(None)  # end of file: the worker exited
+        try:
+            self.proc.wait(timeout=5.0)  # reap it here, off the caller's thread
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
         self._on_exit(self)
 
     def alive(self) -> bool:
@@ -96,19 +100,14 @@ class _Worker:
             return False
 
     def kill(self) -> None:
+        """SIGKILL; the reader thread reaps the process when its output ends."""
         try:
             self.proc.kill()
         except OSError:
             pass
-        for stream in (self.proc.stdin,):
-            try:
-                stream.close()
-            except (OSError, BrokenPipeError):
-                pass
-        # Reap without waiting long: a SIGKILLed process exits at once.
         try:
-            self.proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
+            self.proc.stdin.close()
+        except OSError:
             pass
 
 

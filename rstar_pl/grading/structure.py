@@ -36,7 +36,8 @@ _SET_BUILDER = re.compile(
 @dataclass(frozen=True)
 class Node:
     """``kind`` is "scalar" (``text``), "unordered" (``items``), "bracket" (``items`` between
-    ``open`` and ``close``) or "matrix" (``items`` row by row, ``shape``)."""
+    ``open`` and ``close``) or "matrix" (``items`` row by row, ``shape``). An unordered node
+    with ``open == "\\pm"`` holds the two values of ``a \\pm b``; lists splice them in."""
 
     kind: str
     text: str = ""
