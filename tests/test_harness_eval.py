@@ -413,3 +413,42 @@ def test_lightning_ckpt_is_exported_and_evaluated(solver_model_dir, tmp_path):
     (summary,) = evaluate(config)
     assert summary["accuracy"] == 1.0
     assert (tmp_path / "out" / "exported_policy" / "config.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def ppm_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A PPM export of the tiny model with a random (seeded, non-zero) value head."""
+    from transformers import AutoTokenizer
+
+    from modules.value_model import ValueHeadModel
+    from rstar_pl.export import export_ppm
+
+    model = ValueHeadModel.from_backbone(str(tiny_model_dir))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        torch.nn.init.normal_(model.value_head.weight, std=1.0)
+    out = tmp_path_factory.mktemp("models") / "ppm"
+    return export_ppm(model, AutoTokenizer.from_pretrained(tiny_model_dir), out)
+
+
+@pytest.mark.parametrize("mode", ["best_of_n", "mcts"])
+def test_cli_search_with_a_real_policy_and_ppm(mode, tiny_model_dir, ppm_dir, benchmarks_dir,
+                                               tmp_path):
+    from rstar_pl.backends.ppm import PPMScorer
+
+    out = tmp_path / "out"
+    assert main(["eval", "--checkpoint", str(tiny_model_dir), "--ppm", str(ppm_dir),
+                 "--tasks", "aime2024", "--limit", "1", "--data-dir", str(benchmarks_dir),
+                 "--out", str(out), "--search", mode, "--trajectories", "2", "--samples", "2",
+                 "--rollouts", "2", "--max-tokens", "6", "--max-depth", "2", "--device", "cpu",
+                 "--no-progress"]) == 0
+    (record,) = _lines(out / "aime2024" / "predictions.jsonl")
+    assert 1 <= len(record["candidates"]) <= 2 and record["num_tokens"] > 0
+    scores = [score for _, score in record["candidates"]]
+    assert all(-1 <= s <= 1 for s in scores)
+    if mode != "best_of_n":
+        return  # MCTS ranks by the terminal's Q, which mixes PPM values and rewards
+    # Best-of-N ranks by the PPM's value of each whole trajectory.
+    scorer = PPMScorer.from_path(ppm_dir)
+    prompt = build_prompt(record["question"])
+    assert scorer.score([prompt + record["completion"]])[0] == pytest.approx(scores[0], abs=1e-3)
