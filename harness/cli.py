@@ -1,11 +1,13 @@
 """The `harness` command: evaluate checkpoints on the math benchmarks.
 
     harness tasks
-    harness eval --checkpoint DIR --tasks math500,aime2024 [--limit N]
+    harness eval [--config configs/eval.yaml] --checkpoint DIR --tasks math500,aime2024 [--limit N]
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
                  [--search mcts|beam|best_of_n --trajectories N --ppm DIR]
 
-Each flag of `harness eval` is a field of `harness.evaluate.EvalConfig`.
+Each flag of `harness eval` is a field of `harness.evaluate.EvalConfig`; a
+YAML file given with `--config` sets any of them (same names, underscores), and
+flags on the command line override it.
 Bad input (an unknown task, a missing file, a choice not available yet) is
 reported in one line on stderr with exit status 2.
 """
@@ -18,7 +20,7 @@ import sys
 __all__ = ["build_parser", "main"]
 
 
-def _add_eval(sub: argparse._SubParsersAction) -> None:
+def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from harness.evaluate import BACKENDS, SEARCH_MODES, EvalConfig
 
     defaults = EvalConfig(checkpoint="", tasks=["math500"])
@@ -29,9 +31,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
         "summary.json and config.json, and resumes an interrupted run from them.",
     )
-    p.add_argument("--checkpoint", required=True,
-                   help="policy: Hugging Face model folder (or Lightning .ckpt)")
-    p.add_argument("--tasks", required=True, help="comma-separated task names (harness tasks)")
+    p.add_argument("--config", default=None,
+                   help="YAML file of EvalConfig fields; command-line flags override it")
+    p.add_argument("--checkpoint", default=None,
+                   help="policy: Hugging Face model folder (or Lightning .ckpt); required")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated task names (harness tasks); required")
     p.add_argument("--limit", type=int, default=None, help="first N problems of each task")
     p.add_argument("--data-dir", default=None,
                    help="folder of rStar-format benchmark files (default $RSTAR_DATA_DIR, "
@@ -79,13 +84,40 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="discard earlier results in --out instead of resuming")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bar")
+    return p
+
+
+def load_eval_config_file(path: str) -> dict:
+    """The EvalConfig fields set by a YAML file; unknown keys are an error."""
+    import dataclasses
+
+    import yaml
+
+    from harness.evaluate import EvalConfig, EvalConfigError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise EvalConfigError(f"--config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise EvalConfigError(f"--config {path}: not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(values, dict):
+        raise EvalConfigError(f"--config {path}: expected a mapping of settings, "
+                              f"got {type(values).__name__}")
+    allowed = {f.name for f in dataclasses.fields(EvalConfig)} - {"extra"}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise EvalConfigError(f"--config {path}: unknown setting(s) {', '.join(unknown)}; "
+                              f"allowed: {', '.join(sorted(allowed))}")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tasks", help="list the benchmark tasks, their files and hub datasets")
-    _add_eval(sub)
+    parser.eval_parser = _add_eval(sub)  # type: ignore[attr-defined]
     return parser
 
 
@@ -102,7 +134,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalConfig, evaluate
     from harness.report import format_table
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    for flag in ("checkpoint", "tasks"):
+        if not options.get(flag):
+            raise ValueError(f"--{flag} is required (on the command line or in --config)")
     summaries = evaluate(EvalConfig(**options))
     print(format_table(summaries))
     print(f"results in {args.out}")
@@ -111,8 +146,14 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `harness` console script (and `rstar-pl harness`)."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if args.command == "eval" and args.config:
+            # The file's values become defaults, so flags given on the command line win.
+            parser.eval_parser.set_defaults(**load_eval_config_file(args.config))
+            args = parser.parse_args(argv)
         if args.command == "tasks":
             return _run_tasks()
         return _run_eval(args)

@@ -452,3 +452,27 @@ def test_cli_search_with_a_real_policy_and_ppm(mode, tiny_model_dir, ppm_dir, be
     scorer = PPMScorer.from_path(ppm_dir)
     prompt = build_prompt(record["question"])
     assert scorer.score([prompt + record["completion"]])[0] == pytest.approx(scores[0], abs=1e-3)
+
+
+def test_config_file_sets_defaults_and_flags_override(tiny_model_dir, benchmarks_dir, tmp_path):
+    from harness.cli import load_eval_config_file
+
+    shipped = load_eval_config_file(str(Path(__file__).resolve().parents[1] / "configs/eval.yaml"))
+    assert EvalConfig(checkpoint="x", **shipped).tasks[:2] == ["math500", "aime2024"]
+
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"tasks: [amc23]\nlimit: 1\nmax_tokens: 4\nmax_depth: 1\n"
+                      f"data_dir: {benchmarks_dir}\nout: {tmp_path / 'from_file'}\n")
+    assert main(["eval", "--config", str(config), "--checkpoint", str(tiny_model_dir),
+                 "--out", str(tmp_path / "from_flag"), "--device", "cpu", "--no-progress"]) == 0
+    saved = json.loads((tmp_path / "from_flag" / "amc23" / "config.json").read_text())
+    assert (saved["limit"], saved["max_tokens"], saved["tasks"]) == (1, 4, ["amc23"])
+    assert not (tmp_path / "from_file").exists()
+
+
+def test_config_file_with_unknown_key_is_named(tmp_path, capsys):
+    config = tmp_path / "eval.yaml"
+    config.write_text("tasks: [amc23]\nmax_token: 4\n")
+    assert main(["eval", "--config", str(config), "--checkpoint", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting(s) max_token" in err and "max_tokens" in err
