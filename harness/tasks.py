@@ -309,7 +309,15 @@ def _load_hub_split(source: str, config: str | None, split: str):
         # A folder written by `Dataset(Dict).save_to_disk`: configs do not apply.
         loaded = datasets.load_from_disk(str(local))
         return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-    return datasets.load_dataset(source, config, split=split)
+    try:
+        return datasets.load_dataset(source, config, split=split)
+    except (ConnectionError, OSError) as err:
+        # No network or no such dataset: say which task data could not be had and what to do.
+        raise TaskDataError(
+            f"could not load {source!r} (config {config!r}, split {split!r}) from the Hugging "
+            f"Face hub: {str(err).splitlines()[0]}; pass --data-dir (or ${DATA_DIR_ENV}) with "
+            "local rStar-format files"
+        ) from err
 
 
 def load_hub_problems(spec: TaskSpec, *, source: str | None = None) -> list[Problem]:

@@ -222,3 +222,14 @@ def test_without_data_dir_the_hub_id_is_used(monkeypatch):
     problems = load_problems("aime2024")
     assert seen == {"source": "Maxwell-Jia/AIME_2024", "config": None, "split": "train"}
     assert problems == [Problem(0, "Find x.", "204")]
+
+
+def test_unreachable_hub_says_what_to_do(monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(TaskDataError) as err:
+        load_problems("aime2024")
+    message = str(err.value)
+    assert "could not load 'Maxwell-Jia/AIME_2024'" in message and "--data-dir" in message
+    assert "\n" not in message
