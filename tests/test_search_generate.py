@@ -238,3 +238,17 @@ def test_every_search_config_parses():
     for path in sorted((ROOT / "configs" / "search").glob("*.yaml")):
         config, _ = parse_config(["--config", str(path)])
         assert config.rollout_schedule[0] >= 1, path
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "configs" / "search").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_every_search_config_parses_and_names_importable_components(path):
+    from rstar_pl.generate import _import, parse_config
+
+    config, _ = parse_config(["--config", str(path)])
+    assert config.rollout_schedule and all(r > 0 for r in config.rollout_schedule)
+    for component, what in ((config.backend, "backend"), (config.scorer, "scorer")):
+        if component.kind not in (None, "scripted"):
+            assert callable(_import(component.kind, what))
