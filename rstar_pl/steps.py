@@ -28,10 +28,11 @@ identity on well-formed input).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
+
+from rstar_pl.grading.extract import extract_boxed
 
 __all__ = [
     "ANSWER",
@@ -251,34 +252,6 @@ def format_output(output: str, *, max_chars: int | None = None) -> str:
     if max_chars is not None and len(output) > max_chars:
         output = "..." + output[-max_chars:]
     return f"\n{OUTPUT}{output}{END_OF_OUTPUT}\n"
-
-
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-
-
-def extract_boxed(text: str) -> str | None:
-    """Content of the last complete `\\boxed{...}` or `\\fbox{...}`, nested
-    braces kept; None when there is none.
-
-    Linear in the text length: when a box is unterminated, any earlier box that
-    encloses it is unterminated too, so the search continues in the text before it.
-    """
-    opens = [m.end() - 1 for m in _BOX_OPEN.finditer(text)]
-    end = len(text)
-    for brace in reversed(opens):
-        if brace >= end:
-            continue
-        depth = 0
-        for i in range(brace, end):
-            ch = text[i]
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[brace + 1 : i]
-        end = brace
-    return None
 
 
 def render_trajectory(question: str | None, steps: Sequence[Step]) -> str:

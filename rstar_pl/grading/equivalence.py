@@ -225,7 +225,9 @@ def is_equivalent(
     Both are final answers, not whole solutions (use `extract_answer` first). ``gold`` may be a
     list of acceptable answers. Returns within about ``timeout`` seconds on any input, from any
     thread or process, and never raises for odd strings: what cannot be decided in time is
-    False. ``None`` or an empty prediction is never equivalent.
+    False. ``None`` or an empty prediction is never equivalent. The first symbolic check of a
+    process also waits for the grading workers to start (once, a few seconds, outside
+    ``timeout``; `warm_up` does it ahead of time).
     """
     if isinstance(gold, (list, tuple)):
         deadline = time.monotonic() + timeout

@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 _WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 _MARGIN = 0.05  # seconds the worker stops before the caller's deadline, to reply in time
+# The workers' one-time start (importing sympy and math-verify) is waited for outside a
+# check's deadline, up to this long: otherwise the first symbolic checks of a run on a busy
+# machine would come back undecided (judged wrong) only because the workers were starting.
+_STARTUP_SECONDS = 60.0
 _MAX_REQUESTS = 5000  # requests one worker serves before it is replaced (sympy caches grow)
 _MAX_START_FAILURES = 3
 
@@ -127,6 +131,7 @@ class WorkerPool:
         self.requests = 0  # batches sent to workers (benchmarks report it)
         self.pid = os.getpid()
         self._warned_cold = False
+        self._ever_ready = False
 
     # -- bookkeeping (callers hold self._cond) --
     def _spawn(self) -> None:
@@ -143,6 +148,7 @@ class WorkerPool:
 
     def _worker_ready(self, worker: _Worker) -> None:
         with self._cond:
+            self._ever_ready = True
             if worker in self._workers and worker not in self._idle:
                 self._idle.append(worker)
             self._cond.notify_all()
@@ -218,6 +224,10 @@ class WorkerPool:
         undecided: list[bool | None] = [None] * len(pairs)
         if not pairs:
             return []
+        if not self._ever_ready:
+            budget = deadline - time.monotonic()
+            self.warm(time.monotonic() + _STARTUP_SECONDS)
+            deadline = time.monotonic() + budget
         worker = self._acquire(deadline)
         if worker is None:
             self._warn_if_cold()
