@@ -50,7 +50,7 @@ class PairDataModule(L.LightningDataModule):
         model: hub id or folder whose tokenizer to use (the policy the PPM starts from).
         train_files: pair files (.jsonl extractor format or .json official format).
         val_files: validation files; when empty, `val_size` pairs are held out (seeded).
-        val_size: pairs to hold out when there are no `val_files`.
+        val_size: pairs to hold out when there are no `val_files` (at most all but one).
         max_length: tokens per partial trajectory; longer ones are cut from the left.
         batch_size: pairs per device per step.
         padding_side: "left" (as the scorer does) or "right".
@@ -101,7 +101,8 @@ class PairDataModule(L.LightningDataModule):
         else:
             order = list(range(len(train)))
             random.Random(hp.seed).shuffle(order)
-            held = set(order[: hp.val_size])
+            # Small data sets keep at least one training record.
+            held = set(order[: min(hp.val_size, max(0, len(train) - 1))])
             val = [p for i, p in enumerate(train) if i in held]
             train = [p for i, p in enumerate(train) if i not in held]
         if not train:

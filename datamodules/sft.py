@@ -75,7 +75,7 @@ class SFTDataModule(L.LightningDataModule):
         train_files: SFT files (.jsonl extractor format or .json official format).
         val_files: validation files; when empty, `val_size` examples are held
             out of the training files (seeded).
-        val_size: examples to hold out when there are no `val_files`.
+        val_size: examples to hold out when there are no `val_files` (at most all but one).
         max_length: the sequence length (paper: 4096).
         batch_size: examples (or packed rows) per device per step.
         packing: pack several examples per row (no cross-attention between them).
@@ -124,7 +124,8 @@ class SFTDataModule(L.LightningDataModule):
         else:
             order = list(range(len(train)))
             random.Random(hp.seed).shuffle(order)
-            held = set(order[: hp.val_size])
+            # Small data sets keep at least one training record.
+            held = set(order[: min(hp.val_size, max(0, len(train) - 1))])
             val = [e for i, e in enumerate(train) if i in held]
             train = [e for i, e in enumerate(train) if i not in held]
         self.val_examples = val

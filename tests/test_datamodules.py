@@ -204,3 +204,11 @@ def test_resumable_loader_continues_the_same_order():
     sampler = EpochShuffleSampler(data, seed=7)
     sampler.set_epoch(1)
     assert list(sampler) != [x for b in full for x in b]
+
+
+def test_hold_out_keeps_at_least_one_training_record(tiny_model_dir, tmp_path):
+    """Three records and val_size 5: two are held out, one trains (no empty training set)."""
+    path = _write_jsonl(tmp_path / "sft.jsonl", [_sft_line(i) for i in range(3)])
+    dm = SFTDataModule(str(tiny_model_dir), [path], val_size=5)
+    dm.setup()
+    assert (len(dm._train), len(dm._val)) == (1, 2)
