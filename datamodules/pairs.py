@@ -20,16 +20,13 @@ The global batch (paper: 512 pairs) is
 
 from __future__ import annotations
 
-import random
 from functools import partial
 from typing import Literal
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
+from datamodules.base import RecordsDataModule, hold_out
 from datamodules.records import PairExample, read_pairs
-from datamodules.resumable import EpochShuffleSampler, ResumableDataLoader
 from datamodules.tokenizer import encode_values, load_tokenizer, pad_values
 
 __all__ = ["PairDataModule", "collate_pairs"]
@@ -43,7 +40,7 @@ def collate_pairs(
     return pad_values(ids, pad_id, padding_side)
 
 
-class PairDataModule(L.LightningDataModule):
+class PairDataModule(RecordsDataModule):
     """Preference pairs for the PPM.
 
     Args:
@@ -80,11 +77,6 @@ class PairDataModule(L.LightningDataModule):
         self._train: list = []
         self._val: list = []
 
-    @property
-    def vocab_size(self) -> int:
-        """Tokenizer size with the step tokens added (the backbone resizes to at least this)."""
-        return len(self.tokenizer)
-
     def _encode(self, pairs: list[PairExample]) -> list[tuple[list[int], list[int]]]:
         n = self.hparams.max_length
         chosen = encode_values(self.tokenizer, [p.prompt + p.chosen for p in pairs], n)
@@ -99,12 +91,7 @@ class PairDataModule(L.LightningDataModule):
         if hp.val_files:
             val = [p for f in hp.val_files for p in read_pairs(f)]
         else:
-            order = list(range(len(train)))
-            random.Random(hp.seed).shuffle(order)
-            # Small data sets keep at least one training record.
-            held = set(order[: min(hp.val_size, max(0, len(train) - 1))])
-            val = [p for i, p in enumerate(train) if i in held]
-            train = [p for i, p in enumerate(train) if i not in held]
+            train, val = hold_out(train, hp.val_size, hp.seed)
         if not train:
             raise ValueError(f"{hp.train_files}: no training pairs left after holding out val_size={hp.val_size}")
         self._train = self._encode(train)
@@ -114,26 +101,3 @@ class PairDataModule(L.LightningDataModule):
         return partial(
             collate_pairs, pad_id=self.tokenizer.pad_token_id, padding_side=self.hparams.padding_side
         )
-
-    def train_dataloader(self) -> ResumableDataLoader:
-        return ResumableDataLoader(
-            self._train,
-            batch_size=self.hparams.batch_size,
-            sampler=EpochShuffleSampler(self._train, seed=self.hparams.seed),
-            collate_fn=self._collate(),
-            num_workers=self.hparams.num_workers,
-        )
-
-    def val_dataloader(self) -> DataLoader | list:
-        if not self._val:
-            return []
-        return DataLoader(
-            self._val,
-            batch_size=self.hparams.batch_size,
-            shuffle=False,
-            collate_fn=self._collate(),
-            num_workers=self.hparams.num_workers,
-        )
-
-    test_dataloader = val_dataloader
-    predict_dataloader = val_dataloader

@@ -22,17 +22,13 @@ Batching: dynamic right padding to the longest example of the batch, or, with
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Sequence
 from functools import partial
 from typing import Literal
 
-import lightning as L
-from torch.utils.data import DataLoader
-
+from datamodules.base import RecordsDataModule, hold_out
 from datamodules.packing import Tokenised, collate_packed, collate_padded, pack_lengths
 from datamodules.records import SFTExample, read_sft
-from datamodules.resumable import EpochShuffleSampler, ResumableDataLoader
 from datamodules.tokenizer import load_tokenizer
 from modules.losses import IGNORE_INDEX
 
@@ -67,7 +63,7 @@ def tokenise_sft(
     return kept, dropped
 
 
-class SFTDataModule(L.LightningDataModule):
+class SFTDataModule(RecordsDataModule):
     """SFT examples for the policy.
 
     Args:
@@ -109,11 +105,6 @@ class SFTDataModule(L.LightningDataModule):
         self._val: list = []
         self.val_examples: list[SFTExample] = []
 
-    @property
-    def vocab_size(self) -> int:
-        """Tokenizer size with the step tokens added (the model resizes to at least this)."""
-        return len(self.tokenizer)
-
     def setup(self, stage: str | None = None) -> None:
         if self._train or self._val:
             return
@@ -122,12 +113,7 @@ class SFTDataModule(L.LightningDataModule):
         if hp.val_files:
             val = [e for f in hp.val_files for e in read_sft(f)]
         else:
-            order = list(range(len(train)))
-            random.Random(hp.seed).shuffle(order)
-            # Small data sets keep at least one training record.
-            held = set(order[: min(hp.val_size, max(0, len(train) - 1))])
-            val = [e for i, e in enumerate(train) if i in held]
-            train = [e for i, e in enumerate(train) if i not in held]
+            train, val = hold_out(train, hp.val_size, hp.seed)
         self.val_examples = val
         train_tok, dropped_train = tokenise_sft(self.tokenizer, train, hp.max_length, hp.truncation)
         val_tok, dropped_val = tokenise_sft(self.tokenizer, val, hp.max_length, hp.truncation)
@@ -150,26 +136,3 @@ class SFTDataModule(L.LightningDataModule):
     def _collate(self):
         fn = collate_packed if self.hparams.packing else collate_padded
         return partial(fn, pad_id=self.tokenizer.pad_token_id)
-
-    def train_dataloader(self) -> ResumableDataLoader:
-        return ResumableDataLoader(
-            self._train,
-            batch_size=self.hparams.batch_size,
-            sampler=EpochShuffleSampler(self._train, seed=self.hparams.seed),
-            collate_fn=self._collate(),
-            num_workers=self.hparams.num_workers,
-        )
-
-    def val_dataloader(self) -> DataLoader | list:
-        if not self._val:
-            return []
-        return DataLoader(
-            self._val,
-            batch_size=self.hparams.batch_size,
-            shuffle=False,
-            collate_fn=self._collate(),
-            num_workers=self.hparams.num_workers,
-        )
-
-    test_dataloader = val_dataloader
-    predict_dataloader = val_dataloader

@@ -1,0 +1,72 @@
+"""What the SFT and pair DataModules share: the seeded hold-out split and the loaders.
+
+Subclasses fill `_train` and `_val` in `setup` and say how to batch with `_collate`;
+the training loader is resumable mid-epoch (`resumable.py`) and reshuffles each epoch
+from the data seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from datamodules.resumable import EpochShuffleSampler, ResumableDataLoader
+
+__all__ = ["RecordsDataModule", "hold_out"]
+
+T = TypeVar("T")
+
+
+def hold_out(records: Sequence[T], val_size: int, seed: int) -> tuple[list[T], list[T]]:
+    """(train, val): `val_size` records picked with `seed`, always leaving one for training."""
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    held = set(order[: min(val_size, max(0, len(records) - 1))])
+    train = [r for i, r in enumerate(records) if i not in held]
+    val = [r for i, r in enumerate(records) if i in held]
+    return train, val
+
+
+class RecordsDataModule(L.LightningDataModule):
+    """Loaders over `_train` / `_val` rows; subclasses define `_collate` and `setup`.
+
+    Expects `tokenizer` and the hyperparameters `batch_size`, `num_workers` and `seed`.
+    """
+
+    _train: list
+    _val: list
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokenizer size with the step tokens added (the model resizes to at least this)."""
+        return len(self.tokenizer)
+
+    def _collate(self) -> Callable:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        return ResumableDataLoader(
+            self._train,
+            batch_size=self.hparams.batch_size,
+            sampler=EpochShuffleSampler(self._train, seed=self.hparams.seed),
+            collate_fn=self._collate(),
+            num_workers=self.hparams.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if not self._val:
+            return []
+        return DataLoader(
+            self._val,
+            batch_size=self.hparams.batch_size,
+            shuffle=False,
+            collate_fn=self._collate(),
+            num_workers=self.hparams.num_workers,
+        )
+
+    test_dataloader = val_dataloader
+    predict_dataloader = val_dataloader
