@@ -25,6 +25,7 @@ pipes only, in plain bytes the zygote parses without unpickling.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import gc
 import importlib
@@ -74,6 +75,42 @@ def _describe(exc: BaseException) -> str:
         message = ""
     text = f"{name}: {message}" if message else name
     return text[:_MAX_ERROR_CHARS]
+
+
+_HUGE = 2 << 20  # bytes in a huge page (x86_64 and aarch64 with 4 KiB pages)
+_MADV_COLLAPSE = 25
+
+
+def _collapse_memory() -> int:
+    """Back the zygote's anonymous memory with huge pages where the kernel can; return how many.
+
+    ``fork()`` copies one page-table entry per huge page instead of 512 and a
+    run's exit frees as few, which is most of what a run costs the kernel. A
+    run that writes into a huge page gets its own copy of the 4 KiB it wrote
+    (the kernel splits the shared mapping), so what runs see is unchanged.
+    MADV_COLLAPSE (Linux 6.1) works whatever the system's THP setting; where
+    it is missing or refused this changes nothing. Only 2 MiB ranges that are
+    mostly in memory already are collapsed, so the zygote grows by little.
+    """
+    libc = confine._libc
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    pages = _HUGE // os.sysconf("SC_PAGE_SIZE")
+    resident = ctypes.create_string_buffer(pages)
+    collapsed = 0
+    with open("/proc/self/maps") as maps:
+        regions = [line.split() for line in maps]
+    for fields in regions:
+        # Private writable memory without a file: the heap and the allocators' mappings.
+        if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
+            continue
+        start, end = (int(v, 16) for v in fields[0].split("-"))
+        for chunk in range((start + _HUGE - 1) & ~(_HUGE - 1), end & ~(_HUGE - 1), _HUGE):
+            if libc.mincore(chunk, _HUGE, resident) != 0:
+                continue
+            if sum(b & 1 for b in resident.raw) * 2 >= pages:  # half in memory at least
+                collapsed += libc.madvise(chunk, _HUGE, _MADV_COLLAPSE) == 0
+    return collapsed
 
 
 def _remove_tree(path: str) -> None:
@@ -344,9 +381,10 @@ class Zygote:
             self._drain(child, ("status",))
             if not child.reported:
                 self._report(child, wait_status, usage.ru_utime + usage.ru_stime)
-        for fd in list(child.fds):
+        for fd in child.fds:
             self.sel.unregister(fd)
             os.close(fd)
+        child.fds.clear()  # later events of the same select() must not read a closed fd
         self.sel.unregister(child.pidfd)
         os.close(child.pidfd)
         self._close_code(child)
@@ -476,6 +514,7 @@ def main() -> None:
         zygote.required = frozenset(layers)
         if scratch:
             layers.append("private-tmpfs")
+        _collapse_memory()  # last, so that little is written to the shared huge pages after
         ctl.sendall(wire.frame(("ready", {"protections": layers})))
         zygote.loop()
     finally:
