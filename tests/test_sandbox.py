@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import socket
 import time
@@ -454,7 +455,7 @@ def test_every_protection_is_in_place_on_this_machine(box):
 
 
 def _zygote_of(sandbox: Sandbox) -> int:
-    """The zygote that serves ``sandbox``: the parent of its runs."""
+    """The process that forks ``sandbox``'s runs (the zygote's forker): their parent."""
     return int(sandbox.run("import os\nprint(os.getppid())").stdout)
 
 
@@ -463,6 +464,27 @@ def test_zygote_death_is_survived(tiny):
     os.kill(old, signal.SIGKILL)
     assert tiny.run("print(1+1)").stdout == "2\n"
     assert _zygote_of(tiny) != old
+
+
+def test_killing_the_zygote_ends_all_its_processes(tiny):
+    assert tiny.run("print(1)").ok
+    zygote = tiny._res.worker.proc.pid
+    theirs = descendants(zygote)
+    assert theirs  # the forker and its spare runs
+    pidfds = []
+    for pid in theirs:
+        try:
+            pidfds.append(os.pidfd_open(pid))
+        except ProcessLookupError:  # it ended already (a finished run being cleaned up)
+            pass
+    try:
+        os.kill(zygote, signal.SIGKILL)
+        for pidfd in pidfds:  # readable once that process has ended
+            assert select.select([pidfd], [], [], QUICK)[0], "a process outlived its zygote"
+    finally:
+        for pidfd in pidfds:
+            os.close(pidfd)
+    assert tiny.run("print(1+1)").stdout == "2\n"
 
 
 def test_close_leaves_no_process_behind():

@@ -11,20 +11,30 @@ so nothing but the standard library and the pre-imported modules is loaded). It
    the garbage collector so that forked children share those pages;
 3. forks one probe child to learn which confinement layers this machine offers
    (``_confine.confine``); later children must apply all of them or fail;
-4. serves requests from the caller over the control socket: each run gets a
+4. backs its heap with huge pages where the kernel can (cheaper forks and
+   exits, same memory for the runs) and forks the *forker*: a copy of itself
+   that does nothing but fork the runs' processes, so that the milliseconds a
+   fork of a large process takes never hold up the zygote. The forker passes
+   each new child's pipes and pidfd to the zygote (SCM_RIGHTS), reaps its
+   children and reports how they ended; it dies with the zygote, and the runs
+   with it (a parent-death signal), and never runs model code either;
+5. serves requests from the caller over the control socket: each run gets a
    child that was forked and confined ahead of time (a "spare"), is sent its
    code through a pipe, and is watched for its wall-clock deadline, its output
-   size (killed past the cap) and its exit (a pidfd). The zygote is single
-   threaded (one ``selectors`` loop) and never runs model code itself.
+   size (killed past the cap) and its end. The zygote is single threaded (one
+   ``selectors`` loop) and never runs model code itself.
 
 Messages on the control socket (framed by ``_wire``): from the caller the
 configuration (a dict) first, then ``("run", job_id, code)``; to the caller ``("ready", info)``, ``("fatal",
 message)``, ``("result", job_id, fields)``. Children talk to the zygote through
-pipes only, in plain bytes the zygote parses without unpickling.
+pipes only, in plain bytes the zygote parses without unpickling. The forker
+gets a run folder's path per spare and answers ``PID RUN_DIR`` with the fds,
+or ``PID WAIT_STATUS CPU_SECONDS`` when a child has ended.
 """
 
 from __future__ import annotations
 
+import array
 import ctypes
 import fcntl
 import gc
@@ -152,6 +162,9 @@ class Zygote:
         self.pid = os.getpid()
         self.probe_status = b""
         self.keep_spares = True
+        self.forker: socket.socket | None = None
+        self.forker_pid = 0
+        self.forking = 0  # spares asked of the forker, not yet received
         self.read_roots = confine.readable_roots(sys.path)
 
     # ------------------------------------------------------- in the child
@@ -231,12 +244,12 @@ class Zygote:
 
     # ------------------------------------------------------ in the zygote
 
-    def _fork(self, probe: bool = False) -> _Child:
+    def _spawn(self, run_dir: str, probe: bool = False) -> tuple[int, list[int]]:
+        """Fork a child that confines itself; its pid and [out_r, err_r, st_r, code_w, pidfd]."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         st_r, st_w = os.pipe()
         code_r, code_w = os.pipe()
-        run_dir = os.path.join(self.cfg["base_dir"], secrets.token_hex(8))
         pid = os.fork()
         if pid == 0:
             try:
@@ -245,15 +258,112 @@ class Zygote:
                 os._exit(70)
         for fd in (out_w, err_w, st_w, code_r):
             os.close(fd)
+        return pid, [out_r, err_r, st_r, code_w, os.pidfd_open(pid)]
+
+    def _adopt(self, pid: int, fds: list[int], run_dir: str, own: bool) -> _Child:
+        """Watch a new child: its pipes, and its exit (a pidfd if ``own``, else the forker says)."""
+        out_r, err_r, st_r, code_w, pidfd = fds
         for fd in (out_r, err_r, st_r, code_w):
             os.set_blocking(fd, False)
-        child = _Child(pid, os.pidfd_open(pid), run_dir,
-                       {out_r: "out", err_r: "err", st_r: "status"}, code_w)
+        child = _Child(pid, pidfd, run_dir, {out_r: "out", err_r: "err", st_r: "status"}, code_w)
         for fd, kind in child.fds.items():
             self.sel.register(fd, selectors.EVENT_READ, (child, kind))
-        self.sel.register(child.pidfd, selectors.EVENT_READ, (child, "exit"))
+        if own:
+            self.sel.register(child.pidfd, selectors.EVENT_READ, (child, "exit"))
         self.children[pid] = child
         return child
+
+    def _request_spare(self) -> None:
+        run_dir = os.path.join(self.cfg["base_dir"], secrets.token_hex(8))
+        self.forker.send(run_dir.encode())
+        self.forking += 1
+
+    # ------------------------------------------------------------ forker
+
+    def start_forker(self) -> None:
+        """Fork the forker: a copy of this warm process that forks the runs' processes.
+
+        fork() of a large process takes milliseconds of the parent's time; done
+        here, it would hold up the results of running runs. The forker never
+        runs model code either; it reports each child (its pipes and a pidfd,
+        passed over a socket) and, being their parent, reaps them and reports
+        how they ended. It dies with the zygote, and the runs with it.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                self.ctl.close()  # the caller's connection stays the zygote's alone
+                self.sel.close()
+                confine._prctl(confine._PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() == self.pid:
+                    self.pid = os.getpid()  # the runs' parent, which confine checks
+                    self._forker_main(theirs)
+            finally:
+                os._exit(0)
+        theirs.close()
+        ours.setblocking(False)
+        self.forker, self.forker_pid = ours, pid
+        self.sel.register(ours, selectors.EVENT_READ, "forker")
+
+    def _forker_main(self, sock: socket.socket) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(sock, selectors.EVENT_READ)
+        kids: dict[int, int] = {}  # pid -> pidfd
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.fileobj is sock:
+                        request = sock.recv(4096)
+                        if not request:  # the zygote has gone or is shutting down
+                            return
+                        run_dir = request.decode()
+                        pid, fds = self._spawn(run_dir)
+                        sock.sendmsg([f"{pid} {run_dir}".encode()],
+                                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                        for fd in fds[:4]:
+                            os.close(fd)
+                        kids[pid] = fds[4]
+                        sel.register(fds[4], selectors.EVENT_READ, pid)
+                    else:
+                        pid = key.data
+                        _, wait_status, usage = os.wait4(pid, 0)
+                        sel.unregister(kids[pid])
+                        os.close(kids.pop(pid))
+                        sock.send(f"{pid} {wait_status} {usage.ru_utime + usage.ru_stime!r}".encode())
+        finally:
+            for pidfd in kids.values():
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid in kids:
+                os.waitpid(pid, 0)
+
+    def _on_forker(self) -> bool:
+        """Messages from the forker: a new child, or how one ended. False when it has gone."""
+        while True:
+            try:
+                data, ancillary, _, _ = self.forker.recvmsg(4096, socket.CMSG_SPACE(5 * 4))
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            fds = array.array("i")
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+            words = data.decode().split(" ")
+            if len(fds) == 5:  # "PID RUN_DIR": a new spare
+                self.forking -= 1
+                self.spares.append(self._adopt(int(words[0]), list(fds), words[1], own=False))
+            else:  # "PID WAIT_STATUS CPU": it has ended
+                for fd in fds:
+                    os.close(fd)
+                child = self.children.get(int(words[0]))
+                if child is not None:
+                    self._reap(child, int(words[1]), float(words[2]))
 
     def _kill(self, child: _Child, reason: str | None = None) -> None:
         if child.stop is None and reason is not None:
@@ -295,7 +405,7 @@ class Zygote:
                 pass
 
     def _start_job(self, job_id: int, code: bytes) -> None:
-        child = self.spares.popleft() if self.spares else self._fork()
+        child = self.spares.popleft()
         child.job = job_id
         child.started = time.monotonic()
         child.deadline = child.started + self.cfg["timeout"]
@@ -370,31 +480,33 @@ class Zygote:
             return None
         return f"Exit: the program ended the interpreter with status {code} before it finished"
 
-    def _reap(self, child: _Child) -> None:
+    def _reap(self, child: _Child, wait_status: int, cpu: float) -> None:
         """The child has exited: report it if it had not, free what it held."""
-        _, wait_status, usage = os.wait4(child.pid, 0)
         del self.children[child.pid]
         if child.job is None:  # a spare that died unused (its setup failed):
-            self.spares.remove(child)
+            if child in self.spares:
+                self.spares.remove(child)
             self.keep_spares = False  # fork on demand from now on, not in a loop
         elif not child.reported:
             self._drain(child, ("status",))
             if not child.reported:
-                self._report(child, wait_status, usage.ru_utime + usage.ru_stime)
+                self._report(child, wait_status, cpu)
         for fd in child.fds:
             self.sel.unregister(fd)
             os.close(fd)
         child.fds.clear()  # later events of the same select() must not read a closed fd
-        self.sel.unregister(child.pidfd)
+        if child.pidfd in self.sel.get_map():
+            self.sel.unregister(child.pidfd)
         os.close(child.pidfd)
         self._close_code(child)
         _remove_tree(child.run_dir)
 
     def _on_child_event(self, child: _Child, kind: str, fd: int) -> None:
         # An earlier event of the same select() may have closed this fd already.
-        if kind == "exit":
+        if kind == "exit":  # only the probe: the forker reports the others' ends
             if child.pid in self.children:
-                self._reap(child)
+                _, wait_status, usage = os.wait4(child.pid, 0)
+                self._reap(child, wait_status, usage.ru_utime + usage.ru_stime)
         elif kind == "code":
             if fd == child.code_fd:
                 self._write_code(child)
@@ -436,7 +548,9 @@ class Zygote:
 
     def probe(self) -> list[str]:
         """Fork one child that applies every layer it can; those become required."""
-        child = self._fork(probe=True)
+        run_dir = os.path.join(self.cfg["base_dir"], secrets.token_hex(8))
+        pid, fds = self._spawn(run_dir, probe=True)
+        child = self._adopt(pid, fds, run_dir, own=True)
         child.job = -1
         while child.pid in self.children:
             for key, _ in self.sel.select():
@@ -451,15 +565,23 @@ class Zygote:
         self.sel.register(self.ctl, selectors.EVENT_READ, "ctl")
         workers = self.cfg["max_workers"]
         while True:
-            while self.queue and len(self.running) < workers:
+            while self.queue and self.spares and len(self.running) < workers:
                 self._start_job(*self.queue.popleft())
-            while self.keep_spares and len(self.spares) < workers:  # ready before they are needed
-                self.spares.append(self._fork())
+            # Children for the queued jobs that may start, and (unless spares keep
+            # dying) as many again ready before they are needed.
+            wanted = min(len(self.queue), workers - len(self.running))
+            if self.keep_spares:
+                wanted += workers
+            while len(self.spares) + self.forking < wanted:
+                self._request_spare()
             deadlines = [c.deadline for c in self.running.values() if c.stop is None]
             wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             for key, mask in self.sel.select(wait):
                 if key.data == "ctl":
                     if not self._on_ctl(mask):
+                        return
+                elif key.data == "forker":
+                    if not self._on_forker():  # it died: so do its runs; the caller starts anew
                         return
                 else:
                     self._on_child_event(*key.data, key.fd)
@@ -471,10 +593,13 @@ class Zygote:
     def shutdown(self) -> None:
         for child in self.children.values():
             self._kill(child)
+        if self.forker is not None:  # it kills and reaps the children it has made, then exits
+            self.forker.close()
+            os.waitpid(self.forker_pid, 0)
         for child in self.children.values():
             try:
                 os.waitpid(child.pid, 0)
-            except ChildProcessError:
+            except ChildProcessError:  # the forker's child, reaped by it
                 pass
             _remove_tree(child.run_dir)
 
@@ -515,6 +640,7 @@ def main() -> None:
         if scratch:
             layers.append("private-tmpfs")
         _collapse_memory()  # last, so that little is written to the shared huge pages after
+        zygote.start_forker()
         ctl.sendall(wire.frame(("ready", {"protections": layers})))
         zygote.loop()
     finally:
