@@ -169,7 +169,8 @@ class Sandbox:
     Args:
         timeout: wall-clock seconds per run; past it the run is killed (SIGKILL).
         memory_mb: address space a run may add to the warm state (RLIMIT_AS).
-        cpu_seconds: CPU seconds per run (RLIMIT_CPU); default: ``timeout``.
+        cpu_seconds: CPU seconds per run (RLIMIT_CPU, counted from the program's start,
+            rounded up to whole seconds); default: ``timeout``.
         output_bytes: cap on stdout and on stderr; a run that writes more is killed.
         preimport: modules imported once in the zygote (each run finds them in
             ``sys.modules``; a run's own ``import`` of them is free). scipy loads its

@@ -222,6 +222,11 @@ class Zygote:
         while chunk := os.read(4, _READ_CHUNK):
             chunks.append(chunk)
         os.close(4)
+        try:
+            confine.start_cpu_budget(self.cfg["cpu_seconds"])
+        except BaseException as exc:  # reported to the zygote
+            _write(3, f"setup\n{type(exc).__name__}: {exc}"[:_STATUS_CAP].encode() + b"\0")
+            _exit(70)
         report = b"ok\n"
         try:
             source = b"".join(chunks).decode("utf-8", "surrogatepass")
