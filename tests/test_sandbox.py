@@ -362,6 +362,18 @@ def test_killing_every_process_is_refused(box):
     assert result.error == "PermissionError: [Errno 1] Operation not permitted"
 
 
+def test_a_run_may_signal_itself(box):
+    # The seccomp filter allows signals to the run's own pid and process group only.
+    code = (
+        "import os, signal\n"
+        "signal.signal(signal.SIGUSR1, lambda *args: print('got'))\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "signal.raise_signal(signal.SIGUSR1)\n"
+        "os.killpg(os.getpgid(0), signal.SIGUSR1)\n"
+    )
+    assert [contained(box, code).stdout for _ in range(2)] == ["got\ngot\ngot\n"] * 2
+
+
 def test_a_run_cannot_outlive_its_zygote(box):
     # prctl(PR_SET_PDEATHSIG, 0) would let an orphaned run sleep on after a zygote crash.
     result = contained(box, "import ctypes\nprint(ctypes.CDLL(None).prctl(1, 0, 0, 0, 0))")

@@ -156,6 +156,9 @@ def landlock_abi() -> int:
     return max(0, int(version))
 
 
+_LANDLOCK_ABI = landlock_abi()  # asked once, in the zygote; the kernel's answer does not change
+
+
 # Read by the standard library or glibc outside the installation (time zone,
 # user names, the dynamic linker's cache, randomness, the CPU count).
 _SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/etc/ld.so.cache",
@@ -358,21 +361,24 @@ class _SockFprog(ctypes.Structure):
 
 
 _SECCOMP_PROGRAM = _seccomp_program(_ARCH[platform.machine()]) if platform.machine() in _ARCH else None
+# The filter in C memory, assembled once in the zygote: every forked run patches
+# its own copy of these pages with its pid, so a run does little Python to install it.
+if _SECCOMP_PROGRAM is not None:
+    _SECCOMP_BUF = ctypes.create_string_buffer(bytes(_SECCOMP_PROGRAM[0]), len(_SECCOMP_PROGRAM[0]))
+    _SECCOMP_FPROG = _SockFprog(len(_SECCOMP_PROGRAM[0]) // 8, ctypes.addressof(_SECCOMP_BUF))
+    _SECCOMP_FPROG_ADDR = ctypes.addressof(_SECCOMP_FPROG)
 
 
 def apply_seccomp() -> None:
     if _SECCOMP_PROGRAM is None:
         raise OSError(errno.ENOSYS, f"no seccomp filter for the {platform.machine()} architecture")
-    template, pid_at, neg_at = _SECCOMP_PROGRAM
-    program = bytearray(template)
+    _, pid_at, neg_at = _SECCOMP_PROGRAM
     pid = os.getpid()
     for offset in pid_at:
-        struct.pack_into("=I", program, offset, pid)
+        struct.pack_into("=I", _SECCOMP_BUF, offset, pid)
     for offset in neg_at:
-        struct.pack_into("=I", program, offset, -pid & 0xFFFFFFFF)
-    buf = ctypes.create_string_buffer(bytes(program), len(program))
-    fprog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
-    if _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
+        struct.pack_into("=I", _SECCOMP_BUF, offset, -pid & 0xFFFFFFFF)
+    if _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, _SECCOMP_FPROG_ADDR, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "installing the seccomp filter failed")
 
 
@@ -472,7 +478,7 @@ def confine(
     apply_rlimits(memory_mb, cpu_seconds, file_mb, no_processes="seccomp" not in required)
     applied.append("rlimits")
     attempt("no-new-privs", _prctl, _PR_SET_NO_NEW_PRIVS, 1)
-    abi = landlock_abi()
+    abi = _LANDLOCK_ABI
     if abi or "landlock" in required:
         attempt("landlock", apply_landlock, run_dir, read_roots, abi)
     if _SECCOMP_PROGRAM is not None or "seccomp" in required:
