@@ -197,8 +197,7 @@ class Zygote:
             main = types.ModuleType("__main__")
             main.__builtins__ = __builtins__
             sys.modules["__main__"] = main
-            os.environ.clear()
-            sys.argv = ["-c"]
+            # The environment, sys.argv and numpy's generator were set once in the forker.
             sys.path.insert(0, "")  # the working directory, as for `python -c`
             signal.signal(signal.SIGINT, signal.default_int_handler)  # the zygote ignores it
             sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), "utf-8")
@@ -212,8 +211,6 @@ class Zygote:
             # Repeatable runs: the global generators start from seed 0 in every
             # run (random reseeds itself from the OS in a forked child otherwise).
             random.seed(0)
-            if "numpy.random" in sys.modules:
-                sys.modules["numpy.random"].seed(0)
             sys.setrecursionlimit(cfg["recursion_limit"])
         except BaseException as exc:  # reported to the zygote
             _write(3, f"setup\n{type(exc).__name__}: {exc}"[:_STATUS_CAP].encode() + b"\0")
@@ -312,7 +309,21 @@ class Zygote:
         self.forker, self.forker_pid = ours, pid
         self.sel.register(ours, selectors.EVENT_READ, "forker")
 
+    @staticmethod
+    def _share_run_state() -> None:
+        """In the forker, once: the parts of a run's fresh state that are the same for every run.
+
+        Each run gets its own copy at fork, so these cost the runs nothing. (The
+        forker itself needs neither its environment nor numpy's generator.
+        ``random`` cannot be seeded here: it reseeds itself in a forked child.)
+        """
+        os.environ.clear()
+        sys.argv = ["-c"]
+        if "numpy.random" in sys.modules:
+            sys.modules["numpy.random"].seed(0)
+
     def _forker_main(self, sock: socket.socket) -> None:
+        self._share_run_state()
         sel = selectors.DefaultSelector()
         sel.register(sock, selectors.EVENT_READ)
         kids: dict[int, int] = {}  # pid -> pidfd
