@@ -299,7 +299,7 @@ class Zygote:
 
     def _request_spare(self) -> None:
         run_dir = os.path.join(self.cfg["base_dir"], secrets.token_hex(8))
-        self.forker.send(run_dir.encode())
+        self.forker.send(os.fsencode(run_dir))
         self.forking += 1
 
     # ------------------------------------------------------------ forker
@@ -356,12 +356,12 @@ class Zygote:
             while True:
                 for key, _ in sel.select():
                     if key.fileobj is sock:
-                        request = sock.recv(4096)
+                        request = sock.recv(_READ_CHUNK)
                         if not request:  # the zygote has gone or is shutting down
                             return
-                        run_dir = request.decode()
+                        run_dir = os.fsdecode(request)
                         pid, fds = self._spawn(run_dir)
-                        sock.sendmsg([f"{pid} {run_dir}".encode()],
+                        sock.sendmsg([b"%d %s" % (pid, request)],
                                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
                         for fd in fds[:4]:
                             os.close(fd)
@@ -386,7 +386,7 @@ class Zygote:
         """Messages from the forker: a new child, or how one ended. False when it has gone."""
         while True:
             try:
-                data, ancillary, _, _ = self.forker.recvmsg(4096, socket.CMSG_SPACE(5 * 4))
+                data, ancillary, _, _ = self.forker.recvmsg(_READ_CHUNK, socket.CMSG_SPACE(5 * 4))
             except BlockingIOError:
                 return True
             if not data:
@@ -395,16 +395,17 @@ class Zygote:
             for level, kind, payload in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-            words = data.decode().split(" ")
+            pid, _, rest = os.fsdecode(data).partition(" ")
             if len(fds) == 5:  # "PID RUN_DIR": a new spare
                 self.forking -= 1
-                self.spares.append(self._adopt(int(words[0]), list(fds), words[1], own=False))
+                self.spares.append(self._adopt(int(pid), list(fds), rest, own=False))
             else:  # "PID WAIT_STATUS CPU": it has ended
                 for fd in fds:
                     os.close(fd)
-                child = self.children.get(int(words[0]))
+                child = self.children.get(int(pid))
                 if child is not None:
-                    self._reap(child, int(words[1]), float(words[2]))
+                    wait_status, cpu = rest.split(" ")
+                    self._reap(child, int(wait_status), float(cpu))
 
     def _kill(self, child: _Child, reason: str | None = None) -> None:
         if child.stop is None and reason is not None:
@@ -528,7 +529,10 @@ class Zygote:
             if child in self.spares:
                 self.spares.remove(child)
             self.keep_spares = False  # fork on demand from now on, not in a loop
-        elif not child.reported:
+            if self.queue:  # a waiting job gets the failure, so failing setups cannot loop
+                child.job = self.queue.popleft()[0]
+                child.started = time.monotonic()
+        if child.job is not None and not child.reported:
             self._drain(child, ("status",))
             if not child.reported:
                 self._report(child, wait_status, cpu)
