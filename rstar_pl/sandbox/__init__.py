@@ -15,8 +15,9 @@ a run pays neither the imports nor anything a previous run did. Children are
 forked (by a copy of the zygote that does only that, so that forking never
 delays a result; the warm memory is backed by huge pages where the kernel
 can, which makes forks and exits cheaper) and confined ahead of time
-("spares"), so a run mostly waits for its own code. The zygote enforces the wall-clock limit and the output cap and
-reports each result; if it dies, the next call starts a new one.
+("spares"), so a run mostly waits for its own code. The zygote enforces the
+wall-clock limit and the output cap and reports each result; if it or its
+forker dies, the next call starts a new one.
 
 A run is like ``python -c CODE`` started in a folder of its own: ``stdout`` is
 what it printed, ``stderr`` what went to standard error (warnings), ``error``

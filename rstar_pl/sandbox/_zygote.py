@@ -17,7 +17,10 @@ so nothing but the standard library and the pre-imported modules is loaded). It
    fork of a large process takes never hold up the zygote. The forker passes
    each new child's pipes and pidfd to the zygote (SCM_RIGHTS), reaps its
    children and reports how they ended; it dies with the zygote, and the runs
-   with it (a parent-death signal), and never runs model code either;
+   with it (a parent-death signal), and never runs model code either. What is
+   the same in every run's fresh state (an empty environment, ``sys.argv``,
+   numpy's seeded generator) it sets once, and it forks with libc's fork()
+   alone where that is the same as ``os.fork()`` (see ``Zygote._fork``);
 5. serves requests from the caller over the control socket: each run gets a
    child that was forked and confined ahead of time (a "spare"), is sent its
    code through a pipe, and is watched for its wall-clock deadline, its output
@@ -25,8 +28,8 @@ so nothing but the standard library and the pre-imported modules is loaded). It
    ``selectors`` loop) and never runs model code itself.
 
 Messages on the control socket (framed by ``_wire``): from the caller the
-configuration (a dict) first, then ``("run", job_id, code)``; to the caller ``("ready", info)``, ``("fatal",
-message)``, ``("result", job_id, fields)``. Children talk to the zygote through
+configuration (a dict) first, then ``("run", job_id, code)``; to the caller
+``("ready", info)``, ``("fatal", message)``, ``("result", job_id, fields)``. Children talk to the zygote through
 pipes only, in plain bytes the zygote parses without unpickling. The forker
 gets a run folder's path per spare and answers ``PID RUN_DIR`` with the fds,
 or ``PID WAIT_STATUS CPU_SECONDS`` when a child has ended.
