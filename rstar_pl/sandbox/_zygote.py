@@ -20,7 +20,7 @@ so nothing but the standard library and the pre-imported modules is loaded). It
    with it (a parent-death signal), and never runs model code either. What is
    the same in every run's fresh state (an empty environment, ``sys.argv``,
    numpy's seeded generator) it sets once, and it forks with libc's fork()
-   alone where that is the same as ``os.fork()`` (see ``Zygote._fork``);
+   alone where that is the same as ``os.fork()`` (see ``_forker``);
 5. serves requests from the caller over the control socket: each run gets a
    child that was forked and confined ahead of time (a "spare"), is sent its
    code through a pipe, and is watched for its wall-clock deadline, its output
@@ -38,7 +38,6 @@ or ``PID WAIT_STATUS CPU_SECONDS`` when a child has ended.
 from __future__ import annotations
 
 import array
-import ctypes
 import fcntl
 import gc
 import importlib
@@ -73,6 +72,7 @@ def _load(name: str):
 
 
 confine = _load("_confine")
+forks = _load("_forker")
 wire = _load("_wire")
 
 
@@ -88,42 +88,6 @@ def _describe(exc: BaseException) -> str:
         message = ""
     text = f"{name}: {message}" if message else name
     return text[:_MAX_ERROR_CHARS]
-
-
-_HUGE = 2 << 20  # bytes in a huge page (x86_64 and aarch64 with 4 KiB pages)
-_MADV_COLLAPSE = 25
-
-
-def _collapse_memory() -> int:
-    """Back the zygote's anonymous memory with huge pages where the kernel can; return how many.
-
-    ``fork()`` copies one page-table entry per huge page instead of 512 and a
-    run's exit frees as few, which is most of what a run costs the kernel. A
-    run that writes into a huge page gets its own copy of the 4 KiB it wrote
-    (the kernel splits the shared mapping), so what runs see is unchanged.
-    MADV_COLLAPSE (Linux 6.1) works whatever the system's THP setting; where
-    it is missing or refused this changes nothing. Only 2 MiB ranges that are
-    mostly in memory already are collapsed, so the zygote grows by little.
-    """
-    libc = confine._libc
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-    pages = _HUGE // os.sysconf("SC_PAGE_SIZE")
-    resident = ctypes.create_string_buffer(pages)
-    collapsed = 0
-    with open("/proc/self/maps") as maps:
-        regions = [line.split() for line in maps]
-    for fields in regions:
-        # Private writable memory without a file: the heap and the allocators' mappings.
-        if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
-            continue
-        start, end = (int(v, 16) for v in fields[0].split("-"))
-        for chunk in range((start + _HUGE - 1) & ~(_HUGE - 1), end & ~(_HUGE - 1), _HUGE):
-            if libc.mincore(chunk, _HUGE, resident) != 0:
-                continue
-            if sum(b & 1 for b in resident.raw) * 2 >= pages:  # half in memory at least
-                collapsed += libc.madvise(chunk, _HUGE, _MADV_COLLAPSE) == 0
-    return collapsed
 
 
 def _remove_tree(path: str) -> None:
@@ -165,10 +129,9 @@ class Zygote:
         self.pid = os.getpid()
         self.probe_status = b""
         self.keep_spares = True
-        self.forker: socket.socket | None = None
+        self.forker: socket.socket | None = None  # the socket to the forker
         self.forker_pid = 0
         self.forking = 0  # spares asked of the forker, not yet received
-        self.raw_fork = None  # libc's fork(), in the forker (see _fork)
         self.read_roots = confine.readable_roots(sys.path)
 
     # ------------------------------------------------------- in the child
@@ -250,34 +213,13 @@ class Zygote:
 
     # ------------------------------------------------------ in the zygote
 
-    def _fork(self) -> int:
-        """``os.fork()``, or in the forker where that is the same, libc's fork() alone.
-
-        ``os.fork()`` also runs Python's after-fork work in the child: it re-creates
-        the GIL, the import lock and the runtime's locks, forgets other threads, and
-        calls the callbacks modules registered (threading's bookkeeping, ``random``'s
-        reseeding, logging's locks). In a single-threaded process that holds none
-        of those locks and has no other threads, that work leaves the state as it
-        was (a run seeds ``random`` itself), but it writes to shared pages a run
-        would not touch otherwise: about 50 page faults (each a copy) per run. The
-        forker checks that it has one thread before it uses this; CPython 3.13
-        changed the after-fork work, so newer versions keep ``os.fork()``.
-        """
-        if not self.raw_fork:
-            return os.fork()
-        pid = self.raw_fork()
-        if pid < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"fork: {os.strerror(err)}")
-        return pid
-
     def _spawn(self, run_dir: str, probe: bool = False) -> tuple[int, list[int]]:
         """Fork a child that confines itself; its pid and [out_r, err_r, st_r, code_w, pidfd]."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         st_r, st_w = os.pipe()
         code_r, code_w = os.pipe()
-        pid = self._fork()
+        pid = forks.fork()
         if pid == 0:
             try:
                 self._child_main(out_w, err_w, st_w, code_r, run_dir, probe)
@@ -308,14 +250,7 @@ class Zygote:
     # ------------------------------------------------------------ forker
 
     def start_forker(self) -> None:
-        """Fork the forker: a copy of this warm process that forks the runs' processes.
-
-        fork() of a large process takes milliseconds of the parent's time; done
-        here, it would hold up the results of running runs. The forker never
-        runs model code either; it reports each child (its pipes and a pidfd,
-        passed over a socket) and, being their parent, reaps them and reports
-        how they ended. It dies with the zygote, and the runs with it.
-        """
+        """Fork the forker (``_forker``): a copy of this warm process that forks the runs."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
@@ -326,64 +261,13 @@ class Zygote:
                 confine._prctl(confine._PR_SET_PDEATHSIG, signal.SIGKILL)
                 if os.getppid() == self.pid:
                     self.pid = os.getpid()  # the runs' parent, which confine checks
-                    self._forker_main(theirs)
+                    forks.serve(theirs, self._spawn, _READ_CHUNK)
             finally:
                 os._exit(0)
         theirs.close()
         ours.setblocking(False)
         self.forker, self.forker_pid = ours, pid
         self.sel.register(ours, selectors.EVENT_READ, "forker")
-
-    @staticmethod
-    def _share_run_state() -> None:
-        """In the forker, once: the parts of a run's fresh state that are the same for every run.
-
-        Each run gets its own copy at fork, so these cost the runs nothing. (The
-        forker itself needs neither its environment nor numpy's generator.
-        ``random`` cannot be seeded here: it reseeds itself in a forked child.)
-        """
-        os.environ.clear()
-        sys.argv = ["-c"]
-        if "numpy.random" in sys.modules:
-            sys.modules["numpy.random"].seed(0)
-
-    def _forker_main(self, sock: socket.socket) -> None:
-        self._share_run_state()
-        if sys.version_info < (3, 13) and len(os.listdir("/proc/self/task")) == 1:
-            # PyDLL: the call keeps the GIL, as os.fork() does.
-            self.raw_fork = ctypes.PyDLL(None, use_errno=True).fork
-        sel = selectors.DefaultSelector()
-        sel.register(sock, selectors.EVENT_READ)
-        kids: dict[int, int] = {}  # pid -> pidfd
-        try:
-            while True:
-                for key, _ in sel.select():
-                    if key.fileobj is sock:
-                        request = sock.recv(_READ_CHUNK)
-                        if not request:  # the zygote has gone or is shutting down
-                            return
-                        run_dir = os.fsdecode(request)
-                        pid, fds = self._spawn(run_dir)
-                        sock.sendmsg([b"%d %s" % (pid, request)],
-                                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-                        for fd in fds[:4]:
-                            os.close(fd)
-                        kids[pid] = fds[4]
-                        sel.register(fds[4], selectors.EVENT_READ, pid)
-                    else:
-                        pid = key.data
-                        _, wait_status, usage = os.wait4(pid, 0)
-                        sel.unregister(kids[pid])
-                        os.close(kids.pop(pid))
-                        sock.send(f"{pid} {wait_status} {usage.ru_utime + usage.ru_stime!r}".encode())
-        finally:
-            for pidfd in kids.values():
-                try:
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for pid in kids:
-                os.waitpid(pid, 0)
 
     def _on_forker(self) -> bool:
         """Messages from the forker: a new child, or how one ended. False when it has gone."""
@@ -687,7 +571,7 @@ def main() -> None:
         zygote.required = frozenset(layers)
         if scratch:
             layers.append("private-tmpfs")
-        _collapse_memory()  # last, so that little is written to the shared huge pages after
+        forks.collapse_memory(confine._libc)  # last, so that little is written to the shared huge pages after
         zygote.start_forker()
         ctl.sendall(wire.frame(("ready", {"protections": layers})))
         zygote.loop()
