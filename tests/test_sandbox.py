@@ -352,6 +352,13 @@ def test_killing_the_zygote_is_refused(box):
     assert result.error == "PermissionError: [Errno 1] Operation not permitted"
 
 
+def test_killing_the_forker_and_the_zygote_is_refused(box):
+    # A run's parent is the forker; the zygote is the forker's parent.
+    for target in ("os.getppid()", str(box._res.worker.proc.pid)):
+        result = contained(box, f"import os, signal\nos.kill({target}, signal.SIGKILL)")
+        assert result.error == "PermissionError: [Errno 1] Operation not permitted"
+
+
 def test_killing_the_caller_is_refused(box):
     result = contained(box, f"import os, signal\nos.kill({os.getpid()}, signal.SIGKILL)")
     assert result.error == "PermissionError: [Errno 1] Operation not permitted"
