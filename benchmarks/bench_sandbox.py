@@ -13,6 +13,8 @@ sympy solving, numpy), each importing what it uses as model code does, run by:
 Prints runs per second (median over ``--repeats`` passes of the mix; the fresh
 process baseline is slow, so it runs ``--fresh-rounds`` passes) and the ratios.
 The machine may be shared with other work: read the medians, not one pass.
+Also the CPU time the sandbox's processes (zygote, forker, runs) spend per run
+of the mix with ``run_many``: less sensitive to other work than the rates.
 """
 
 from __future__ import annotations
@@ -93,6 +95,32 @@ def bench_latency(box: Sandbox, runs: int = 30) -> float:
     return statistics.median(times)
 
 
+def sandbox_cpu_seconds(box: Sandbox) -> float:
+    """CPU seconds the sandbox's processes have used: the zygote, its children, all they reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    zygote = box._res.worker.proc.pid  # internal, for measuring only
+    with open(f"/proc/{zygote}/task/{zygote}/children") as f:
+        pids = [zygote, *map(int, f.read().split())]
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # a run that ended meanwhile (counted once reaped)
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
+
+
+def bench_cpu(box: Sandbox, passes: int) -> float:
+    """CPU seconds per run over ``passes`` run_many passes of the mix (all its processes)."""
+    box.run_many(MIX)
+    before = sandbox_cpu_seconds(box)
+    for _ in range(passes):
+        box.run_many(MIX)
+    return (sandbox_cpu_seconds(box) - before) / (passes * len(MIX))
+
+
 def bench_sandbox(box: Sandbox, repeats: int) -> tuple[float, float]:
     def sequential() -> float:
         start = time.perf_counter()
@@ -144,11 +172,13 @@ def main() -> None:
               f"protections: {', '.join(protections)}")
         seq, par = bench_sandbox(box, args.repeats)
         latency = bench_latency(box)
+        cpu = bench_cpu(box, 2 * args.repeats)
     floor = bench_exec(args.repeats, clear_sympy_cache=False)
     floor_cleared = bench_exec(args.repeats, clear_sympy_cache=True)
     fresh = bench_fresh(args.fresh_rounds, workers)
 
-    print(f"fixed cost of one run, run('print(1)') median: {latency * 1e3:.1f} ms")
+    print(f"fixed cost of one run, run('print(1)') median: {latency * 1e3:.1f} ms; "
+          f"sandbox CPU per run of the mix (run_many): {cpu * 1e3:.1f} ms")
     rows = [
         ("in-process exec (no isolation, 1 core)", floor),
         ("  same, sympy cache cleared before each", floor_cleared),
