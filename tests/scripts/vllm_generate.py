@@ -20,6 +20,10 @@ if __name__ == "__main__":
         prompts, n=8, stop=STOP_STRINGS, max_tokens=48, temperature=1.0, seed=[7, 7, 8]
     )
     greedy = backend.generate(prompts[:1], n=1, max_tokens=8, temperature=0.0)
+    # A batch larger than one prefill step, seeded per prompt (what lock-step search sends).
+    many = [build_prompt(f"What is {a} times {a + 7}?") for a in range(64)]
+    big = backend.generate(many, n=4, max_tokens=32, temperature=1.0, seed=list(range(64)))
     dump = lambda batch: [[c.__dict__ for c in row] for row in batch]  # noqa: E731
     with open(out_path, "w") as f:
-        json.dump({"sampled": dump(sampled), "again": dump(again), "greedy": dump(greedy)}, f)
+        json.dump({"sampled": dump(sampled), "again": dump(again), "greedy": dump(greedy),
+                   "big": dump(big)}, f)
