@@ -15,6 +15,7 @@ processes, hence the `__main__` guard.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -58,12 +59,18 @@ def main() -> None:
         startup = time.perf_counter() - start
         vllm_rate, vllm_s = _rate(vllm, prompts, args)
 
-    print(f"{args.prompts} prompts x {args.samples} samples x {args.max_tokens} tokens, "
-          f"tiny model, median of {args.repeats}")
-    print(f"  transformers (HFBackend, batch 16)  {hf_rate:9.0f} tokens/s  {hf_s:6.2f} s")
-    print(f"  vLLM CPU (VLLMBackend)              {vllm_rate:9.0f} tokens/s  {vllm_s:6.2f} s"
-          f"   (engine start {startup:.0f} s, not counted)")
-    print(f"ratio vLLM / transformers: {vllm_rate / hf_rate:.1f}x")
+        print(f"{args.prompts} prompts x {args.samples} samples x {args.max_tokens} tokens, "
+              f"tiny model, median of {args.repeats}")
+        print(f"  transformers (HFBackend, batch 16)  {hf_rate:9.0f} tokens/s  {hf_s:6.2f} s")
+        print(f"  vLLM CPU (VLLMBackend)              {vllm_rate:9.0f} tokens/s  {vllm_s:6.2f} s"
+              f"   (engine start {startup:.0f} s, not counted)")
+        print(f"ratio vLLM / transformers: {vllm_rate / hf_rate:.1f}x", flush=True)
+    # vLLM's CPU engine can hang in interpreter shutdown: stop its processes, then leave.
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+    os._exit(0)
 
 
 if __name__ == "__main__":
