@@ -35,7 +35,7 @@ from harness.report import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from harness.search_eval import SearchOutcome, SearchSettings, solve_with_search
+from harness.search_eval import SearchOutcome, solve_with_search
 from harness.tasks import Problem, TaskSpec, load_problems, resolve_tasks
 from rstar_pl.backends.base import PolicyBackend
 
@@ -281,14 +281,8 @@ def _solve(batch: Sequence[Problem], config: EvalConfig, backend: PolicyBackend,
             few_shot=config.few_shot,
         )
         return [(s, extract_answer(s.response)) for s in solutions]
-    settings = SearchSettings(
-        mode=config.search, trajectories=config.trajectories, samples=config.samples,
-        rollouts=config.rollouts, temperature=config.temperature, top_k=config.top_k,
-        weighted_vote=config.weighted_vote, max_tokens=config.max_tokens,
-        max_depth=config.max_depth, few_shot=config.few_shot, seed=config.seed,
-    )
     outcomes = solve_with_search(questions, backend=backend, sandbox=sandbox, scorer=scorer,
-                                 settings=settings)
+                                 settings=config)
     return [(o, o.answer) for o in outcomes]
 
 

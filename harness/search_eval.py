@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
 from rstar_pl.steps import build_prompt
@@ -31,21 +31,21 @@ from rstar_pl.steps import build_prompt
 __all__ = ["SearchOutcome", "SearchSettings", "solve_with_search"]
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """The knobs of test-time search (the CLI flags of the same names)."""
+class SearchSettings(Protocol):
+    """The knobs of test-time search, as `harness.evaluate.EvalConfig` carries them
+    (the CLI flags of the same names)."""
 
-    mode: str
-    trajectories: int = 8
-    samples: int = 8
-    rollouts: int = 16
-    temperature: float = 1.0
-    top_k: int | None = None
-    weighted_vote: bool = False
-    max_tokens: int = 1024
-    max_depth: int = 16
-    few_shot: bool = False
-    seed: int = 0
+    search: str
+    trajectories: int
+    samples: int
+    rollouts: int
+    temperature: float
+    top_k: int | None
+    weighted_vote: bool
+    max_tokens: int
+    max_depth: int
+    few_shot: bool
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -106,16 +106,16 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
     )
 
     sampling = Sampling(temperature=settings.temperature, max_tokens=settings.max_tokens)
-    if settings.mode == "best_of_n":
+    if settings.search == "best_of_n":
         config = BestOfNConfig(n=settings.trajectories, max_depth=settings.max_depth,
                                few_shot=settings.few_shot, sampling=sampling)
         return run_best_of_n(problems, env, config, seed=settings.seed)[1]
-    if settings.mode == "beam":
+    if settings.search == "beam":
         config = BeamConfig(beam_width=settings.trajectories, samples_per_node=settings.samples,
                             max_depth=settings.max_depth, few_shot=settings.few_shot,
                             sampling=sampling)
         return run_beam(problems, env, config, seed=settings.seed)[1]
-    if settings.mode == "mcts":
+    if settings.search == "mcts":
         config = MCTSConfig(rollouts=settings.rollouts, n=settings.samples,
                             max_depth=settings.max_depth, annotation="ppm",
                             few_shot=settings.few_shot, sampling=sampling)
@@ -128,7 +128,7 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
                 if best:
                     found[i].append(best[0])
         return [sorted(c, key=lambda t: -t.score) for c in found]
-    raise ValueError(f"unknown search mode {settings.mode!r}; allowed: mcts, beam, best_of_n")
+    raise ValueError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
 
 
 def solve_with_search(
@@ -142,8 +142,8 @@ def solve_with_search(
     """Search each question, vote, and return one outcome per question, in order."""
     from rstar_pl.search import SearchEnv, majority_vote
 
-    if settings.mode in ("mcts", "beam") and scorer is None:
-        raise ValueError(f"--search {settings.mode} ranks steps with a PPM: give --ppm DIR")
+    if settings.search in ("mcts", "beam") and scorer is None:
+        raise ValueError(f"--search {settings.search} ranks steps with a PPM: give --ppm DIR")
     problems = [_SearchProblem(id=str(i), question=q) for i, q in enumerate(questions)]
     counter = _TokenCounter(backend, [build_prompt(q, few_shot=settings.few_shot)
                                       for q in questions])
