@@ -12,8 +12,11 @@ one or more lines whose last line is `name = ...` or (the final step)
 
 - with probability `p_error`: an *error step*, code that raises NameError
   (it uses a name containing `undefined_`); the trajectory stays at step k;
-- with probability `p_wrong`: a *wrong step*, the correct code with its value
-  shifted by a small nonzero integer, so the final answer comes out wrong;
+- with probability `p_wrong`: a *wrong step*. When the script lists flawed
+  versions of its steps (a problem set may give plausible mistakes, e.g.
+  `rstar_pl.data.wordproblems`), one of step k's (the correct step if step k
+  lists none); otherwise the correct code with its value shifted by a small
+  nonzero integer. The code runs and the final answer comes out wrong;
 - otherwise the correct step (always the same text, so duplicates collapse).
 
 After the `<end_of_code>` step and its `<output>` block, the backend writes the
@@ -70,14 +73,21 @@ class ScriptError(ValueError):
 
 @dataclass(frozen=True)
 class Script:
-    """The correct solution of one problem, step by step (see module doc)."""
+    """The correct solution of one problem, step by step (see module doc), and
+    optionally, per step, flawed versions of it (`flaws[k]`, possibly empty)."""
 
     question: str
     steps: tuple[str, ...]
+    flaws: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.steps:
             raise ScriptError(f"script for {self.question[:50]!r} has no steps")
+        if self.flaws and len(self.flaws) != len(self.steps):
+            raise ScriptError(
+                f"script for {self.question[:50]!r}: {len(self.flaws)} lists of flawed steps "
+                f"for {len(self.steps)} steps; give one list per step (or none at all)"
+            )
         for k, code in enumerate(self.steps):
             last = code.rstrip().splitlines()[-1] if code.strip() else ""
             final = k == len(self.steps) - 1
@@ -189,8 +199,13 @@ class ScriptedBackend:
             lines[-1] = f"{target} = {ERROR_MARK}{rng.randrange(10**6)} + 1"
             body = body.replace(script.steps[k].strip(), "\n".join(lines))
         elif u < self.p_error + self.p_wrong:
-            delta = rng.choice((-3, -2, -1, 1, 2, 3)) * rng.randint(1, 9)
-            body = body.replace(script.steps[k].strip(), _wrong_code(script.steps[k], delta))
+            if script.flaws:  # the problem says which mistakes step k allows (maybe none)
+                flawed = script.flaws[k]
+                wrong = rng.choice(flawed).strip() if flawed else script.steps[k].strip()
+            else:
+                delta = rng.choice((-3, -2, -1, 1, 2, 3)) * rng.randint(1, 9)
+                wrong = _wrong_code(script.steps[k], delta)
+            body = body.replace(script.steps[k].strip(), wrong)
         return Completion(body, stop, len(body) // 4 + 1)
 
     def generate(
@@ -248,7 +263,8 @@ class ScriptedScorer:
 
 def scripts_from_problems(problems: Iterable) -> list[Script]:
     """Scripts from problems whose records carry a `script` field (a list of
-    code steps), like the built-in set `rstar_pl/data/scripted_problems.json`."""
+    code steps), like the built-in set `rstar_pl/data/scripted_problems.json`,
+    and optionally `flaws` (per step, a list of flawed versions)."""
     scripts = []
     for problem in problems:
         steps = problem.meta.get("script")
@@ -257,5 +273,13 @@ def scripts_from_problems(problems: Iterable) -> list[Script]:
                 f"problem {problem.id!r} has no 'script' list of code steps; the scripted "
                 "backend needs one per problem"
             )
-        scripts.append(Script(problem.question, tuple(steps)))
+        flaws = problem.meta.get("flaws") or []
+        if not isinstance(flaws, list) or not all(
+            isinstance(f, list) and all(isinstance(s, str) for s in f) for f in flaws
+        ):
+            raise ScriptError(
+                f"problem {problem.id!r}: 'flaws' must be a list (one per step) of lists of "
+                "code steps"
+            )
+        scripts.append(Script(problem.question, tuple(steps), tuple(tuple(f) for f in flaws)))
     return scripts
