@@ -48,6 +48,17 @@ class RecordsDataModule(L.LightningDataModule):
     def _collate(self) -> Callable:
         raise NotImplementedError
 
+    def use_train_files(self, files: Sequence[str]) -> None:
+        """Serve the records of `files` from now on: re-read, re-split and re-tokenise.
+
+        The loaders built from then on see the new records, i.e. from the next
+        epoch under `Trainer(reload_dataloaders_every_n_epochs=...)` (the
+        generation callback, `modules.generation`, relies on this).
+        """
+        self.hparams.train_files = list(files)
+        self._train, self._val = [], []
+        self.setup("fit")
+
     def train_dataloader(self) -> ResumableDataLoader:
         return ResumableDataLoader(
             self._train,

@@ -29,7 +29,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["HFExport", "export_policy", "export_ppm", "load_policy", "load_ppm"]
+__all__ = ["HFExport", "export_module", "export_policy", "export_ppm", "load_policy", "load_ppm"]
 
 
 @contextmanager
@@ -87,21 +87,31 @@ class HFExport(Callback):
         self.dirpath = dirpath
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from modules.policy import PolicyModule
-        from modules.ppm import PPMModule
+        export_module(trainer, pl_module, self.dirpath)
 
-        # Collective under FSDP (every rank must call it); a plain state_dict otherwise.
-        state = trainer.strategy.lightning_module_state_dict()
-        if trainer.is_global_zero:
-            tokenizer = trainer.datamodule.tokenizer
-            if isinstance(pl_module, PolicyModule):
-                export_policy(pl_module.model, tokenizer, self.dirpath, _strip(state, "model."))
-            elif isinstance(pl_module, PPMModule):
-                export_ppm(pl_module.model, tokenizer, self.dirpath, _strip(state, "model."))
-            else:
-                raise TypeError(f"HFExport: cannot export a {type(pl_module).__name__}")
-        # Nobody moves on (e.g. to train the PPM from this folder) before it is complete.
-        trainer.strategy.barrier("hf_export")
+
+def export_module(trainer: L.Trainer, pl_module: L.LightningModule, dirpath: str | os.PathLike) -> Path:
+    """Export the module being trained (`PolicyModule` or `PPMModule`) to `dirpath`.
+
+    Call it on every rank: under FSDP gathering the state dict is collective;
+    rank 0 writes; every rank returns once the folder is complete.
+    """
+    from modules.policy import PolicyModule
+    from modules.ppm import PPMModule
+
+    # Collective under FSDP (every rank must call it); a plain state_dict otherwise.
+    state = trainer.strategy.lightning_module_state_dict()
+    if trainer.is_global_zero:
+        tokenizer = trainer.datamodule.tokenizer
+        if isinstance(pl_module, PolicyModule):
+            export_policy(pl_module.model, tokenizer, dirpath, _strip(state, "model."))
+        elif isinstance(pl_module, PPMModule):
+            export_ppm(pl_module.model, tokenizer, dirpath, _strip(state, "model."))
+        else:
+            raise TypeError(f"HFExport: cannot export a {type(pl_module).__name__}")
+    # Nobody moves on (e.g. to train the PPM from this folder) before it is complete.
+    trainer.strategy.barrier("hf_export")
+    return Path(dirpath)
 
 
 def _read_ckpt(path: Path) -> tuple[dict, dict]:

@@ -40,7 +40,15 @@ from rstar_pl.search.mcts import MCTSConfig, run_mcts
 from rstar_pl.search.tree import Tree
 from rstar_pl.treeio import TreeWriter, finished_trees, shard_path
 
-__all__ = ["ComponentConfig", "ConfigError", "GenerateConfig", "generate", "main", "parse_config"]
+__all__ = [
+    "ComponentConfig",
+    "ConfigError",
+    "GenerateConfig",
+    "generate",
+    "main",
+    "parse_config",
+    "parse_mapping",
+]
 
 log = logging.getLogger("rstar_pl.generate")
 
@@ -127,6 +135,19 @@ def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
         raise ConfigError(f"generate config ({where}): {str(err).splitlines()[0]}") from None
     values = {k: v for k, v in vars(built).items() if k != "config"}
     return GenerateConfig(**values), dumped
+
+
+def parse_mapping(values: dict[str, Any], where: str) -> tuple[GenerateConfig, str]:
+    """(config, its YAML dump) from a mapping of the config's fields, i.e. what a
+    config file holds (`where` names it in errors)."""
+    parser = _parser()
+    try:
+        namespace = parser.parse_object(values)
+        dumped = parser.dump(namespace)
+        built = parser.instantiate(namespace)
+    except argparse.ArgumentError as err:
+        raise ConfigError(f"generate config ({where}): {str(err).splitlines()[0]}") from None
+    return GenerateConfig(**{k: v for k, v in vars(built).items() if k != "config"}), dumped
 
 
 def _import(kind: str, what: str):
