@@ -13,7 +13,8 @@ __all__ = ["COMMANDS", "main"]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("rstar_pl.demo:main", "the whole loop on CPU with tiny models (minutes)"),
+    "demo": ("rstar_pl.demo:main", "the whole loop on CPU with tiny models: evolve on configs/demo.yaml"),
+    "evolve": ("rstar_pl.evolve:main", "self-evolution rounds (generate, extract, train, evaluate), resumable"),
     "harness": ("harness.cli:main", "evaluate checkpoints on the math benchmarks (same as `harness`)"),
     "tiny-model": ("rstar_pl.tiny:main", "build a tiny random Qwen2 model and tokenizer"),
     "generate": ("rstar_pl.generate:main", "MCTS trees (JSONL shards, resumable) for a problem set"),
