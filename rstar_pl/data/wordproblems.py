@@ -154,11 +154,19 @@ def _step(k: int, comment: str, line: str) -> str:
 
 def _code(k: int, left: str, op: str, n: int, *, undo: bool = False) -> str:
     """Step k of a solution: `count = left <op> n`, with a comment that says which
-    operation of the story it reads (or undoes)."""
+    operation of the story it reads (or, with `undo`, undoes by the inverse)."""
     comment = _PHRASES[op][2].format(n=n)
     if undo:
         comment, op = _UNDO.format(comment=comment), _INVERSE[op]
     return _step(k, comment, f"{_VAR} = {left} {_PHRASES[op][3]} {n}")
+
+
+def _run(first: int, steps: list[tuple[str, int]]) -> int:
+    """What the code steps `count = count <op> n` compute from `first` (Python's `//`)."""
+    value = first
+    for op, n in steps:
+        value = {"add": value + n, "sub": value - n, "mul": value * n, "div": value // n}[op]
+    return value
 
 
 def _other_numbers(n: int, numbers: list[int]) -> list[int]:
@@ -175,6 +183,36 @@ def _sentence(template: str, k: int, pronoun: str, n: int) -> str:
     return text if k == 1 else "Then " + text[0].lower() + text[1:]
 
 
+def _solution(first: int, reads: list[tuple[str, int]], numbers: list[int], *, undo: bool):
+    """(script, flaws) of a solution that applies `reads` (the story's operations in the
+    order the code handles them; inverted when `undo`) to `first`.
+
+    A step's flaws are the misreadings of a careless solver: the opposite operation
+    (when undoing, the story's own operation done again), or the right operation with
+    another number of the story. A misreading that happens to give the right answer
+    is left out: only the final answer tells a flaw from a solution.
+    """
+    def applied(op: str) -> str:
+        return _INVERSE[op] if undo else op
+
+    correct = [(applied(op), n) for op, n in reads]
+    answer = _run(first, correct)
+    script, flaws = [], []
+    for k, (op, n) in enumerate(reads, 1):
+        left = str(first) if k == 1 else _VAR
+        script.append(_code(k, left, op, n, undo=undo))
+        options = [(op if undo else _INVERSE[op], n, False)]
+        options += [(op, m, undo) for m in _other_numbers(n, numbers)]
+        wrong = []
+        for read_op, m, as_undo in options:
+            code_op = _INVERSE[read_op] if as_undo else read_op
+            steps = correct[: k - 1] + [(code_op, m)] + correct[k:]
+            if _run(first, steps) != answer:
+                wrong.append(_code(k, left, read_op, m, undo=as_undo))
+        flaws.append(tuple(wrong))
+    return script, flaws
+
+
 def _forward(rng: random.Random, person, item: str, steps: int):
     story = _story(rng, steps)
     if story is None:
@@ -182,17 +220,9 @@ def _forward(rng: random.Random, person, item: str, steps: int):
     start, ops, values = story
     name, pronoun, _ = person
     sentences = [f"{name} has {start} {item}."]
-    numbers = [start] + [n for _, n in ops]
-    script, flaws = [], []
-    for k, (op, n) in enumerate(ops, 1):
-        sentences.append(_sentence(_PHRASES[op][0], k, pronoun, n))
-        left = str(start) if k == 1 else _VAR
-        script.append(_code(k, left, op, n))
-        # misreadings: the opposite operation, or another number of the story
-        wrong = [_code(k, left, _INVERSE[op], n)]
-        wrong += [_code(k, left, op, m) for m in _other_numbers(n, numbers)]
-        flaws.append(tuple(wrong))
+    sentences += [_sentence(_PHRASES[op][0], k, pronoun, n) for k, (op, n) in enumerate(ops, 1)]
     sentences.append(f"How many {item} does {name} have now?")
+    script, flaws = _solution(start, ops, [start] + [n for _, n in ops], undo=False)
     return " ".join(sentences), values[-1], script, flaws
 
 
@@ -207,14 +237,7 @@ def _backward(rng: random.Random, person, item: str, steps: int):
     sentences.append(f"Now {pronoun} has {values[-1]} {item}.")
     sentences.append(f"How many {item} did {name} have at first?")
     numbers = [n for _, n in ops] + [values[-1]]
-    script, flaws = [], []
-    for k, (op, n) in enumerate(reversed(ops), 1):
-        left = str(values[-1]) if k == 1 else _VAR
-        script.append(_code(k, left, op, n, undo=True))
-        # misreadings: the story's operation done again instead of undone, or a wrong number
-        wrong = [_code(k, left, op, n)]
-        wrong += [_code(k, left, op, m, undo=True) for m in _other_numbers(n, numbers)]
-        flaws.append(tuple(wrong))
+    script, flaws = _solution(values[-1], list(reversed(ops)), numbers, undo=True)
     return " ".join(sentences), start, script, flaws
 
 
