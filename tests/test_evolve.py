@@ -218,7 +218,8 @@ def _kill_when(process: subprocess.Popen, ready, timeout: float = 600) -> None:
 @pytest.mark.slow
 def test_killed_mid_generation_and_at_a_stage_boundary_it_resumes(tmp_path):
     # one tree at a time, so that the command can be killed between two trees
-    config = _config(tmp_path, {"wordproblems": {"train": 24}, "search_overrides": {"batch_size": 1}})
+    config = _config(tmp_path, {"wordproblems": {"train": 24}, "search_overrides": {"batch_size": 1},
+                                "fit_overrides": {"ppm": {"trainer": {"max_steps": 40}}}})
     run = tmp_path / "runs" / "mini"
     shard = _shard(run, 1)
     cmd = [sys.executable, "-m", "rstar_pl", "evolve", "--config", str(config),
