@@ -24,7 +24,7 @@ test: venv
 	$(PY) -m pytest -q
 
 demo: venv
-	$(PY) -m rstar_pl demo --out runs/demo
+	$(PY) -m rstar_pl evolve --config configs/demo.yaml
 
 bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

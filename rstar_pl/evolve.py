@@ -66,8 +66,21 @@ from typing import Any, Literal
 from harness.compare import CompareSettings
 from rstar_pl.evolution.ledger import Ledger, LedgerError
 
-__all__ = ["EvolveConfig", "EvolveError", "Round", "WordProblems", "evolve", "main", "parse_config",
-           "stage_names"]
+__all__ = [
+    "Evaluate",
+    "EvolveConfig",
+    "EvolveError",
+    "Round",
+    "RunPaths",
+    "WordProblems",
+    "evolve",
+    "fit_config",
+    "generate_values",
+    "heldout_generate_values",
+    "main",
+    "parse_config",
+    "stage_names",
+]
 
 log = logging.getLogger("rstar_pl.evolve")
 
@@ -163,7 +176,9 @@ class EvolveConfig:
 
 
 @dataclass(frozen=True)
-class _Paths:
+class RunPaths:
+    """Where a run keeps its files (see the module docstring)."""
+
     run: Path
 
     def round(self, k: int) -> Path:
@@ -210,17 +225,17 @@ def _read_yaml(path: str) -> dict[str, Any]:
     return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
 
 
-def _base_model(config: EvolveConfig, paths: _Paths) -> str:
+def _base_model(config: EvolveConfig, paths: RunPaths) -> str:
     return str(paths.base) if config.tiny_model is not None else config.base_model
 
 
-def _train_problems(config: EvolveConfig, paths: _Paths) -> dict[str, Any] | None:
+def _train_problems(config: EvolveConfig, paths: RunPaths) -> dict[str, Any] | None:
     if config.wordproblems is not None:
         return {"source": str(paths.problems / "train.jsonl")}
     return config.problems
 
 
-def _levels(config: EvolveConfig, paths: _Paths) -> dict[str, Any]:
+def _levels(config: EvolveConfig, paths: RunPaths) -> dict[str, Any]:
     """problem id -> difficulty level, for the problems that have one (the synthetic domain)."""
     levels: dict[str, Any] = {}
     for path in (paths.problems / "train.jsonl", paths.problems / "heldout.jsonl"):
@@ -231,7 +246,7 @@ def _levels(config: EvolveConfig, paths: _Paths) -> dict[str, Any]:
     return levels
 
 
-def _heldout_file(config: EvolveConfig, paths: _Paths) -> str | None:
+def _heldout_file(config: EvolveConfig, paths: RunPaths) -> str | None:
     if config.evaluate is not None and config.evaluate.problems:
         return config.evaluate.problems
     if config.wordproblems is not None:
@@ -239,7 +254,7 @@ def _heldout_file(config: EvolveConfig, paths: _Paths) -> str | None:
     return None
 
 
-def generate_values(config: EvolveConfig, paths: _Paths, k: int) -> dict[str, Any]:
+def generate_values(config: EvolveConfig, paths: RunPaths, k: int) -> dict[str, Any]:
     """The generation config of round k (see the module docstring)."""
     spec = config.rounds[k - 1]
     values = _read_yaml(_resolve(spec.search))
@@ -266,19 +281,33 @@ def generate_values(config: EvolveConfig, paths: _Paths, k: int) -> dict[str, An
     return values
 
 
-def fit_config(config: EvolveConfig, paths: _Paths, k: int) -> dict[str, Any]:
-    """The resolved round training config of round k (both stages)."""
-    from rstar_pl.train import load_round_config
-
+def _fit_overrides(config: EvolveConfig, paths: RunPaths, k: int) -> dict[str, Any]:
     spec = config.rounds[k - 1]
     folder = paths.round(k)
     overrides = _merge(config.fit_overrides, spec.fit_overrides,
                        {"run_dir": str(folder), "data_dir": str(folder),
                         "base_model": _base_model(config, paths)})
-    overrides.pop("tiny_model", None)
-    path = folder / "config" / "evolve_overrides.yaml"
-    _write_yaml(path, overrides)
-    resolved = load_round_config([_resolve(spec.fit), str(path)])
+    overrides.pop("tiny_model", None)  # evolve builds the base model itself
+    return overrides
+
+
+def _dotted(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: a mapping as the dotted overrides of a round config."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def fit_config(config: EvolveConfig, paths: RunPaths, k: int) -> dict[str, Any]:
+    """The resolved round training config of round k (both stages)."""
+    from rstar_pl.train import load_round_config
+
+    spec = config.rounds[k - 1]
+    resolved = load_round_config([_resolve(spec.fit)], _dotted(_fit_overrides(config, paths, k)))
     resolved.pop("tiny_model", None)
     return resolved
 
@@ -293,7 +322,7 @@ def _stage_fit_settings(section: dict[str, Any]) -> dict[str, Any]:
     return section
 
 
-def heldout_generate_values(config: EvolveConfig, paths: _Paths, k: int) -> dict[str, Any]:
+def heldout_generate_values(config: EvolveConfig, paths: RunPaths, k: int) -> dict[str, Any]:
     """Terminal-guided trees of round k's own policy on the held-out problems (for pairs)."""
     compare = config.evaluate.compare
     values = generate_values(config, paths, k)
@@ -311,7 +340,7 @@ def heldout_generate_values(config: EvolveConfig, paths: _Paths, k: int) -> dict
     return values
 
 
-def _settings(config: EvolveConfig, paths: _Paths, stage: str) -> dict[str, Any]:
+def _settings(config: EvolveConfig, paths: RunPaths, stage: str) -> dict[str, Any]:
     """What a stage's outputs depend on (compared on resume)."""
     if stage == "setup":
         return {"base_model": config.base_model, "tiny_model": config.tiny_model,
@@ -364,7 +393,7 @@ def _command(args: list[str], launch: str) -> None:
         raise RuntimeError(f"rstar-pl {args[0]} failed: {shlex.join(args)}")
 
 
-def _setup(config: EvolveConfig, paths: _Paths) -> None:
+def _setup(config: EvolveConfig, paths: RunPaths) -> None:
     if config.wordproblems is not None:
         from rstar_pl.data.wordproblems import wordproblem_splits
 
@@ -399,7 +428,7 @@ def _count(path: Path) -> int:
     return sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
 
 
-def _fit(config: EvolveConfig, paths: _Paths, k: int, stage: str) -> None:
+def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
     from rstar_pl.train import run_round
 
     records = paths.round(k) / ("sft.jsonl" if stage == "policy" else "pairs.jsonl")
@@ -413,12 +442,13 @@ def _fit(config: EvolveConfig, paths: _Paths, k: int, stage: str) -> None:
     resolved = fit_config(config, paths, k)
     spec = config.rounds[k - 1]
     overrides = paths.round(k) / "config" / "evolve_overrides.yaml"
+    _write_yaml(overrides, _fit_overrides(config, paths, k))  # the same, as a file to rerun with
     _say(f"$ python -m rstar_pl fit --config {spec.fit} --config {overrides} --stage {stage} "
          "--ckpt_path last")
     run_round(resolved, stages=(stage,), ckpt_path="last", launch=config.launch)
 
 
-def _evaluate(config: EvolveConfig, paths: _Paths, k: int) -> None:
+def _evaluate(config: EvolveConfig, paths: RunPaths, k: int) -> None:
     from harness.compare import compare_methods, pair_accuracy
     from harness.report import write_json_atomic
 
@@ -446,7 +476,7 @@ def _evaluate(config: EvolveConfig, paths: _Paths, k: int) -> None:
     write_json_atomic(folder / "eval" / "results.json", results)
 
 
-def _run_stage(config: EvolveConfig, paths: _Paths, stage: str) -> None:
+def _run_stage(config: EvolveConfig, paths: RunPaths, stage: str) -> None:
     if stage == "setup":
         _setup(config, paths)
         return
@@ -472,7 +502,7 @@ def evolve(config: EvolveConfig, *, until: str | None = None, dumped: str | None
     """
     from rstar_pl.evolution.report import write_round_report, write_summary
 
-    paths = _Paths(Path(config.runs_dir) / config.name)
+    paths = RunPaths(Path(config.runs_dir) / config.name)
     order = stage_names(config)
     if until is not None and until not in order:
         raise EvolveError(f"--until {until!r}: no such stage; stages: {', '.join(order)}")

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from rstar_pl.evolution.ledger import Ledger, LedgerError, first_difference
-from rstar_pl.evolve import _Paths, fit_config, generate_values, parse_config
+from rstar_pl.evolve import RunPaths, fit_config, generate_values, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER = {"kind": "scripted", "args": {"p_wrong": 0.3, "p_error": 0.1, "seed": 0}}
@@ -85,7 +85,7 @@ def _shard(run: Path, k: int) -> Path:
 def test_demo_config_rounds_use_the_paper_configs_and_the_previous_round(tmp_path):
     config, _, _ = parse_config(["--config", str(ROOT / "configs" / "demo.yaml"),
                                  "--runs_dir", str(tmp_path)])
-    paths = _Paths(tmp_path / "demo")
+    paths = RunPaths(tmp_path / "demo")
     first, second = generate_values(config, paths, 1), generate_values(config, paths, 2)
     # round 1: the bootstrap teacher, the round-1 search settings (few-shot, 8 rollouts)
     assert first["backend"] == {"kind": "scripted",
@@ -110,7 +110,7 @@ def test_demo_config_rounds_use_the_paper_configs_and_the_previous_round(tmp_pat
 def test_gpu_config_has_the_papers_four_rounds(tmp_path):
     config, _, _ = parse_config(["--config", str(ROOT / "configs" / "evolve.yaml"),
                                  "--runs_dir", str(tmp_path)])
-    paths = _Paths(tmp_path / config.name)
+    paths = RunPaths(tmp_path / config.name)
     rounds = [generate_values(config, paths, k) for k in (1, 2, 3, 4)]
     assert [r["schedule"] for r in rounds] == [[8], [16], [16], [16, 64, 128]]
     assert [r["search"]["annotation"] for r in rounds] == ["terminal", "terminal", "ppm", "ppm"]
@@ -200,6 +200,18 @@ def test_reduced_demo_runs_every_stage_and_a_second_run_redoes_nothing(tmp_path)
     assert second.stdout.count("finished before, skipped") == 11  # setup + 2 x 5 stages
     assert "$ python -m rstar_pl" not in second.stdout
     assert {k: _shard(run, k).read_bytes() for k in (1, 2)} == shards
+
+
+def test_demo_alias_runs_evolve_on_the_demo_config(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "rstar_pl", "demo", "--runs_dir", str(tmp_path),
+                           "--wordproblems.train", "6", "--until", "setup"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "demo"
+    assert len(_lines(run / "problems" / "train.jsonl")) == 6
+    assert (run / "base" / "tokenizer.json").is_file()
+    assert yaml.safe_load((run / "evolve_config.yaml").read_text())["name"] == "demo"
+    assert "stopped after setup" in done.stdout
 
 
 # ---------------------------------------------------------------- interruptions and changes
