@@ -150,6 +150,31 @@ def test_interrupted_generation_resumes_without_regenerating(tiny_model_dir, tmp
     assert recorder.seen[1]
 
 
+def test_transformers_backend_generates_with_the_exported_weights(tiny_model_dir, tmp_path, problems):
+    """backend "hf": the export itself generates. A policy trained for a few steps solves
+    nothing, so there is no new record and the datamodule keeps serving its own."""
+    first, second, sft, b_file = problems
+    generate = {"problems": {"source": str(b_file)}, "schedule": [2], "batch_size": 8,
+                "search": {"n": 2, "max_depth": 4, "sampling": {"max_tokens": 16}},
+                "backend": {"args": {"dtype": "float32", "batch_size": 8}}}
+    callback = GenerateBetweenEpochs(generate, out_dir=str(tmp_path / "run"), backend="hf")
+    recorder = RecordPrompts()
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, reload_dataloaders_every_n_epochs=1,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[callback, recorder])
+    data = SFTDataModule(str(tiny_model_dir), [str(sft)], max_length=512, batch_size=2)
+    trainer.fit(PolicyModule(str(tiny_model_dir), vocab_size=data.vocab_size), datamodule=data)
+
+    saved = yaml.safe_load((tmp_path / "run" / "epoch-000" / "trees" / "generate_config.yaml").read_text())
+    assert saved["backend"]["kind"] == "rstar_pl.backends.hf:HFBackend"
+    assert saved["backend"]["args"]["model"] == str(tmp_path / "run" / "epoch-000" / "policy")
+    assert len(_tree_lines(tmp_path)) == len(second)
+    (generation,) = callback.generations
+    assert generation["records"] == 0 and generation["rss_mib_after"] > 0
+    prompts_a = {build_prompt(p.question) for p in first}
+    assert recorder.seen[1] <= prompts_a and callback.served is None
+
+
 def test_refuses_a_trainer_that_does_not_reload(tiny_model_dir, tmp_path, problems):
     _, _, sft, b_file = problems
     callback = GenerateBetweenEpochs({"problems": {"source": str(b_file)}}, out_dir=str(tmp_path),
