@@ -217,6 +217,30 @@ def test_hf_backend_cuts_at_a_stop_string_inside_tokens(hf_backend):
 # --- training, exports and reloading ------------------------------------------------------------
 
 
+def test_sft_labels_keep_the_eos_that_is_also_the_pad(smollm2_dir):
+    """SmolLM2 pads with its EOS: the EOS that ends a response is learned (labelled),
+    the padding after it, the same id, is not."""
+    from datamodules.packing import collate_padded
+    from datamodules.records import SFTExample
+    from datamodules.sft import tokenise_sft
+    from datamodules.tokenizer import load_tokenizer
+    from modules.losses import IGNORE_INDEX
+
+    tokenizer = load_tokenizer(str(smollm2_dir))
+    eos = tokenizer.eos_token_id
+    examples = [SFTExample(build_prompt("Q"), "<answer>\\boxed{1}<end_of_answer>"),
+                SFTExample(build_prompt("Q"), "<code>\nx = 1 + 2 + 3 + 4\n<end_of_step>")]
+    kept, dropped = tokenise_sft(tokenizer, examples, max_length=64, truncation="drop")
+    assert dropped == 0
+    batch = collate_padded(kept, pad_id=tokenizer.pad_token_id)
+    short = len(kept[0][0])
+    assert len(kept[1][0]) > short
+    assert batch["input_ids"][0, short - 1] == eos and batch["labels"][0, short - 1] == eos
+    assert (batch["input_ids"][0, short:] == eos).all()
+    assert (batch["labels"][0, short:] == IGNORE_INDEX).all()
+    assert batch["labels"][0, short - 2] == tokenizer.convert_tokens_to_ids("<end_of_answer>")
+
+
 def _trainer(**kwargs):
     import lightning as L
 
