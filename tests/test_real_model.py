@@ -27,19 +27,11 @@ import torch
 
 from rstar_pl.steps import STEP_TOKENS, build_prompt
 
-pytestmark = pytest.mark.real_model
+pytestmark = [pytest.mark.real_model, pytest.mark.usefixtures("one_torch_thread")]
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 49152  # SmolLM2's tokenizer and embedding rows
 QUESTION = "What is 2 + 3?"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _chat(tokenizer, question: str) -> str:
