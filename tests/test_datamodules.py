@@ -32,14 +32,14 @@ def _write_jsonl(path, records) -> str:
     return str(path)
 
 
-def test_official_rstar_files_are_read(shared_dir):
-    sft = read_sft(shared_dir / "data/rstar_format/sft_example.json")
-    raw = json.loads((shared_dir / "data/rstar_format/sft_example.json").read_text())
+def test_official_rstar_files_are_read(data_dir):
+    sft = read_sft(data_dir / "rstar_format/sft_example.json")
+    raw = json.loads((data_dir / "rstar_format/sft_example.json").read_text())
     assert len(sft) == len(raw) == 8
     assert sft[0].prompt == build_prompt(raw[0]["query"])
     assert sft[0].response == raw[0]["response"]
-    pairs = read_pairs(shared_dir / "data/rstar_format/ppm_pairs_example.json")
-    raw = json.loads((shared_dir / "data/rstar_format/ppm_pairs_example.json").read_text())
+    pairs = read_pairs(data_dir / "rstar_format/ppm_pairs_example.json")
+    raw = json.loads((data_dir / "rstar_format/ppm_pairs_example.json").read_text())
     assert len(pairs) == len(raw)
     assert (pairs[2].prompt, pairs[2].chosen, pairs[2].rejected) == (raw[2]["prompt"], raw[2]["pos"], raw[2]["neg"])
 

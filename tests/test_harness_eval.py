@@ -1,7 +1,7 @@
 """`harness eval`: files written, resume, settings checks, and answers graded right.
 
 Three policies serve here: the tiny random model (the CLI end to end on the
-shared benchmark files), a tiny model trained on the spot to write one known
+benchmark slices in tests/data), a tiny model trained on the spot to write one known
 step-format solution (real generation, real code execution, a correct answer),
 and the scripted backend (no model; many problems solved correctly and fast).
 """
@@ -31,7 +31,7 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
-# --- the CLI on the tiny random model and the shared benchmark files -------------------------
+# --- the CLI on the tiny random model and the benchmark slices in tests/data ------------------
 
 
 def _lines(path: Path) -> list[dict]:
