@@ -2,14 +2,26 @@
 
 Each subcommand lives in its own module as `main(argv) -> int` and is imported
 only when used, so `rstar-pl tiny-model` does not pay for importing vLLM.
+
+Bad input ends in one line on stderr and exit status 2: a `ValueError` (bad
+settings, files, records), an `OSError` (a missing, unwritable or full output
+disk, a folder another run is writing), a failed child process
+(`CalledProcessError`, whose own message is above). Ctrl-C ends with one line
+and status 130; interrupted commands resume when run again. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import importlib
+import re
+import shlex
+import subprocess
 import sys
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "argument_error_line", "main"]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,10 +57,54 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     target, _ = COMMANDS[name]
     module_name, func_name = target.split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
     try:
+        func = getattr(importlib.import_module(module_name), func_name)
         return int(func(rest) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:
         # Bad input is reported in one line; anything else is a bug and keeps its traceback.
-        print(f"rstar-pl {name}: error: {err}", file=sys.stderr)
+        print(f"rstar-pl {name}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except subprocess.CalledProcessError as err:
+        command = shlex.join(map(str, err.cmd)) if isinstance(err.cmd, list) else err.cmd
+        print(f"rstar-pl {name}: error: `{command}` failed with exit status {err.returncode} "
+              "(its message is above)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nrstar-pl {name}: interrupted; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+
+
+_TYPE_ERROR = re.compile(r'^Parser key "(?P<key>[^"]+)":\s*Expected a (?P<type>.+?)\. '
+                         r"Got value: (?P<value>.*)$", re.S)
+_UNRECOGNIZED = re.compile(r"^unrecognized arguments: (?P<args>.*)$", re.S)
+
+
+def argument_error_line(err: argparse.ArgumentError | Exception,
+                        parser: argparse.ArgumentParser | None = None) -> str:
+    """A jsonargparse error as one line that keeps the key, the expected type and
+    the value (`batch_size: expected int, got 'abc'`), and for an unknown option the
+    closest known one."""
+    text = str(err).strip()
+    match = _TYPE_ERROR.match(text)
+    if match:
+        kind = re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", match["type"])
+        kind = re.sub(r"\s+", " ", kind)
+        return f"{match['key']}: expected {kind}, got {match['value'].strip()!r}"
+    match = _UNRECOGNIZED.match(text)
+    if match and parser is not None:
+        known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+        hints = []
+        for arg in match["args"].split():
+            option = arg.split("=", 1)[0]
+            if option.startswith("--"):
+                spelled = "--" + option[2:].replace("-", "_")
+                close = difflib.get_close_matches(spelled, known, n=1, cutoff=0.6)
+                hints.append(f"{option} (did you mean {close[0]}?)" if close else option)
+        if hints:
+            return f"unknown option(s) {', '.join(hints)}; see --help"
+    return _one_line(err)
