@@ -247,6 +247,46 @@ def test_changed_settings_refuse_to_mix_results(tmp_path, sandbox):
     assert summary["solved_this_run"] == 1
 
 
+def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, sandbox):
+    evaluate(_config(tmp_path, limit=1), backend=CountingBackend(), sandbox=sandbox)
+    out = tmp_path / "out"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(EvalConfigError, match="max_tokens=1024, not 64"):
+        evaluate(_config(tmp_path, limit=1, max_tokens=64), backend=CountingBackend(),
+                 sandbox=sandbox)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_resumed_summary_keeps_the_seconds_already_spent(tmp_path, sandbox):
+    (first,) = evaluate(_config(tmp_path, limit=2), backend=CountingBackend(), sandbox=sandbox)
+    # this run's wall time also holds grading and writing, besides solving
+    assert first["seconds_this_run"] >= first["seconds"] > 0
+    (again,) = evaluate(_config(tmp_path, limit=2), backend=CountingBackend(), sandbox=sandbox)
+    assert again["seconds"] == first["seconds"] and again["seconds_this_run"] == 0
+    (more,) = evaluate(_config(tmp_path, limit=3), backend=CountingBackend(), sandbox=sandbox)
+    records = _lines(tmp_path / "out" / "amc23" / "predictions.jsonl")
+    # the time of every problem solved so far, whichever run solved it
+    assert more["seconds"] == pytest.approx(sum(r["seconds"] for r in records), abs=1e-3)
+    assert more["seconds"] == pytest.approx(first["seconds"] + records[2]["seconds"], abs=1e-3)
+
+
+def test_two_runs_on_one_out_are_refused_naming_the_first(tmp_path, sandbox, capsys):
+    from rstar_pl.files import exclusive_output
+
+    out = tmp_path / "out"
+    with exclusive_output(out, "eval", what="--out", command="harness eval --tasks amc23"):
+        with pytest.raises(OSError, match=rf"--out {out} is being written by another run "
+                                          r"\(pid \d+, since .*: harness eval --tasks amc23\)"):
+            evaluate(_config(tmp_path), backend=CountingBackend(), sandbox=sandbox)
+        assert main(["eval", "--checkpoint", "x", "--tasks", "amc23", "--out", str(out),
+                     "--data-dir", str(_task_dir(tmp_path))]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "is being written by another run" in err
+    assert not (out / "amc23").exists()
+    (summary,) = evaluate(_config(tmp_path), backend=CountingBackend(), sandbox=sandbox)
+    assert summary["count"] == 3
+
+
 def test_bad_settings_name_the_flag(tmp_path):
     with pytest.raises(EvalConfigError, match="--limit must be >= 0, got -1"):
         _config(tmp_path, limit=-1)
