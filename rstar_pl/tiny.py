@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from rstar_pl.files import atomic_dir
 from rstar_pl.steps import FEW_SHOT_EXAMPLES, STEP_TOKENS, build_prompt
 
 __all__ = ["TINY_CONFIG", "build_tiny_model", "main"]
@@ -104,17 +103,10 @@ def build_tiny_model(out_dir: str | os.PathLike, *, seed: int = 0, vocab_size: i
     )
     model = Qwen2ForCausalLM(config)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "rstar_tiny.json").write_text(json.dumps({"seed": seed, "vocab_size": vocab_size}))
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

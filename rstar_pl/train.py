@@ -31,10 +31,8 @@ The tiny CPU override: `--config configs/round2.yaml --config configs/tiny.yaml`
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +151,9 @@ def load_round_config(paths: list[str], overrides: dict[str, Any] | None = None)
 def _write_yaml(path: Path, data: dict) -> None:
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-    os.replace(tmp, path)
+    from rstar_pl.files import write_atomic
+
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def run_round(

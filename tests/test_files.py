@@ -144,3 +144,32 @@ def test_text_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
         read_utf8(path)
     path.write_text('[{"question": "caf\u00e9"}]', encoding="utf-8")
     assert read_utf8(path) == '[{"question": "caf\u00e9"}]'
+
+
+def test_what_the_commands_write_has_ordinary_permissions(tmp_path, umask, tiny_model_dir):
+    """Model exports, training data, configs and summaries: 0755 folders and 0644 files
+    under umask 022, as `mkdir` and `open` would make them."""
+    from harness.report import write_json_atomic
+    from rstar_pl.export import export_policy, load_policy
+    from rstar_pl.extract import main as extract_main
+    from rstar_pl.generate import main as generate_main
+    from rstar_pl.tiny import build_tiny_model
+    from rstar_pl.train import _write_yaml
+
+    umask(0o022)
+    tiny = build_tiny_model(tmp_path / "tiny")
+    model, tokenizer = load_policy(tiny_model_dir)
+    export = export_policy(model, tokenizer, tmp_path / "export" / "policy")
+    trees = tmp_path / "trees"
+    assert generate_main(["--config", str(ROOT / "configs/search/scripted.yaml"),
+                          "--out_dir", str(trees), "--problems.limit", "1",
+                          "--schedule", "[2]"]) == 0
+    assert extract_main(["--trees", str(trees), "--out", str(tmp_path / "data")]) == 0
+    write_json_atomic(tmp_path / "eval" / "summary.json", {"tasks": []})
+    _write_yaml(tmp_path / "run" / "config" / "policy.yaml", {"trainer": {}})
+
+    for folder in (tiny, export, trees, tmp_path / "data", tmp_path / "eval",
+                   tmp_path / "run" / "config"):
+        assert _mode(folder) == 0o755, folder
+        for path in folder.iterdir():  # lock files included
+            assert _mode(path) == 0o644, path

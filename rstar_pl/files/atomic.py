@@ -11,6 +11,12 @@ for `open()`: with the usual umask 022 files are 0644 and folders 0755, and a
 team sharing a group-writable umask gets group-writable outputs.
 (`tempfile.mkstemp` and `mkdtemp` would make them 0600 and 0700 regardless.)
 
+A folder from `atomic_dir` gets the same rule for everything written into it,
+whoever wrote it: some writers pick private modes of their own (safetensors
+writes weights 0600), which would make an export unreadable to the team that
+shares the folder, so on completion every entry is given the mode `open()` or
+`mkdir` would have given it under the umask.
+
 `replace_together` replaces several files as one step as far as a disk
 allows: every new file is complete and on disk before the first rename, and
 renames within one folder need no space, so running out of space or a write
@@ -23,6 +29,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,6 +100,20 @@ def replace_together(files: Mapping[str | os.PathLike, Iterable[str]]) -> None:
         os.replace(tmp, path)
 
 
+def _ordinary_permissions(folder: Path, dir_mode: int) -> None:
+    """Give everything under `folder` the mode the umask gives new files and folders
+    (`dir_mode` is 0o777 less the umask: `folder` was made with `mkdir(0o777)`)."""
+    file_mode, exec_mode = dir_mode & 0o666, dir_mode
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), dir_mode)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                executable = os.stat(path).st_mode & 0o111
+                os.chmod(path, exec_mode if executable else file_mode)
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """A new temporary folder beside `path` that replaces it (and everything in
@@ -108,6 +129,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             continue
     try:
         yield tmp
+        _ordinary_permissions(tmp, stat.S_IMODE(tmp.stat().st_mode))
         old = None
         if out.exists():
             old = _temporary_name(out, ".old")
