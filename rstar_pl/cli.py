@@ -21,7 +21,7 @@ import shlex
 import subprocess
 import sys
 
-__all__ = ["COMMANDS", "argument_error_line", "main"]
+__all__ = ["COMMANDS", "ArgumentParser", "UsageError", "argument_error_line", "main", "positive_int"]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,6 +35,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("rstar_pl.train:test_main", "test a policy or PPM (LightningCLI)"),
     "predict": ("rstar_pl.train:predict_main", "predict with a policy or PPM (LightningCLI)"),
 }
+
+
+class UsageError(ValueError):
+    """A command line its parser refuses."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the subcommands: a bad command line is one `UsageError` line (the
+    usage text stays with --help)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message}; see {self.prog} --help")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _usage() -> str:

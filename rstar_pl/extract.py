@@ -43,7 +43,6 @@ it was.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -324,7 +323,9 @@ def write_outputs(out: Path, data: dict[str, list[dict]]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from rstar_pl.cli import ArgumentParser, positive_int
+
+    parser = ArgumentParser(
         prog="rstar-pl extract",
         description="SFT records, PPM pairs and difficulty from tree files.",
     )
@@ -334,8 +335,8 @@ def main(argv: list[str]) -> int:
         "--min-margin", type=float, default=0.0, help="minimum chosen_q - rejected_q"
     )
     parser.add_argument("--min-edit", type=int, default=0, help="minimum edit distance of a pair")
-    parser.add_argument("--sft-per-problem", type=int, default=2)
-    parser.add_argument("--pairs-per-side", type=int, default=2)
+    parser.add_argument("--sft-per-problem", type=positive_int, default=2)
+    parser.add_argument("--pairs-per-side", type=positive_int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     config = ExtractConfig(

@@ -420,3 +420,23 @@ def test_a_terminal_sees_a_progress_bar_with_total_rate_and_eta(tmp_path):
     text = seen.decode("utf-8", "replace")
     # tqdm: done/total, elapsed<remaining, rate
     assert re.search(r"3/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+ ?(tree/s|s/tree)", text), text
+
+
+def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path):
+    out = tmp_path / "trees"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = _generate_cmd(out, "--batch_size", "1", *SLOW_MACHINE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("wrote tree"):
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stderr.readlines()
+    assert proc.wait(timeout=120) == 130
+    err = "".join(lines)
+    assert "Traceback" not in err, err
+    assert err.rstrip().splitlines()[-1] == (
+        "rstar-pl generate: interrupted; run the same command again to resume")
+    assert load_trees([out])  # what was finished stays
