@@ -95,10 +95,10 @@ def load_eval_config_file(path: str) -> dict:
     import yaml
 
     from harness.evaluate import EvalConfig, EvalConfigError
+    from rstar_pl.files import read_utf8
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
+        values = yaml.safe_load(read_utf8(path)) or {}
     except OSError as err:
         raise EvalConfigError(f"--config {path}: {err.strerror}") from None
     except yaml.YAMLError as err:

@@ -65,6 +65,36 @@ def test_bad_json_array_record_names_its_line(tmp_path):
         read_pairs(path)
 
 
+def test_empty_training_files_say_so(tiny_model_dir, tmp_path):
+    (tmp_path / "sft.jsonl").write_text("")
+    (tmp_path / "pairs.jsonl").write_text("\n")
+    sft = SFTDataModule(str(tiny_model_dir), [str(tmp_path / "sft.jsonl")], val_size=0)
+    with pytest.raises(ValueError, match=r"sft\.jsonl'\]: no SFT records \(empty\)"):
+        sft.setup("fit")
+    pairs = PairDataModule(str(tiny_model_dir), [str(tmp_path / "pairs.jsonl")], val_size=0)
+    with pytest.raises(ValueError, match=r"pairs\.jsonl'\]: no preference pairs \(empty\)"):
+        pairs.setup("fit")
+
+
+def test_a_pair_whose_chosen_is_its_rejected_is_dropped_with_a_warning(tmp_path, caplog):
+    def pair(chosen, rejected):
+        return {"problem_id": "p", "prompt": "P", "chosen": chosen, "rejected": rejected,
+                "chosen_q": 1.0, "rejected_q": -1.0, "kind": "step"}
+
+    path = _write_jsonl(tmp_path / "pairs.jsonl",
+                        [pair("a", "b"), pair("same", "same"), pair("c", "d"), pair("x", "x")])
+    assert [(p.chosen, p.rejected) for p in read_pairs(path)] == [("a", "b"), ("c", "d")]
+    assert (f"{path}: dropped 2 pairs whose chosen text equals the rejected one (lines 2, 4)"
+            in caplog.text)
+
+
+def test_training_files_that_are_not_utf8_name_the_file(tmp_path):
+    path = tmp_path / "sft.jsonl"
+    path.write_bytes(json.dumps(_sft_line(0)).encode() + b"\n\xff\n")
+    with pytest.raises(ValueError, match=rf"^{path}: not UTF-8 text \(byte 0xff at byte offset"):
+        read_sft(path)
+
+
 def test_sft_labels_mask_the_prompt_and_end_with_eos(tiny_model_dir, tmp_path):
     path = _write_jsonl(tmp_path / "sft.jsonl", [_sft_line(i) for i in range(3)])
     dm = SFTDataModule(str(tiny_model_dir), [path], max_length=512, batch_size=3)

@@ -516,3 +516,11 @@ def test_config_file_with_unknown_key_is_named(tmp_path, capsys):
     assert main(["eval", "--config", str(config), "--checkpoint", "x"]) == 2
     err = capsys.readouterr().err
     assert "unknown setting(s) max_token" in err and "max_tokens" in err
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):
+    config = tmp_path / "eval.yaml"
+    config.write_bytes("tasks: [amc23]\nextra_note: caf\u00e9\n".encode("cp1252"))
+    assert main(["eval", "--config", str(config), "--checkpoint", "x"]) == 2
+    assert capsys.readouterr().err == (f"harness eval: error: {config}: not UTF-8 text (byte 0xe9 "
+                                       "at byte offset 30); save the file as UTF-8\n")

@@ -248,3 +248,10 @@ def test_unreachable_hub_says_what_to_do(monkeypatch):
     message = str(err.value)
     assert "could not load 'Maxwell-Jia/AIME_2024'" in message and "--data-dir" in message
     assert "\n" not in message
+
+
+def test_a_benchmark_file_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "aime2024_test.json"
+    path.write_bytes('[{"index": 0, "question": "caf\u00e9?", "answer": "1"}]'.encode("cp1252"))
+    with pytest.raises(ValueError, match=rf"^{path}: not UTF-8 text \(byte 0xe9 at byte offset"):
+        load_problems("aime2024", data_dir=tmp_path)
