@@ -284,6 +284,11 @@ def _files_of(given: str) -> list[Path]:
     raise ExtractError(f"--trees {given}: no trees-*.jsonl files there{hint}")
 
 
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+
+
 def read_trees(paths: Sequence[str]) -> list[Tree]:
     """Every tree of the files and folders once, in order of first appearance
     (identity: problem_id, attempt, seed; see the module docstring)."""
@@ -292,10 +297,16 @@ def read_trees(paths: Sequence[str]) -> list[Tree]:
         if path.resolve() in files:
             log.warning("extract: %s is given more than once; reading it once", path)
         files.setdefault(path.resolve(), path)
+    from tqdm.auto import tqdm
+
     trees: list[Tree] = []
     first_seen: dict[tuple[str, int, int], str] = {}
     duplicates: list[str] = []
-    for record, where in iter_tree_records(files.values()):
+    # one tree per line: counting newlines (fast, and it warms the page cache) gives the total
+    total = sum(_count_lines(path) for path in files.values())
+    records = tqdm(iter_tree_records(files.values()), total=total, desc="reading trees",
+                   unit="tree", disable=None)
+    for record, where in records:
         tree = Tree.from_record(record, where)
         key = (tree.problem_id, tree.attempt, tree.seed)
         if key in first_seen:

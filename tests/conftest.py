@@ -13,6 +13,9 @@ setting in pyproject.toml (relative to the checkout).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,37 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rstar_pl.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def in_terminal() -> Callable[..., tuple[int, str]]:
+    """Run a command with its stderr on a 100-column pseudo-terminal, as a person at a
+    terminal sees it: returns (exit status, what it wrote there)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(args: list[str], timeout: float = 120) -> tuple[int, str]:
+        primary, secondary = pty.openpty()
+        # a new pty has no size, and tqdm would draw its bar in 0 columns
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        env = dict(os.environ, PYTHONPATH=str(root))
+        proc = subprocess.Popen([sys.executable, "-m", "rstar_pl", *args], cwd=root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=secondary)
+        os.close(secondary)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal closed when the process exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(primary)
+        return proc.wait(timeout=timeout), seen.decode("utf-8", "replace")
+
+    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -317,3 +318,11 @@ def test_a_non_utf8_tree_file_names_the_file_and_line(tmp_path):
         handle.write(b'{"problem_id": "caf\xe9"}\n')
     with pytest.raises(ValueError, match=rf"{shard}:2: not UTF-8 text \(byte 0xe9\)"):
         main(["--trees", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def test_a_terminal_sees_how_far_reading_the_trees_is(tmp_path, in_terminal):
+    shard = tmp_path / "trees" / "trees-00000-of-00001.jsonl"
+    _write_trees(shard, [mixed_tree(), easy_tree(), hard_tree()])
+    code, text = in_terminal(["extract", "--trees", str(shard.parent), "--out", str(tmp_path / "o")])
+    assert code == 0
+    assert re.search(r"reading trees: 100%.*3/3 \[\d\d:\d\d<\d\d:\d\d", text), text

@@ -392,32 +392,10 @@ def test_a_quick_exit_is_quiet(full_run):
     assert done.stdout.startswith("generate: 0 new trees")
 
 
-def test_a_terminal_sees_a_progress_bar_with_total_rate_and_eta(tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    primary, secondary = pty.openpty()
-    # a terminal of 100 columns (a new pty has none, and tqdm would draw in 0)
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        _generate_cmd(tmp_path / "t", "--problems.limit", "3", "--schedule", "[2]"),
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=secondary, env=env)
-    os.close(secondary)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the terminal closes when the process exits
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(primary)
-    assert proc.wait(timeout=60) == 0
-    text = seen.decode("utf-8", "replace")
+def test_a_terminal_sees_a_progress_bar_with_total_rate_and_eta(tmp_path, in_terminal):
+    code, text = in_terminal(["generate", "--config", str(CONFIG), "--out_dir", str(tmp_path / "t"),
+                              "--problems.limit", "3", "--schedule", "[2]"])
+    assert code == 0
     # tqdm: done/total, elapsed<remaining, rate
     assert re.search(r"3/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+ ?(tree/s|s/tree)", text), text
 
