@@ -418,16 +418,11 @@ def _yaml_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-class _RunnerParser(argparse.ArgumentParser):
-    """argparse whose errors are one-line `RoundConfigError`s."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise RoundConfigError(f"{message}; see rstar-pl {self.prog.split()[-1]} --help")
-
-
 def _runner_parser(subcommand: str, variables: dict[str, Any]) -> argparse.ArgumentParser:
     """The round runner's options, and `--KEY VALUE` for each top-level variable of the round."""
-    parser = _RunnerParser(
+    from rstar_pl.cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog=f"rstar-pl {subcommand}", add_help=False, allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage=f"rstar-pl {subcommand} --config ROUND.yaml [--config MORE.yaml ...] [--KEY VALUE ...]\n"
