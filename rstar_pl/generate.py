@@ -44,7 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from rstar_pl.cli import argument_error_line
-from rstar_pl.files import OutputInUseError, exclusive_output, is_locked, write_atomic
+from rstar_pl.files import (
+    OutputInUseError,
+    check_free,
+    exclusive_output,
+    is_locked,
+    write_atomic,
+)
 from rstar_pl.problems import Problem, ProblemsConfig, load_problems
 from rstar_pl.search.expand import SearchEnv
 from rstar_pl.search.mcts import MCTSConfig, run_mcts
@@ -275,12 +281,8 @@ def _preflight(
     """Refuse early (before any model loads) what the locked run would refuse too;
     returns the finished trees. `holding`: this process holds its shard's lock."""
     _check_other_layouts(out_dir, config)
-    holder = None if holding else is_locked(out_dir / f".{_lock_name(config)}.lock")
-    if holder is not None:
-        raise OutputInUseError(
-            f"out_dir {out_dir} is being written by another run ({holder}); wait for it to "
-            "finish or choose another out_dir"
-        )
+    if not holding:
+        check_free(out_dir, _lock_name(config), what="out_dir")
     done = finished_trees(out_dir)
     if dumped is not None:
         _check_config(out_dir, dumped, done)

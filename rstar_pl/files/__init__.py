@@ -2,7 +2,13 @@
 one writer per output folder, and UTF-8 text read with errors that name the file."""
 
 from rstar_pl.files.atomic import atomic_dir, atomic_file, replace_together, write_atomic
-from rstar_pl.files.lock import OutputInUseError, OutputLock, exclusive_output, is_locked
+from rstar_pl.files.lock import (
+    OutputInUseError,
+    OutputLock,
+    check_free,
+    exclusive_output,
+    is_locked,
+)
 from rstar_pl.files.text import NotUTF8Error, not_utf8, read_utf8
 
 __all__ = [
@@ -11,6 +17,7 @@ __all__ = [
     "OutputLock",
     "atomic_dir",
     "atomic_file",
+    "check_free",
     "exclusive_output",
     "is_locked",
     "not_utf8",

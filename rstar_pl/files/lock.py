@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputInUseError", "OutputLock", "exclusive_output", "is_locked"]
+__all__ = ["OutputInUseError", "OutputLock", "check_free", "exclusive_output", "is_locked"]
 
 
 class OutputInUseError(OSError):
@@ -99,6 +99,19 @@ def is_locked(path: str | os.PathLike) -> str | None:
         os.close(fd)
 
 
+def _in_use(folder: str | os.PathLike, what: str, holder: str) -> OutputInUseError:
+    return OutputInUseError(f"{what} {folder} is being written by another run ({holder}); wait "
+                            f"for it to finish or choose another {what}")
+
+
+def check_free(folder: str | os.PathLike, name: str, *, what: str) -> None:
+    """Raise the `OutputInUseError` that `exclusive_output` would raise, without taking the
+    lock or creating anything (to refuse before expensive work, such as loading a model)."""
+    holder = is_locked(Path(folder) / f".{name}.lock")
+    if holder is not None:
+        raise _in_use(folder, what, holder)
+
+
 @contextmanager
 def exclusive_output(
     folder: str | os.PathLike, name: str, *, what: str, command: str | None = None
@@ -120,10 +133,7 @@ def exclusive_output(
     except BlockingIOError:
         holder = _describe(_read_info(fd))
         os.close(fd)
-        raise OutputInUseError(
-            f"{what} {folder} is being written by another run ({holder}); wait for it to "
-            f"finish or choose another {what}"
-        ) from None
+        raise _in_use(folder, what, holder) from None
     except BaseException:
         os.close(fd)
         raise
