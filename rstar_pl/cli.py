@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rstar-pl {name}: error: `{command}` failed with exit status {err.returncode} "
               "(its message is above)", file=sys.stderr)
         return 2
+        return 2
     except KeyboardInterrupt:
         print(f"\nrstar-pl {name}: interrupted; run the same command again to resume",
               file=sys.stderr)

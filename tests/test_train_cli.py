@@ -208,3 +208,23 @@ def test_kill_9_of_fit_takes_its_stage_and_a_restart_meets_the_live_writer(tiny_
         runner.kill()
         runner.wait()
     _wait_for(lambda: is_locked(run / ".fit.lock") is None, 30)
+
+
+def test_a_stage_that_fails_is_one_line_from_it_and_one_from_fit(tiny_model_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sft.jsonl").write_text("")  # extract found nothing to learn from
+    (data / "pairs.jsonl").write_text("")
+    run = tmp_path / "run"
+    argv = ["--config", ROUND2, "--config", TINY, f"--run_dir={run}",
+            f"--tiny_model={tiny_model_dir}", f"--data_dir={data}"]
+    done = subprocess.run([sys.executable, "-m", "rstar_pl", "fit", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = done.stderr.rstrip().splitlines()[-2:]
+    assert last[0] == (f"rstar-pl fit: error: data.train_files ['{data}/sft.jsonl']: no SFT "
+                       "records (empty); extract writes none when no problem was solved")
+    assert re.fullmatch(rf"rstar-pl fit: error: `.* -m rstar_pl fit --config {run}/config/"
+                        r"policy\.yaml` failed with exit status 2 \(its message is above\)", last[1])
