@@ -21,7 +21,8 @@ import shlex
 import subprocess
 import sys
 
-__all__ = ["COMMANDS", "ArgumentParser", "UsageError", "argument_error_line", "main", "positive_int"]
+__all__ = ["COMMANDS", "ArgumentParser", "UsageError", "argument_error_line", "did_you_mean", "main",
+           "positive_int"]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -99,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
+    """` (did you mean PREFIX+CLOSEST?)` for the known name closest to `word`
+    (hyphens read as underscores), or "" when none is close."""
+    found = difflib.get_close_matches(word.replace("-", "_"), choices, n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{found[0]}?)" if found else ""
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(part.strip() for part in str(err).splitlines() if part.strip())
 
@@ -126,9 +134,7 @@ def argument_error_line(err: argparse.ArgumentError | Exception,
         for arg in match["args"].split():
             option = arg.split("=", 1)[0]
             if option.startswith("--"):
-                spelled = "--" + option[2:].replace("-", "_")
-                close = difflib.get_close_matches(spelled, known, n=1, cutoff=0.6)
-                hints.append(f"{option} (did you mean {close[0]}?)" if close else option)
+                hints.append(option + did_you_mean(option[2:], [k[2:] for k in known], "--"))
         if hints:
             return f"unknown option(s) {', '.join(hints)}; see --help"
     return _one_line(err)

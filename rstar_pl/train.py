@@ -52,7 +52,6 @@ The tiny CPU override: `--config configs/round2.yaml --config configs/tiny.yaml`
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import re
 import signal
@@ -168,14 +167,9 @@ _NOT_ACCEPTED = re.compile(r"Option '(?P<opt>[^']+)' is not accepted")
 _NO_OPTION = re.compile(r"does not accept option '(?P<opt>[^']+)'")
 
 
-def _close(word: str, choices: list[str]) -> str:
-    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {found[0]}?)" if found else ""
-
-
 def _stage_error_line(err: Exception, parsers: list) -> str:
     """LightningCLI's (jsonargparse's) error about a stage config as one line naming the key."""
-    from rstar_pl.cli import argument_error_line
+    from rstar_pl.cli import argument_error_line, did_you_mean
 
     text = str(err)
     key = re.match(r'Parser key "(?P<key>[^"]+)":', text)
@@ -185,14 +179,15 @@ def _stage_error_line(err: Exception, parsers: list) -> str:
         opt = _NOT_ACCEPTED.search(inner)
         if opt:
             known = [k for k in _init_parameters(cls) if k != "self"]
-            hint = _close(opt["opt"], known) or (f"; it takes {', '.join(known)}" if known else "")
+            hint = (did_you_mean(opt["opt"], known)
+                    or (f"; it takes {', '.join(known)}" if known else ""))
             return f"{key['key']}.init_args.{opt['opt']}: {cls} takes no such argument{hint}"
         nested = argument_error_line(ValueError(inner))
         return f"{key['key']}.init_args.{nested}"
     missing = _NO_OPTION.search(text)
     if missing:
         known = [a.dest for p in parsers for a in p._actions if a.dest not in ("help", "config")]
-        return f"{missing['opt']}: no such setting{_close(missing['opt'], known)}"
+        return f"{missing['opt']}: no such setting{did_you_mean(missing['opt'], known)}"
     return argument_error_line(err)
 
 
@@ -281,9 +276,10 @@ def load_round_config(paths: list[str], overrides: dict[str, Any] | None = None)
         if top not in merged and top not in ROUND_STAGES:
             # a key no file defines is a typo (--data_dri) or another command's spelling
             # (--data-dir): refused, not silently added and ignored
+            from rstar_pl.cli import did_you_mean
+
             known = [k for k in merged if k not in ROUND_STAGES] + list(_RUNNER_OPTIONS)
-            close = difflib.get_close_matches(top.replace("-", "_"), known, n=1, cutoff=0.6)
-            hint = f" (did you mean --{close[0]}?)" if close else ""
+            hint = did_you_mean(top, known, "--")
             raise RoundConfigError(
                 f"--{key}: no such key in the round config {', '.join(paths)}{hint}; its keys: "
                 f"{', '.join(k for k in merged if k not in ROUND_STAGES)}; stage settings are "
