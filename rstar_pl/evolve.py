@@ -445,7 +445,8 @@ def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
     resolved = fit_config(config, paths, k)
     spec = config.rounds[k - 1]
     overrides = paths.round(k) / "config" / "evolve_overrides.yaml"
-    _write_yaml(overrides, _fit_overrides(config, paths, k))  # the same, as a file to rerun with
+    _write_yaml(overrides, _fit_overrides(config, paths, k))
+    # what runs is the resolved stage config that run_round writes beside the overrides
     _say(f"$ python -m rstar_pl fit --config {spec.fit} --config {overrides} --stage {stage} "
          "--ckpt_path last")
     run_round(resolved, stages=(stage,), ckpt_path="last", launch=config.launch)

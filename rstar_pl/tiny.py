@@ -26,15 +26,13 @@ layers give the 1 M-parameter model of the demo). The attention head size is
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from rstar_pl.files import atomic_dir
 from rstar_pl.steps import FEW_SHOT_EXAMPLES, STEP_TOKENS, build_prompt
 
 __all__ = ["TINY_CONFIG", "build_tiny_model", "main"]
@@ -42,6 +40,9 @@ __all__ = ["TINY_CONFIG", "build_tiny_model", "main"]
 EOS = "<|endoftext|>"
 TOKENIZERS = ("bpe", "word")
 CORPORA = ("steps", "wordproblems")
+
+#: The smallest vocabulary the tokenizer can have: 256 byte symbols and EOS.
+MIN_VOCAB = 257
 
 #: Architecture of the tiny model (a Qwen2 config); about 0.2 M parameters.
 TINY_CONFIG: dict = {
@@ -168,7 +169,12 @@ def build_tiny_model(
     if unknown:
         raise ValueError(f"tiny model architecture: unknown keys {unknown}; "
                          f"allowed: {', '.join(TINY_CONFIG)}")
+    if vocab_size < MIN_VOCAB:
+        raise ValueError(f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
+                         f"byte-level BPE and the end-of-text token), got {vocab_size}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder; choose a new --out")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: folder exists and is not empty; choose a new --out")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,33 +198,31 @@ def build_tiny_model(
     )
     model = Qwen2ForCausalLM(config)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         hf_tokenizer.save_pretrained(tmp)
         (tmp / "rstar_tiny.json").write_text(json.dumps({
             "seed": seed, "vocab_size": vocab_size, "tokenizer": tokenizer, "corpus": corpus,
             "architecture": architecture or {},
         }))
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from rstar_pl.cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog="rstar-pl tiny-model",
         description="Build a tiny random Qwen2 model and tokenizer (no downloads).",
     )
-    parser.add_argument("--out", required=True, help="folder to create")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab-size", type=int, default=1024)
-    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="bpe")
-    parser.add_argument("--corpus", choices=CORPORA, default="steps")
+    parser.add_argument("--out", required=True, help="folder to create (new or empty)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights (default 0)")
+    parser.add_argument("--vocab-size", type=int, default=1024,
+                        help=f"BPE vocabulary before the step tokens, >= {MIN_VOCAB} (default 1024)")
+    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="bpe",
+                        help="bpe (default) or word (one token per word of the corpus)")
+    parser.add_argument("--corpus", choices=CORPORA, default="steps",
+                        help="steps (default) or wordproblems (adds the synthetic domain's words)")
     args = parser.parse_args(argv)
     out = build_tiny_model(args.out, seed=args.seed, vocab_size=args.vocab_size,
                            tokenizer=args.tokenizer, corpus=args.corpus)
