@@ -4,9 +4,10 @@ A problem is a short story about one person and one kind of item, told either
 forwards ("Ava has 12 apples. She buys 5 more. ... How many apples does Ava
 have now?") or backwards, as simple algebra ("Ava had some apples. She bought
 5 more ... Now she has 20. How many apples did Ava have at first?"). Every
-answer is an exact non-negative integer. Each problem comes with its solution
-in the step format of `rstar_pl.steps`, one code step per operation (undone in
-reverse order for the backwards stories), and, for every step, a few *flawed*
+number, every intermediate value and every answer is a positive integer of at
+most two digits. Each problem comes with its solution in the step format of
+`rstar_pl.steps`, one code step per operation (undone in reverse order for the
+backwards stories), and, for every step, a few *flawed*
 versions a careless solver writes: the wrong operation (buying taken as giving
 away, an operation not undone) or a number copied from the wrong place. The
 flawed steps run, so only the final answer shows them to be wrong; the
@@ -72,7 +73,9 @@ _UNDO = "undo: {comment}"
 #: copies it badly.
 _VAR = "count"
 _PRINT_COMMENT = "# Now print the final answer"
-_MAX_VALUE = 999
+#: every number of a story and of its solution has at most two digits: a tiny model copies a
+#: number digit by digit, and three-digit numbers were what it copied wrong most often
+_MAX_VALUE = 99
 
 
 @dataclass(frozen=True)
