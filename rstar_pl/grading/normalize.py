@@ -4,8 +4,19 @@
 ``\\tfrac12`` and ``\\frac 12`` all become ``\\frac{1}{2}``; ``\\$15,\\!000`` becomes ``15000``;
 ``90\\text{ square units}`` becomes ``90``; ``\\left( 3, \\frac{\\pi}{2} \\right)`` becomes
 ``(3,\\frac{\\pi}{2})``. Percent signs become ``\\%`` and degree marks ``^{\\circ}``, so that the
-number parser and math-verify both see them. Strings longer than `MAX_CHARS` (no real final
-answer is) only lose whitespace and dollar signs, which keeps every regex here on short input.
+number parser and math-verify both see them. One set has one spelling: ``\\varnothing``,
+``\\{\\}`` and the empty-set sign become ``\\emptyset``; ``\\mathbb{R}`` and "all real numbers"
+become ``(-\\infty,\\infty)``. A whole solution or a sentence is first reduced to the answer it
+states (`final_answer_text`: the last run of boxes, GSM8K's ``#### N``, the math of the last
+sentence).
+
+Commas: a comma followed by a space separates answers (``32, 349`` is two numbers); a string
+that is one well-formed thousands-grouped number (``32,349``, ``1,000,000``, ``32,\\!349``,
+``32{,}349``) loses its commas. ``7 3/4`` is the mixed number ``7\\frac{3}{4}`` (whitespace is
+removed later, and ``73/4`` would be another number).
+
+Strings longer than `MAX_CHARS` (no real final answer is) only lose whitespace and dollar signs,
+which keeps every regex here on short input.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from rstar_pl.grading.extract import extract_boxed
+from rstar_pl.grading.extract import final_answer_text
 
 __all__ = ["normalize", "text_content"]
 
@@ -33,6 +44,8 @@ _UNICODE = {
     "\u2229": "\\cap ",
     "\u00b0": "^{\\circ}",
     "\uff0c": ",",
+    "\u2205": "\\emptyset ",
+    "\u211d": "\\mathbb{R}",
 }
 
 # Sizing and spacing commands that carry no meaning.
@@ -71,7 +84,10 @@ _TRAILING_WORDS = re.compile(
     r"^([-+]?[0-9.,/]*[0-9])\s+([A-Za-z]{2,}[A-Za-z.]*(?:\s+[A-Za-z]{2,}[A-Za-z.]*)*)(?:\^\{?\d\}?)?$"
 )
 _MATH_WORDS = {"pi", "sqrt", "ln", "log", "exp", "sin", "cos", "tan", "cot", "sec", "csc", "inf"}
-_AND_OR = re.compile(r"\\text\s*\{\s*(?:and|or|,)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])")
+# "3, 5, and 7": the comma before "and" belongs to the same separator.
+_AND_OR = re.compile(
+    r"\s*,?\s*(?:\\text\s*\{\s*(?:and|or|,)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z]))\s*"
+)
 _WHITESPACE = re.compile(r"(\\[A-Za-z]+)?\s+(?=([A-Za-z])?)")
 _FRAC_SHORT = [
     (re.compile(r"\\frac(\d)(\d)"), r"\\frac{\1}{\2}"),
@@ -83,6 +99,13 @@ _FRAC_SHORT = [
     (re.compile(r"\\sqrt(\\[A-Za-z]+)"), r"\\sqrt{\1}"),
 ]
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS_THIN = re.compile(r"(?<=\d),\\!(?=\d{3}(?!\d))")  # 32,\!348 (MATH's style)
+_MIXED_SPACED = re.compile(r"(?<![\d.])(\d+)\s+(\d+)\s*/\s*(\d+)(?![\d.])")  # 7 3/4
+_EMPTY_SET = re.compile(r"\\(?:varnothing|emptyset)(?![A-Za-z])|\\\{\s*\\\}|\\O(?![A-Za-z])")
+_REALS = re.compile(
+    r"\\mathbb\s*\{\s*R\s*\}|\\mathbb\s+R(?![A-Za-z])|\\R(?![A-Za-z])"
+    r"|(?:\\text\s*\{\s*)?(?:the\s+)?(?:set\s+of\s+)?all\s+real\s+numbers(?:\s*\})?"
+)
 _THOUSANDS_BRACE = re.compile(r"(?<=\d)\{,\}(?=\d{3}(?!\d))")
 _DECIMAL_BRACE = re.compile(r"(?<=\d)\{,\}(?=\d)")
 _PLUS_INFTY = re.compile(r"(?<![0-9A-Za-z}\)])\+\\infty")
@@ -126,14 +149,13 @@ def normalize(answer: str) -> str:
     """The canonical form of one final answer (see the module docstring); '' for no answer."""
     if len(answer) > MAX_CHARS:  # keeps every regex below on short strings
         return _SPACE_OR_DOLLAR.sub("", answer)
-    s = answer.strip()
-    if "\\boxed" in s or "\\fbox" in s:
-        s = extract_boxed(s) or s
+    s = final_answer_text(answer.strip()).strip()
     s = _strip_delimiters(s)
     for k, v in _UNICODE.items():
         if k in s:
             s = s.replace(k, v)
     s = s.replace("\n", " ").replace("\t", " ")
+    s = _THOUSANDS_THIN.sub("{,}", s)  # before \! becomes a space, which would mean a list
     s = _SIZING.sub("", s)
     s = _SPACING.sub(" ", s)
     s = _BACKSLASH_SPACE.sub(" ", s)
@@ -156,12 +178,16 @@ def normalize(answer: str) -> str:
     if m and not _MATH_WORDS.intersection(m.group(2).lower().split()):
         s = m.group(1)
     s = text_content(s)
+    s = _EMPTY_SET.sub(r"\\emptyset ", s)
+    s = _REALS.sub(r"(-\\infty,\\infty)", s)
+    s = s.strip().rstrip(".").strip()
+    if _THOUSANDS.fullmatch(s):  # before whitespace goes: "32, 349" is a list, not 32349
+        s = s.replace(",", "")
+    s = _MIXED_SPACED.sub(r"\1\\frac{\2}{\3}", s)
     s = _collapse_whitespace(s)
     s = s.rstrip(".").strip()
     if "{,}" in s:  # 1{,}000 groups thousands; 3{,}5 is a decimal comma
         s = _DECIMAL_BRACE.sub(".", _THOUSANDS_BRACE.sub("", s))
-    if _THOUSANDS.fullmatch(s):
-        s = s.replace(",", "")
     for pattern, repl in _FRAC_SHORT:
         s = pattern.sub(repl, s)
     s = _PLUS_INFTY.sub(r"\\infty", s)

@@ -1,0 +1,155 @@
+"""Checks on sympy expressions that math-verify's `verify` does not make; worker-side only.
+
+Loaded by `_worker.py` by path (it imports sympy, which the caller's process never needs):
+
+- `same_number`: two expressions without variables compare by value, relative to their size.
+  math-verify evaluates ``a - b`` to 15 digits and chops what is small in absolute terms, so
+  ``1/2^{98}`` equalled ``1/2^{99}`` and ``e^{-100}`` equalled ``2e^{-100}``. Here the
+  difference of two exact inputs is evaluated with up to `MAX_DIGITS` digits of working
+  precision: it must vanish to within 1e-480 of their size (sympy reports an exact zero as a
+  value with no significant digit left at that precision), so ``10^{100}\sqrt{2}+1`` is not
+  ``10^{100}\sqrt{2}``. Such a vanishing proves nothing for values beyond 10^{+-300}
+  (``10^{10^{10}}+1`` against ``10^{10^{10}}``): there only a difference sympy cancels
+  exactly counts, and the pair is otherwise undecided. An input with a decimal in it (a sympy
+  Float, 15 digits) must agree to 1e-12.
+- `refuted`: an equal verdict on expressions with variables must survive evaluation at sample
+  points; it is refuted when the two sides differ at every sample set where both evaluate
+  (integers, so that identities that hold for integers only stand, and two sets of fractions).
+- `same_solutions`: an equation in one variable against values or assignments (``x^2=4``
+  against ``x=\\pm 2``, ``3x+1=7`` against ``2``) compares its solution set.
+
+``i`` is read as the imaginary unit in an expression without other variables (latex2sympy
+reads it as a symbol).
+"""
+
+from __future__ import annotations
+
+from sympy import Eq, Expr, FiniteSet, Float, I, Rational, Symbol, solve
+
+__all__ = ["DIGITS", "as_number", "same_number", "refuted", "same_solutions"]
+
+DIGITS = 60
+MAX_DIGITS = 500  # working precision for the difference of two exact numbers
+_EXACT_TOLERANCE = Float(f"1e-{MAX_DIGITS - 20}", 30)
+_FLOAT_TOLERANCE = Float("1e-12", DIGITS)
+_MIN_SIZE, _MAX_SIZE = Float("1e-600", 30), Float("1e600", 30)  # squared magnitudes
+_SAMPLES = (
+    [2, 3, 5, 7, 11, 13],
+    [Rational(p, 7) for p in (11, 13, 17, 19, 23, 29)],
+    [Rational(p, 11) for p in (31, 37, 41, 43, 47, 53)],
+)
+
+
+def as_number(expr) -> Expr | None:
+    """``expr`` as a number (``i`` read as the imaginary unit), or None when it has variables
+    or is not an expression (a set, a relation, a matrix)."""
+    if not isinstance(expr, Expr):
+        return None
+    symbols = expr.free_symbols
+    if any(s.name != "i" for s in symbols):
+        return None
+    if symbols:  # latex2sympy's i, with or without assumptions
+        expr = expr.subs({s: I for s in symbols})
+    return expr if expr.is_number else None
+
+
+def _value(expr: Expr, digits: int = DIGITS, maxn: int = 100):
+    """The complex value of a number to ``digits`` digits, or None if it has no finite one."""
+    v = expr.evalf(digits, maxn=maxn)
+    if not v.is_number or v.has(Symbol) or not v.is_finite:
+        return None
+    re_, im_ = v.as_real_imag()
+    if not (re_.is_Number and im_.is_Number):
+        return None
+    return re_, im_
+
+
+def _size(v) -> Expr:
+    return v[0] ** 2 + v[1] ** 2
+
+
+def same_number(a: Expr, b: Expr) -> bool | None:
+    """Whether two numbers (see `as_number`) are equal; None if either has no finite value."""
+    va, vb = _value(a), _value(b)
+    if va is None or vb is None:
+        return None
+    size = max(_size(va), _size(vb))
+    if a.has(Float) or b.has(Float):
+        difference = ((va[0] - vb[0]), (va[1] - vb[1]))
+        return bool(_size(difference) <= _FLOAT_TOLERANCE**2 * size)
+    difference = a - b
+    if difference == 0:
+        return True
+    if not _MIN_SIZE < size < _MAX_SIZE:
+        return None
+    vd = _value(difference, 30, MAX_DIGITS)
+    if vd is None:
+        return None
+    return bool(_size(vd) <= _EXACT_TOLERANCE**2 * size)
+
+
+def refuted(gold, pred) -> bool:
+    """Whether two expressions with variables differ at every sample set where both evaluate
+    (and at least one such set exists)."""
+    if not isinstance(gold, Expr) or not isinstance(pred, Expr):
+        return False
+    symbols = sorted(gold.free_symbols | pred.free_symbols, key=str)
+    if not symbols or len(symbols) > len(_SAMPLES[0]):
+        return False
+    differed = False
+    for values in _SAMPLES:
+        point = dict(zip(symbols, values))
+        a, b = as_number(gold.subs(point)), as_number(pred.subs(point))
+        if a is None or b is None:
+            continue
+        same = same_number(a, b)
+        if same:
+            return False
+        differed |= same is False
+    return differed
+
+
+def _values(expr) -> list[Expr] | None:
+    items = expr.args if isinstance(expr, FiniteSet) else (expr,)
+    numbers = [as_number(item) for item in items]
+    return None if any(n is None for n in numbers) else numbers
+
+
+def _solutions(expr) -> tuple[Symbol | None, list[Expr], bool] | None:
+    """(variable, values, whether an equation was solved) of an equation in one variable, an
+    assignment ``x=3`` (or ``x=\\pm 2``), a set of those, or plain values; None otherwise."""
+    if isinstance(expr, Eq):
+        if isinstance(expr.lhs, Symbol) and expr.lhs.name != "i":
+            values = _values(expr.rhs)
+            if values is not None:
+                return expr.lhs, values, False
+        symbols = {s for s in expr.free_symbols if s.name != "i"}
+        if len(symbols) != 1:
+            return None
+        (symbol,) = symbols
+        values = [as_number(v) for v in solve(expr, symbol)]
+        if any(v is None for v in values):
+            return None
+        return symbol, values, True
+    if isinstance(expr, FiniteSet) and any(isinstance(item, Eq) for item in expr.args):
+        found = [_solutions(item) for item in expr.args]
+        if any(f is None for f in found) or len({f[0] for f in found}) != 1:
+            return None
+        return found[0][0], [v for f in found for v in f[1]], any(f[2] for f in found)
+    values = _values(expr) if isinstance(expr, (Expr, FiniteSet)) else None
+    return None if values is None else (None, values, False)
+
+
+def same_solutions(gold, pred) -> bool | None:
+    """Whether an equation and values (or two equations) have the same solutions; None when
+    neither side is an equation in one variable."""
+    g, p = _solutions(gold), _solutions(pred)
+    if g is None or p is None or not (g[2] or p[2]):
+        return None
+    if g[0] is not None and p[0] is not None and g[0] != p[0]:
+        return False
+
+    def covered(xs, ys) -> bool:
+        return all(any(same_number(x, y) for y in ys) for x in xs)
+
+    return covered(g[1], p[1]) and covered(p[1], g[1])
