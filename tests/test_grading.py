@@ -100,6 +100,14 @@ def test_extract_boxed(text, expected):
     assert extract_boxed(text) == expected
 
 
+def test_the_search_reads_an_answer_step_as_the_harness_does():
+    from rstar_pl.steps import END_OF_ANSWER, parse_step
+
+    step = parse_step("<answer>So $x=\\boxed{3}$ or $x=\\boxed{5}$.", END_OF_ANSWER)
+    assert step.answer == extract_answer(step.text) == "3, 5"
+    assert is_equivalent(step.answer, "5, 3")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -17,6 +17,8 @@ Loaded by `_worker.py` by path (it imports sympy, which the caller's process nev
   (integers, so that identities that hold for integers only stand, and two sets of fractions).
 - `same_solutions`: an equation in one variable against values or assignments (``x^2=4``
   against ``x=\\pm 2``, ``3x+1=7`` against ``2``) compares its solution set.
+- `is_statement`: an equation without variables parses to sympy's ``true`` or ``false``
+  (``\\log_{36}(36)=1``); two such are not compared by their truth value.
 
 ``i`` is read as the imaginary unit in an expression without other variables (latex2sympy
 reads it as a symbol).
@@ -24,9 +26,10 @@ reads it as a symbol).
 
 from __future__ import annotations
 
-from sympy import Eq, Expr, FiniteSet, Float, I, Rational, Symbol, solve
+from sympy import Eq, Expr, FiniteSet, Float, I, Rational, Symbol, Tuple, simplify, solve
+from sympy.logic.boolalg import BooleanAtom
 
-__all__ = ["DIGITS", "as_number", "same_number", "refuted", "same_solutions"]
+__all__ = ["DIGITS", "as_number", "same_number", "refuted", "same_solutions", "is_statement"]
 
 DIGITS = 60
 MAX_DIGITS = 500  # working precision for the difference of two exact numbers
@@ -80,12 +83,14 @@ def same_number(a: Expr, b: Expr) -> bool | None:
     difference = a - b
     if difference == 0:
         return True
-    if not _MIN_SIZE < size < _MAX_SIZE:
-        return None
     vd = _value(difference, 30, MAX_DIGITS)
     if vd is None:
         return None
-    return bool(_size(vd) <= _EXACT_TOLERANCE**2 * size)
+    if _size(vd) > _EXACT_TOLERANCE**2 * size:
+        return False
+    if _MIN_SIZE < size < _MAX_SIZE:
+        return True
+    return simplify(difference) == 0  # far from 1, vanishing to 480 digits is no proof
 
 
 def refuted(gold, pred) -> bool:
@@ -109,6 +114,15 @@ def refuted(gold, pred) -> bool:
     return differed
 
 
+def is_statement(expr) -> bool:
+    """Whether ``expr`` is, or holds, a truth value (an equation sympy already decided)."""
+    if isinstance(expr, BooleanAtom):
+        return True
+    return isinstance(expr, (FiniteSet, Tuple)) and any(
+        isinstance(e, BooleanAtom) for e in expr.args
+    )
+
+
 def _values(expr) -> list[Expr] | None:
     items = expr.args if isinstance(expr, FiniteSet) else (expr,)
     numbers = [as_number(item) for item in items]
@@ -122,12 +136,14 @@ def _solutions(expr) -> tuple[Symbol | None, list[Expr], bool] | None:
         if isinstance(expr.lhs, Symbol) and expr.lhs.name != "i":
             values = _values(expr.rhs)
             if values is not None:
-                return expr.lhs, values, False
+                return Symbol(expr.lhs.name), values, False
         symbols = {s for s in expr.free_symbols if s.name != "i"}
         if len(symbols) != 1:
             return None
         (symbol,) = symbols
-        values = [as_number(v) for v in solve(expr, symbol)]
+        plain = Symbol(symbol.name)  # latex2sympy's symbols are real: solve over the complex
+        values = [as_number(v) for v in solve(expr.subs(symbol, plain), plain)]
+        symbol = plain
         if any(v is None for v in values):
             return None
         return symbol, values, True
@@ -140,11 +156,15 @@ def _solutions(expr) -> tuple[Symbol | None, list[Expr], bool] | None:
     return None if values is None else (None, values, False)
 
 
-def same_solutions(gold, pred) -> bool | None:
-    """Whether an equation and values (or two equations) have the same solutions; None when
-    neither side is an equation in one variable."""
+def same_solutions(gold, pred, both_equations: bool = False) -> bool | None:
+    """Whether an equation in one variable and values or assignments have the same solutions
+    (over the complex numbers); None unless exactly one side is such an equation, and None
+    when the equation has no solution sympy finds. With ``both_equations``, two equations in
+    one variable instead (a necessary condition only: ``x^2=0`` and ``x^7=0`` share theirs)."""
     g, p = _solutions(gold), _solutions(pred)
-    if g is None or p is None or not (g[2] or p[2]):
+    if g is None or p is None or not g[1] or not p[1]:
+        return None
+    if (g[2] and p[2]) != both_equations or not (g[2] or p[2]):
         return None
     if g[0] is not None and p[0] is not None and g[0] != p[0]:
         return False

@@ -132,13 +132,17 @@ def main() -> None:
     def judge(gold: str, pred: str) -> bool:
         g, p = parsed(gold), parsed(pred)
         ge, pe = first(g), first(p)
+        if symbolic.is_statement(ge) or symbolic.is_statement(pe):
+            return False  # "log_36(36)=1" and "log_36(26)=1" are not the same answer
         gn, pn = symbolic.as_number(ge), symbolic.as_number(pe)
-        same = symbolic.same_number(gn, pn) if gn is not None and pn is not None else None
-        if same is None:  # not two numbers with values: math-verify, checked at sample points
-            if g and p and verify(g, p, timeout_seconds=None):
-                return not symbolic.refuted(ge, pe)
-            same = symbolic.same_solutions(ge, pe)
-        return bool(same) or approximated(gold, pred, ge, pe)
+        if gn is not None and pn is not None:  # two numbers: by value, never math-verify's test
+            return bool(symbolic.same_number(gn, pn)) or approximated(gold, pred, ge, pe)
+        if g and p and verify(g, p, timeout_seconds=None):
+            # math-verify calls x^2-2x+10=0 and x^2-2x+10=5 equal (it solves over the reals,
+            # where neither has a solution): two equations must share their solutions too.
+            shared = symbolic.same_solutions(ge, pe, both_equations=True)
+            return shared is not False and not symbolic.refuted(ge, pe)
+        return bool(symbolic.same_solutions(ge, pe)) or approximated(gold, pred, ge, pe)
 
     out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     for line in sys.stdin:

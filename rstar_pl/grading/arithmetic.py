@@ -61,9 +61,12 @@ def _mul(a: Exact, b: Exact) -> Exact:
 
 
 def _div(a: Exact, b: Exact) -> Exact:
+    if b[1] == 0:  # a real divisor: no norm to build
+        if b[0] == 0:
+            raise _Undecided
+        _check(_bits(a) + _bits(b) + 1)
+        return a[0] / b[0], a[1] / b[0]
     norm = b[0] * b[0] + b[1] * b[1]
-    if norm == 0:
-        raise _Undecided
     _check(_bits(a) + 3 * _bits(b) + 2)
     return (a[0] * b[0] + a[1] * b[1]) / norm, (a[1] * b[0] - a[0] * b[1]) / norm
 

@@ -71,6 +71,10 @@ MAX_SYMBOLIC_CHARS = 400  # longer answers are compared as text only
 _CACHE_SIZE = 1 << 16
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_VARIABLE_LETTER = re.compile(r"[A-Za-df-hj-z]")  # any letter but e and i
+_PROSE = re.compile(r"[A-Za-z]{5,}")
+_ODD = re.compile(r"[@#?\"]|\\(?:c|l)?dots(?![A-Za-z])|(?<=\d)_")
 _SIMPLE_LHS = re.compile(
     r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:'*|\([A-Za-z,]*\))|\\[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?"
 )
@@ -134,15 +138,12 @@ def _real(s: str) -> Fraction | None:
 
 
 def _is_equation(s: str) -> bool:
-    """An equation to solve (``2x=10``, ``x^2-5x+6=0``), not an assignment like ``x=3``."""
-    if "=" not in s or "\\neq" in s:
+    """One equation to solve (``2x=10``, ``x^2-5x+6=0``), not an assignment like ``x=3``,
+    a named tuple or a list."""
+    if "=" not in s or "\\neq" in s or len(split_top_level(s)) > 1:
         return False
-    for part in split_top_level(s):
-        lhs = part.split("=", 1)[0]
-        named_tuple = lhs.startswith("(") and "," in lhs  # (p,q)=(3,2)
-        if "=" in part and _split_equation(part) is None and not named_tuple:
-            return True
-    return False
+    lhs = s.split("=", 1)[0]
+    return _split_equation(s) is None and not (lhs.startswith("(") and "," in lhs)
 
 
 def _risky(s: str) -> bool:
@@ -159,15 +160,38 @@ def _is_word(s: str) -> bool:
     return bool(_WORD.fullmatch(s))
 
 
-def _split_equation(s: str) -> tuple[str, str] | None:
-    """(lhs, rhs) of ``x=3``, ``f(x)=2x``, ``a_1=5``; None if ``s`` is no such assignment."""
+def _variable_free(s: str) -> bool:
+    """No letter outside LaTeX commands, except e and i (``\\log_{6}(216)``, ``i^{4}``)."""
+    return not _VARIABLE_LETTER.search(_COMMAND.sub("", s))
+
+
+def _split_equation(s: str) -> tuple[str, str, str] | None:
+    """(lhs, middle, rhs) of an assignment ``x=3``, ``f(x)=2x``, ``a_1=5``, of a statement
+    ``\\log_{6}(216)=3`` (a left side without variables), or of a chain ``x=\\frac{6}{2}=3``
+    whose middle parts hold no variable (``middle`` is "" without one; in ``x=0orx=2`` the
+    middle is not a value); None if ``s`` is none of these."""
     if "=" not in s:
         return None
     parts = s.split("=")
     lhs, rhs = parts[0], parts[-1]
-    if not rhs or not _SIMPLE_LHS.fullmatch(lhs):
+    if not lhs or not rhs or not (_SIMPLE_LHS.fullmatch(lhs) or _variable_free(lhs)):
         return None
-    return lhs, rhs
+    middle = parts[1:-1]
+    if not all(_variable_free(m) for m in middle):
+        return None
+    return lhs, "=".join(middle), rhs
+
+
+def _text_only(s: str) -> bool:
+    """Answers sympy would misread, compared as text only: too big (see `_risky`), words run
+    together (``Solutionis:[x=1]``, read as products of letters), numerals with a subscript
+    (``443_4``, whose subscript math-verify drops), elided terms (``1+x+\\cdots``), odd
+    characters, and relation chains that are no assignment (``x=0orx=2``)."""
+    if _risky(s) or _PROSE.search(_COMMAND.sub(" ", s)) or _ODD.search(s):
+        return True
+    return any(
+        part.count("=") >= 2 and _split_equation(part) is None for part in split_top_level(s)
+    )
 
 
 class _Judge:
@@ -179,39 +203,43 @@ class _Judge:
         self.pending: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self.cut_short = False
 
-    def fast(self, pred: str, gold: str) -> bool | None:
-        """The verdict without sympy, or None when sympy must decide."""
+    def fast(self, pred: str, gold: str) -> tuple[bool | None, tuple[str, str]]:
+        """The verdict without sympy (None when sympy must decide), and the pair sympy would
+        decide: ``x=3`` against ``3`` is ``3`` against ``3``."""
         if pred == gold:
-            return True
+            return True, (pred, gold)
         ep, eg = _split_equation(pred), _split_equation(gold)
         if ep and eg:
-            if ep[0] != eg[0]:
-                return False
-            pred, gold = ep[1], eg[1]
+            if ep[0] != eg[0] or (ep[1] and eg[1] and ep[1] != eg[1]):
+                return False, (pred, gold)  # other names, or two chains through other values
+            pred, gold = ep[2], eg[2]
         elif ep and "=" not in gold:
-            pred = ep[1]
+            pred = ep[2]
         elif eg and "=" not in pred:
-            gold = eg[1]
+            gold = eg[2]
         if pred == gold:
-            return True
+            return True, (pred, gold)
         np_, ng = _number(pred), _number(gold)
         if np_ is not None and ng is not None:
-            return numbers_equal(np_, ng)
+            return numbers_equal(np_, ng), (pred, gold)
         if _is_word(pred) or _is_word(gold):
-            return pred.lower() == gold.lower()
-        if _risky(pred) or _risky(gold):
-            return False
+            return pred.lower() == gold.lower(), (pred, gold)
+        if _text_only(pred) or _text_only(gold):
+            return False, (pred, gold)
         if "\\infty" in pred or "\\infty" in gold:
-            return pred.lstrip("+") == gold.lstrip("+")
-        return None
+            return pred.lstrip("+") == gold.lstrip("+"), (pred, gold)
+        return None, (pred, gold)
 
     def __call__(self, pred: str, gold: str) -> bool | None:
         key = (pred, gold)
         if key in self.known:
             return self.known[key]
-        verdict = self.fast(pred, gold)
+        verdict, reduced = self.fast(pred, gold)
         if verdict is None:
-            self.pending[key] = None  # settled by `resolve`, in one batch with the others
+            if reduced in self.known:
+                verdict = self.known[key] = self.known[reduced]
+                return verdict
+            self.pending[reduced] = None  # settled by `resolve`, in one batch with the others
             return None
         self.known[key] = verdict
         return verdict

@@ -55,9 +55,12 @@ def _any(verdicts) -> Verdict:
 
 def _assignment(node: Node) -> tuple[str, Node] | None:
     """(name, value) of a scalar ``x=3`` with a simple name on the left."""
-    if node.kind != "scalar" or node.text.count("=") != 1:
+    if node.kind != "scalar" or "=" not in node.text:
         return None
-    name, value = (p.strip() for p in split_top_level(node.text, "="))
+    parts = [p.strip() for p in split_top_level(node.text, "=")]
+    if len(parts) != 2:
+        return None
+    name, value = parts
     if not name or not value or not (name[0].isalpha() or name.startswith("\\")) or len(name) > 12:
         return None
     if any(c in name for c in "(){}[]^+-*/,") and "_" not in name:

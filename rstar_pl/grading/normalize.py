@@ -53,8 +53,12 @@ _SIZING = re.compile(
     r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![A-Za-z])\.?"
 )
 _SPACING = re.compile(
-    r"\\[!,;:>]|\\(?:quad|qquad|displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])|~"
+    r"\\[!,;:>]|\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])|~"
 )
+# \quad between answers separates them ("f(x)=0, \quad f(x)=x" or "x=1 \quad y=2").
+_QUAD = re.compile(r"\s*,?\s*\\q?quad(?![A-Za-z])\s*,?\s*")
+_COMMAS = re.compile(r",(?:\s*,)+")
+_APPROX = re.compile(r"\\approx(?![A-Za-z])")  # "a \approx 0.87": the value is the last part
 _BACKSLASH_SPACE = re.compile(r"(?<!\\)\\ ")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _STYLE_WRAPPERS = re.compile(
@@ -158,6 +162,8 @@ def normalize(answer: str) -> str:
     s = _THOUSANDS_THIN.sub("{,}", s)  # before \! becomes a space, which would mean a list
     s = _SIZING.sub("", s)
     s = _SPACING.sub(" ", s)
+    s = _QUAD.sub(",", s).strip(",")
+    s = _APPROX.sub("=", s)
     s = _BACKSLASH_SPACE.sub(" ", s)
     s = _FRAC_VARIANTS.sub(r"\\frac", s)
     s = _STYLE_WRAPPERS.sub(r"\\text", s)
@@ -170,6 +176,7 @@ def normalize(answer: str) -> str:
     s = _CURRENCY.sub("", s).strip()
     # \text{ and } / "or" between answers separate them like a comma.
     s = _AND_OR.sub(",", s)
+    s = _COMMAS.sub(",", s)  # "\quad \text{or} \quad" made two separators of one
     # Units: drop trailing \text{...} after a value, or plain words after a number.
     unitless = _TRAILING_TEXT_UNIT.sub("", s).strip()
     if unitless and unitless != s:

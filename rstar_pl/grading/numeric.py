@@ -1,6 +1,7 @@
 """Exact numbers without sympy: the fast path for most answers.
 
-`parse_number` reads integers, decimals, repeating decimals (``0.1\\overline{6}``), scientific
+`parse_number` reads integers, numerals in a base (``443_5``), decimals, repeating decimals
+(``0.1\\overline{6}``), scientific
 notation, powers, ``a/b``, ``\\frac{a}{b}``, mixed numbers (``2\\frac{1}{2}``), percentages and
 degrees into a `Fraction`; `numbers_equal` compares two of them. Sizes are bounded (digit
 strings and exponents), so no input makes this slow. (`arithmetic` evaluates whole
@@ -37,6 +38,7 @@ _FRAC = re.compile(rf"\\frac\{{(?P<a>{_SIGNED_DEC})\}}\{{(?P<b>{_SIGNED_DEC})\}}
 _SLASH = re.compile(rf"(?P<a>{_DEC})/(?P<b>{_DEC})")
 _MIXED = re.compile(r"(?P<w>\d+)\\frac\{(?P<a>\d+)\}\{(?P<b>\d+)\}")
 _REPEATING = re.compile(r"(?P<w>\d*)\.(?P<f>\d*)\\overline\{(?P<r>\d{1,50})\}")
+_BASE = re.compile(r"(?P<digits>[0-9A-Za-z]{1,64})_\{?(?P<base>\d{1,2})\}?")  # 443_5, 1200_{7}
 _PERCENT_SUFFIX = "\\%"
 _DEGREE_SUFFIX = "^{\\circ}"
 
@@ -92,6 +94,12 @@ def _parse_unsigned(s: str) -> tuple[Fraction, int | None, int] | None:
             return None
         den = Fraction(b)
         return (Fraction(a) / den, None, 0) if den else None
+    if m := _BASE.fullmatch(s):  # a numeral in base 2-36: its value (443_5 is 123)
+        base = int(m.group("base"))
+        try:
+            return (Fraction(int(m.group("digits"), base)), None, 0) if 2 <= base <= 36 else None
+        except ValueError:  # a digit the base does not have
+            return None
     if m := _REPEATING.fullmatch(s):  # 0.1\overline{6} = 0.1 + 6/90: exact, not a decimal
         whole, shown, period = m.group("w"), m.group("f"), m.group("r")
         if len(whole) + len(shown) > _MAX_DIGITS:

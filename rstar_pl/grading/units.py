@@ -54,7 +54,7 @@ _CURRENCY_SIGN = re.compile(r"^[-+]?\s*(?:\\\$|\\euro|\u20ac)")
 # The words after a number (or a closing brace), possibly with ^2, at the end of the answer.
 _TRAILING = re.compile(
     r"(?:(?<=[\d}).])|(?<=\d\s)|(?<=[}).]\s))\s*"
-    r"(?P<words>[A-Za-z]+(?:\s+[A-Za-z]+)?)\.?\s*(?:\^\s*\{?\s*(?P<power>[23])\s*\}?)?\s*\.?$"
+    r"(?P<words>[A-Za-z]+(?:\s+[A-Za-z]+)?)\.?\s*(?:\^\s*\{?\s*(?P<power>[1-9])\s*\}?)?\s*\.?$"
 )
 
 
