@@ -28,6 +28,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("number", "99999.99", "100000", False),
     ("number", "1267650600228229401496703205376", "2^{100}", True),
     ("number", "1267650600228229401496703205377", "2^{100}", False),
+    ("number", "101_2", "5", True),
+    ("number", "12_{3}", "5", True),
+    ("number", "101_2", "101_3", False),
     # ---- near misses: values a factor (or a digit) apart are never equal, at any magnitude ----
     ("near-miss", "\\frac{1}{2^{98}}", "\\frac{1}{2^{99}}", False),
     ("near-miss", "\\frac{1}{2006!}", "\\frac{1}{2004!}", False),
@@ -72,6 +75,11 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("near-miss", "50\\%", "0.5\\%", False),
     ("near-miss", "0.\\overline{12}", "0.\\overline{21}", False),
     ("near-miss", "Natalia sold 24 clips in May.\n#### 72", "24", False),
+    ("near-miss", "x=1orx=3", "x=2orx=3", False),  # no spaces: "1orx" is no value
+    ("near-miss", "1+x+\\frac{x^2}{2}+\\cdots", "1+x+\\frac{x^2}{3}+\\cdots", False),
+    ("near-miss", "\\text{Thesumis}12", "\\text{Thesumis}13", False),
+    ("near-miss", "x^2-2x+10=0", "x^2-2x+10=5", False),  # no real roots: 1+-3i, 1+-2i
+    ("near-miss", "443_5", "443_4", False),  # 4 is no digit of base 4
     # ---- thousands separators and \! ----
     ("thousands", "1000", "1,000", True),
     ("thousands", "118000", "118,000", True),
@@ -494,6 +502,7 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("union", "(1,2)\\cup\\{3\\}", "(1,2]", False),
     ("union", "(-\\infty,0)\\cup[0,\\infty)", "(-\\infty,\\infty)", True),
     ("union", "(-\\infty,0)\\cup(0,\\infty)", "(-\\infty,\\infty)", False),
+    ("union", "[-\\infty,0)\\cup(0,\\infty]", "(-\\infty,0)\\cup(0,\\infty)", False),
     ("union", "(2,5)\\cup(-\\infty,1]", "(-\\infty,1]\\cup(2,5)", True),
     ("union", "(-\\infty,\\frac{1}{2})\\cup(3,\\infty)", "(-\\infty,0.5)\\cup(3,\\infty)", True),
     ("union", "(-\\infty,\\frac{1}{2}]\\cup(3,\\infty)", "(-\\infty,0.5)\\cup(3,\\infty)", False),
@@ -564,6 +573,15 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("equation", "x=5", "5", True),
     ("equation", "x=5", "6", False),
     ("equation", "x = \\frac{1}{2}", "0.5", True),
+    ("equation", "\\gcd(m+1,n)=1", "\\gcd(m+1, n) = 6", False),
+    ("equation", "\\sum_{k=1}^{10}2^{k}", "\\sum_{k=1}^{12}2^{k}", False),
+    ("equation", "2x=10", "x=5", True),
+    ("equation", "\\log_{2}(8)=3", "3", True),  # a statement: its value is its right side
+    ("equation", "\\log_{2}(8)=3", "\\log_{2}(9)=3", False),
+    ("equation", "\\sqrt{2}\\approx 1.414", "1.414", True),
+    ("equation", "\\sqrt{2}\\approx 1.414", "1.415", False),
+    ("equation", "x=\\frac{8}{2}=4", "4", True),
+    ("equation", "x=\\frac{8}{2}=4", "x=\\frac{9}{2}=4", False),
     # ---- an equation against its solution ----
     ("equation-solution", "2x=10", "x=5", True),
     ("equation-solution", "2x=10", "x=6", False),
@@ -574,6 +592,8 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("equation-solution", "x^2-5x+6=0", "x=2,x=4", False),
     ("equation-solution", "3x+1=7", "2", True),
     ("equation-solution", "3x+1=7", "3", False),
+    ("equation-solution", "x^2+1=0", "x=\\pm i", True),
+    ("equation-solution", "x^2+1=0", "x=\\pm 1", False),
     # ---- inequalities against intervals ----
     ("inequality", "x<1", "(-\\infty,1)", True),
     ("inequality", "x\\le1", "(-\\infty,1)", False),
@@ -601,6 +621,9 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("and-list", "3, 5 \\text{ and } 7", "7, 5, 3", True),
     ("and-list", "3 and 5", "3, 6", False),
     ("and-list", "3, 5, and 7", "3,5", False),
+    ("and-list", "x=1 \\quad x=-1", "1, -1", True),
+    ("and-list", "x=1 \\quad x=-1", "1", False),
+    ("and-list", "1 \\quad \\text{or} \\quad -1", "-1, 1", True),
     # ---- several boxed answers in one solution are one answer list ----
     ("multi-box", "\\boxed{3}, \\boxed{5}", "3,5", True),
     ("multi-box", "\\boxed{3} and \\boxed{5}", "5, 3", True),
@@ -619,6 +642,13 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("prose", "Since $2+3=5$, the final answer is $5$.", "5", True),
     ("prose", "Since $2+3=5$, the final answer is $5$.", "2+3", True),
     ("prose", "Since $2+3=5$, the final answer is $6$.", "5", False),
+    (
+        "prose",
+        "All integers $n=3^{b}$, where $b$ is odd.",
+        "All integers $n=5^{b}$, where $b$ is odd.",
+        False,
+    ),
+    ("prose", "All integers $n=3^{b}$, where $b$ is odd.", "b", False),
     # ---- GSM8K references: the whole solution, ending in #### N ----
     (
         "gsm8k",

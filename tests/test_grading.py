@@ -116,6 +116,7 @@ def test_the_search_reads_an_answer_step_as_the_harness_does():
         ("Therefore the ratio is $\\frac{3}{5}$.", "\\frac{3}{5}"),
         ("The solutions are $x=2$ and $x=3$.", "x=2, x=3"),
         ("Since $a=2$, we get $b=7$.", "b=7"),
+        ("All integers $n=3^{b}$, where $b$ is odd.", "All integers $n=3^{b}$, where $b$ is odd."),
         ("Since $2+3=5$, the final answer is $5$, as claimed.", "5"),
         ("The answer is 12 apples.", "12 apples"),
         ("It costs \\$5 in total", "It costs \\$5 in total"),  # \$ is no math delimiter

@@ -17,6 +17,10 @@ Loaded by `_worker.py` by path (it imports sympy, which the caller's process nev
   (integers, so that identities that hold for integers only stand, and two sets of fractions).
 - `same_solutions`: an equation in one variable against values or assignments (``x^2=4``
   against ``x=\\pm 2``, ``3x+1=7`` against ``2``) compares its solution set.
+- `same_equation`: two equations are the same when one is a constant multiple of the other
+  (checked at sample points) or, in one variable, when they have the same solutions; this
+  replaces math-verify's test, which solves over the reals and so calls ``x^2-2x+10=0`` and
+  ``x^2-2x+10=5`` (no real roots either) equal, and ``\\gcd(m+1,n)=1`` and ``=6`` too.
 - `is_statement`: an equation without variables parses to sympy's ``true`` or ``false``
   (``\\log_{36}(36)=1``); two such are not compared by their truth value.
 
@@ -27,9 +31,18 @@ reads it as a symbol).
 from __future__ import annotations
 
 from sympy import Eq, Expr, FiniteSet, Float, I, Rational, Symbol, Tuple, simplify, solve
+from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom
 
-__all__ = ["DIGITS", "as_number", "same_number", "refuted", "same_solutions", "is_statement"]
+__all__ = [
+    "DIGITS",
+    "as_number",
+    "same_number",
+    "refuted",
+    "same_equation",
+    "same_solutions",
+    "is_statement",
+]
 
 DIGITS = 60
 MAX_DIGITS = 500  # working precision for the difference of two exact numbers
@@ -114,9 +127,42 @@ def refuted(gold, pred) -> bool:
     return differed
 
 
+def same_equation(gold, pred) -> bool | None:
+    """Whether two equations ``a = b`` and ``c = d`` are the same equation: ``a - b`` a constant
+    multiple of ``c - d`` at every sample point (``5y-4x=50`` is ``4x-5y=-50``; ``x=5`` is
+    ``2x=10``), or, in one variable, with the same solutions. None when they are not two
+    equations of expressions (math-verify decides then)."""
+    if not (isinstance(gold, Eq) and isinstance(pred, Eq)):
+        return None
+    if not all(isinstance(side, Expr) for e in (gold, pred) for side in (e.lhs, e.rhs)):
+        return None  # x = {-2, 2}: a set of values, not one side of an equation
+    dg, dp = gold.lhs - gold.rhs, pred.lhs - pred.rhs
+    if not (isinstance(dg, Expr) and isinstance(dp, Expr)) or dg == 0 or dp == 0:
+        return None
+    symbols = sorted(dg.free_symbols | dp.free_symbols, key=str)
+    if not symbols or len(symbols) > len(_SAMPLES[0]):
+        return None
+    ratios = []
+    for values in _SAMPLES:
+        point = dict(zip(symbols, values))
+        a, b = as_number(dg.subs(point)), as_number(dp.subs(point))
+        va, vb = (None, None) if a is None or b is None else (_value(a), _value(b))
+        if va is None or vb is None or _size(vb) == 0:
+            continue
+        ratios.append(a / b)
+    proportional = len(ratios) >= 2 and all(same_number(r, ratios[0]) for r in ratios[1:])
+    if proportional:
+        return True
+    shared = same_solutions(gold, pred, both_equations=True)
+    return bool(shared)
+
+
 def is_statement(expr) -> bool:
-    """Whether ``expr`` is, or holds, a truth value (an equation sympy already decided)."""
+    """Whether ``expr`` is, or holds, a truth value: an equation sympy already decided, or one
+    without variables (``\\gcd(m+1,n)=1`` parses to ``1 = 1``)."""
     if isinstance(expr, BooleanAtom):
+        return True
+    if isinstance(expr, Relational) and not expr.free_symbols:
         return True
     return isinstance(expr, (FiniteSet, Tuple)) and any(
         isinstance(e, BooleanAtom) for e in expr.args

@@ -137,11 +137,11 @@ def main() -> None:
         gn, pn = symbolic.as_number(ge), symbolic.as_number(pe)
         if gn is not None and pn is not None:  # two numbers: by value, never math-verify's test
             return bool(symbolic.same_number(gn, pn)) or approximated(gold, pred, ge, pe)
+        same = symbolic.same_equation(ge, pe)
+        if same is not None:  # two equations: proportional, or with the same solutions
+            return same
         if g and p and verify(g, p, timeout_seconds=None):
-            # math-verify calls x^2-2x+10=0 and x^2-2x+10=5 equal (it solves over the reals,
-            # where neither has a solution): two equations must share their solutions too.
-            shared = symbolic.same_solutions(ge, pe, both_equations=True)
-            return shared is not False and not symbolic.refuted(ge, pe)
+            return not symbolic.refuted(ge, pe)
         return bool(symbolic.same_solutions(ge, pe)) or approximated(gold, pred, ge, pe)
 
     out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")

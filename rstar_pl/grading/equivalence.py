@@ -5,17 +5,20 @@ The order of work, cheapest first:
 1. both strings are normalised (`normalize`, which also reads the answer out of a whole
    solution or sentence); equal canonical strings are equal answers;
 2. multiple-choice letters (`choice`), answers that name different units (`units`), ``x=3``
-   against ``3`` and words (``\\text{Monday}``) are settled here;
+   against ``3`` (and a statement ``\\log_{2}(8)=3`` against ``3``), and words
+   (``\\text{Monday}``) are settled here; what sympy would misread (words run together,
+   numerals with a base subscript, elided series ``\\cdots``, relation chains that are no
+   assignment) is compared as text only;
 3. the answer's shape (`parse_structure`: lists, sets, unions, tuples, intervals, matrices) is
    compared element by element (`matching`; unions as real sets, `realsets`), and each pair of
    numbers is compared exactly (`numeric`, `arithmetic`: rationals, powers, factorials and
    ``i`` as exact Gaussian rationals) without sympy;
 4. pairs still open go, in one batch, to math-verify in a warm worker process (`pool`), under
-   the caller's deadline; there, two *numbers* are compared by value to 60 digits, relative to
-   their size (math-verify's own test chops differences below 1e-15 or so in absolute terms,
-   which made ``1/2^{98}`` equal ``1/2^{99}``), and an equal verdict on expressions with
-   variables must survive evaluation at sample points. An equation against values
-   (``x^2=4`` against ``x=\\pm 2``) is solved there.
+   the caller's deadline; there (`_symbolic`), two *numbers* are compared by value relative
+   to their size, never by math-verify's own test, which chops differences below about 1e-15
+   in absolute terms and made ``1/2^{98}`` equal ``1/2^{99}``; an equal verdict on expressions
+   with variables must survive evaluation at sample points; one equation against values
+   (``x^2=4`` against ``x=\\pm 2``) is solved.
 
 Undecided is unequal: an input that would make sympy build a huge number (a tower of powers, a
 large factorial, a long string) is equal only as text, or exactly where `arithmetic` can
@@ -74,7 +77,8 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _VARIABLE_LETTER = re.compile(r"[A-Za-df-hj-z]")  # any letter but e and i
 _PROSE = re.compile(r"[A-Za-z]{5,}")
-_ODD = re.compile(r"[@#?\"]|\\(?:c|l)?dots(?![A-Za-z])|(?<=\d)_")
+_RELATION_SIGN = re.compile(r"[<>=]|\\[lg]eq?(?![A-Za-z])")
+_ODD = re.compile(r"[@#?\"]|\\(?:c|l)?dots(?![A-Za-z])|(?<=\d)_|_\{[^{}]*[(),[\]]")
 _SIMPLE_LHS = re.compile(
     r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:'*|\([A-Za-z,]*\))|\\[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?"
 )
@@ -142,7 +146,10 @@ def _is_equation(s: str) -> bool:
     a named tuple or a list."""
     if "=" not in s or "\\neq" in s or len(split_top_level(s)) > 1:
         return False
-    lhs = s.split("=", 1)[0]
+    sides = split_top_level(s, "=")
+    if len(sides) != 2:
+        return False
+    lhs = sides[0]
     return _split_equation(s) is None and not (lhs.startswith("(") and "," in lhs)
 
 
@@ -172,7 +179,9 @@ def _split_equation(s: str) -> tuple[str, str, str] | None:
     middle is not a value); None if ``s`` is none of these."""
     if "=" not in s:
         return None
-    parts = s.split("=")
+    parts = split_top_level(s, "=")  # not the = of \\sum_{k=1}
+    if len(parts) < 2:
+        return None
     lhs, rhs = parts[0], parts[-1]
     if not lhs or not rhs or not (_SIMPLE_LHS.fullmatch(lhs) or _variable_free(lhs)):
         return None
@@ -186,11 +195,15 @@ def _text_only(s: str) -> bool:
     """Answers sympy would misread, compared as text only: too big (see `_risky`), words run
     together (``Solutionis:[x=1]``, read as products of letters), numerals with a subscript
     (``443_4``, whose subscript math-verify drops), elided terms (``1+x+\\cdots``), odd
-    characters, and relation chains that are no assignment (``x=0orx=2``)."""
+    characters, unbalanced braces, subscripts that hold brackets (``I_{(-1,1)}``), and
+    relation chains that are no assignment (``x=0orx=2``)."""
     if _risky(s) or _PROSE.search(_COMMAND.sub(" ", s)) or _ODD.search(s):
         return True
+    if s.count("{") != s.count("}"):
+        return True  # a fragment
     return any(
-        part.count("=") >= 2 and _split_equation(part) is None for part in split_top_level(s)
+        len(split_top_level(part, "=")) > 2 and _split_equation(part) is None
+        for part in split_top_level(s)
     )
 
 
@@ -265,6 +278,8 @@ def _judge_canonical(pred: str, gold: str, deadline: float) -> tuple[bool, bool]
         return True, True
     if not pred or not gold:
         return False, True
+    if any(":" in s and _RELATION_SIGN.search(s) for s in (pred, gold)):
+        return False, True  # a label and its value ("-9\\leq x\\leq 0:[-9,0]"): text only
     pool = get_pool()
     if not pool.started:
         pool.start()  # in the background, so that workers are warm when a pair needs sympy

@@ -7,8 +7,9 @@ delimiters or a ``x=`` before the next box are one answer list (``\\boxed{3}, \\
 ``3, 5``), while a box followed by more reasoning and a later box is replaced by the later one.
 `extract_answer` (for model outputs) takes that run, else GSM8K's ``#### 72``, else an explicit
 "the answer is ..." phrase. `final_answer_text` (for either side of a comparison) also reads an
-answer out of a sentence: ``Therefore the ratio is $\\frac{3}{5}$.`` gives ``\\frac{3}{5}``, by
-the same rule for the last run of ``$...$`` segments. Everything scans the text in linear time,
+answer out of a sentence that ends by stating it: ``Therefore the ratio is $\\frac{3}{5}$.``
+gives ``\\frac{3}{5}`` (the last run of ``$...$`` segments, after "is", "are", "=", ...), while
+``All $n=3^b$, where $b$ is odd.`` stays a sentence (compared as text). Everything scans the text in linear time,
 without recursion or backtracking regexes (10,000 nested braces, megabytes of text).
 """
 
@@ -76,8 +77,8 @@ _LIST_GAP = re.compile(
 )
 
 
-def _last_run(spans: list[tuple[int, int, str]], text: str) -> list[str]:
-    """The contents of the last spans that follow each other with only a list gap between."""
+def _last_run(spans: list[tuple[int, int, str]], text: str) -> list[tuple[int, int, str]]:
+    """The last spans that follow each other with only a list gap between."""
     if not spans:
         return []
     run = [spans[-1]]
@@ -85,7 +86,7 @@ def _last_run(spans: list[tuple[int, int, str]], text: str) -> list[str]:
         if not _LIST_GAP.fullmatch(text, span[1], run[0][0]):
             break
         run.insert(0, span)
-    return [content for _, _, content in run]
+    return run
 
 
 def _run_from(spans: list[tuple[int, int, str]], text: str) -> list[str]:
@@ -103,7 +104,7 @@ def extract_boxed_answers(text: str) -> str | None:
     without one. Contents are stripped; empty boxes are skipped."""
     if not text or ("\\boxed" not in text and "\\fbox" not in text):
         return None
-    parts = [c.strip() for c in _last_run(_boxes(text), text)]
+    parts = [c.strip() for _, _, c in _last_run(_boxes(text), text)]
     parts = [c for c in parts if c]
     return ", ".join(parts) if parts else None
 
@@ -170,6 +171,10 @@ _MATH_SEGMENT = re.compile(
     re.S,
 )
 _PROSE_WORD = re.compile(r"[A-Za-z]{3,}")
+_SENTENCE_END = re.compile(r"[\s.;!]*")
+_STATES = re.compile(
+    r"(?:\b(?:is|are|was|were|be|equals?|gives?|gets?|obtains?|yields?)|[=:])\s*$", re.I
+)
 
 
 def _math_segments(text: str) -> list[tuple[int, int, str]]:
@@ -206,4 +211,9 @@ def final_answer_text(text: str) -> str:
         if after:  # "the final answer is $5$, since ...": the run right after the phrase
             return ", ".join(_run_from(after, text))
         return extract_answer(text) or text
-    return ", ".join(_last_run(segments, text))
+    run = _last_run(segments, text)
+    # Only a sentence that ends by stating its value ("... is $x$.", "... are $a$ and $b$.")
+    # gives it away; in "All $n=3^b$, where $b$ is odd." the last math is no answer.
+    if _SENTENCE_END.fullmatch(text, run[-1][1]) and _STATES.search(text, 0, run[0][0]):
+        return ", ".join(content for _, _, content in run)
+    return text

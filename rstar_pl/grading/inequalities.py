@@ -76,7 +76,7 @@ def _text(value: Fraction) -> str:
 
 def _bound(constant: str, var: str, a: Fraction, b: Fraction) -> str | None:
     """The value of ``var`` at which ``a*var + b`` equals ``constant``, as text."""
-    if var in constant:
+    if var in constant or any(c in constant for c in ":;,[]|="):
         return None
     value = evaluate(constant)
     if value is not None:

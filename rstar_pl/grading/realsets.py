@@ -7,7 +7,8 @@ intervals and points, one interval) into sorted disjoint components ``(low, low_
 high_closed)``, merging those that overlap or touch at a closed end, when every endpoint has an
 exact real value; otherwise it returns None and the trees are compared element by element.
 A bracket read as an interval must have its low end below its high end (``(2,0)`` is a pair,
-not an empty interval), so two different pairs are never both "empty" and so equal.
+not an empty interval), so two different pairs are never both "empty" and so equal, and may
+not close on an infinite end (``[-\infty,0)`` is compared as written).
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ def _components(node: Node, value, depth: int = 0) -> list[Component] | None:
         lo, hi = (_point(item, value) for item in node.items)
         if lo is None or hi is None or not lo < hi:
             return None
-        lo_closed = node.open == "[" and lo != -math.inf
-        hi_closed = node.close == "]" and hi != math.inf
         if node.open not in "([" or node.close not in ")]":
             return None
+        lo_closed, hi_closed = node.open == "[", node.close == "]"
+        if (lo_closed and lo == -math.inf) or (hi_closed and hi == math.inf):
+            return None  # [-\infty, 0) is no interval: compared as written
         return [(lo, lo_closed, hi, hi_closed)]
     v = _point(node, value)
     if v is None or v in (math.inf, -math.inf):
