@@ -162,8 +162,9 @@ class Step:
 
     @property
     def answer(self) -> str | None:
-        """The answer of an answer step: its last run of boxes (``\\boxed{3}, \\boxed{5}`` is
-        ``3, 5``; see `grading.extract_boxed_answers`, which the harness reads too), else None."""
+        """The answer of an answer step: the content of its last \\boxed{}, or of its last run
+        of boxes joined (``\\boxed{3}, \\boxed{5}`` is ``3, 5``), as the harness reads it
+        (`grading.extract_boxed_answers`); None for another kind of step."""
         return extract_boxed_answers(self.text) if self.kind == "answer" else None
 
     def with_output(self, output: str) -> Step:

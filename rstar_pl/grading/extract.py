@@ -100,13 +100,16 @@ def _run_from(spans: list[tuple[int, int, str]], text: str) -> list[str]:
 
 
 def extract_boxed_answers(text: str) -> str | None:
-    """The last run of complete boxes, joined with ", " (see the module docstring); None
-    without one. Contents are stripped; empty boxes are skipped."""
+    """The last run of complete boxes (see the module docstring): the content of a lone box as
+    `extract_boxed` gives it, the stripped contents of several joined with ", " (empty boxes
+    skipped); None without a box."""
     if not text or ("\\boxed" not in text and "\\fbox" not in text):
         return None
-    parts = [c.strip() for _, _, c in _last_run(_boxes(text), text)]
-    parts = [c for c in parts if c]
-    return ", ".join(parts) if parts else None
+    run = _last_run(_boxes(text), text)
+    if len(run) <= 1:
+        return run[0][2] if run else None
+    parts = [c.strip() for _, _, c in run]
+    return ", ".join(c for c in parts if c)
 
 
 def extract_boxed(text: str) -> str | None:
@@ -150,8 +153,8 @@ def extract_answer(text: str) -> str | None:
     if not text:
         return None
     boxed = extract_boxed_answers(text)
-    if boxed is not None:
-        return boxed
+    if boxed is not None and boxed.strip():
+        return boxed.strip()
     hashes = list(_GSM8K_RE.finditer(text))
     if hashes:
         answer = hashes[-1].group(1).strip()
@@ -189,8 +192,8 @@ def final_answer_text(text: str) -> str:
     docstring)."""
     if "\\boxed" in text or "\\fbox" in text:
         boxed = extract_boxed_answers(text)
-        if boxed is not None:
-            return boxed
+        if boxed is not None and boxed.strip():
+            return boxed.strip()
     if "####" in text:
         found = extract_answer(text)
         if found is not None:
