@@ -9,7 +9,7 @@ On the hand-checked cases of tests/grading_cases.py, side by side in one process
   warm caches (a pair seen before, as in a search that grades the same answers often);
 - the baseline ``math_verify.verify(parse(gold), parse(pred))`` in-process on the main thread
   (math-verify's own signal timeouts on, as its docs recommend there). A bare answer is
-  wrapped in ``$...$`` for `parse`; a text that already holds ``$`` or ``\\boxed`` is passed as
+  wrapped in ``$...$`` for `parse`; a text that already holds ``$`` (not ``\\$``) or ``\\boxed`` is passed as
   it is, since that is math-verify's usual input.
 
 Prints checks per second, median and worst time per check (medians over ``--repeats``
@@ -21,7 +21,9 @@ These are the cases the module was written against: not a held-out score.
 With ``--references DIR`` (default: the shared data folder's benchmarks, when it is there),
 also draws 3,000 random pairs of *different* reference answers from MATH, MATH500,
 OlympiadBench and Gaokao (seeded) and prints every pair judged equal, to be read by hand: a
-pair of different strings may still be the same value (``\\frac12`` and ``0.5``).
+pair of different strings may still be the same value (``\\frac12`` and ``0.5``); and
+``--mutants`` (1,000) of those references against themselves with one digit changed, again
+printing every pair judged equal.
 The machine may be shared: read the medians.
 """
 
@@ -33,6 +35,7 @@ import logging
 import os
 import platform
 import random
+import re
 import statistics
 import sys
 import time
@@ -64,7 +67,7 @@ def _math_verify():
     def as_math(text: str) -> str:
         # A bare answer is wrapped as math so that parse finds it; a solution or sentence with
         # $...$ or \boxed{} is math-verify's usual input and goes as it is.
-        return text if "$" in text or "\\boxed" in text else f"${text}$"
+        return text if re.search(r"(?<!\\)\$", text) or "\\boxed" in text else f"${text}$"
 
     def check(pred: str, gold: str) -> bool:
         return bool(verify(parse(as_math(gold)), parse(as_math(pred))))
@@ -116,17 +119,9 @@ _REFERENCE_FILES = (
 
 def _random_reference_pairs(folder: Path, n: int, timeout: float, seed: int = 0) -> None:
     """Judge ``n`` random pairs of different reference answers; print the pairs called equal."""
-    answers: set[str] = set()
-    for name in _REFERENCE_FILES:
-        path = folder / name
-        if not path.is_file():
-            print(f"random reference pairs: {path} is missing; skipped")
-            return
-        for record in json.loads(path.read_text(encoding="utf-8")):
-            answer = record.get("answer")
-            values = answer if isinstance(answer, list) else [answer]
-            answers.update(str(v).strip() for v in values if str(v).strip())
-    pool = sorted(answers)
+    pool = _reference_answers(folder)
+    if pool is None:
+        return
     rng = random.Random(seed)
     equal, start = [], time.perf_counter()
     for _ in range(n):
@@ -137,6 +132,47 @@ def _random_reference_pairs(folder: Path, n: int, timeout: float, seed: int = 0)
     print(
         f"\nrandom reference pairs: {n} pairs of different answers out of {len(pool)} distinct "
         f"references (seed {seed}), {n / seconds:.0f} checks/s; judged equal: {len(equal)}"
+    )
+    for a, b in equal:
+        print(f"  {a!r} = {b!r}")
+
+
+def _reference_answers(folder: Path, names=_REFERENCE_FILES) -> list[str] | None:
+    answers: set[str] = set()
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            print(f"reference answers: {path} is missing; skipped")
+            return None
+        for record in json.loads(path.read_text(encoding="utf-8")):
+            answer = record.get("answer")
+            values = answer if isinstance(answer, list) else [answer]
+            answers.update(str(v).strip() for v in values if str(v).strip())
+    return sorted(answers)
+
+
+def _one_digit_mutants(folder: Path, n: int, timeout: float, seed: int = 0) -> None:
+    """Each of ``n`` random references against itself with one digit changed (both ways
+    round); print the pairs judged equal. Most such pairs differ in value; a few do not (a
+    digit inside a word, a mutated term that cancels), so read the list."""
+    answers = _reference_answers(folder)
+    if answers is None:
+        return
+    rng = random.Random(seed)
+    equal, count, start = [], 0, time.perf_counter()
+    for a in rng.sample(answers, min(n, len(answers))):
+        digits = [i for i, c in enumerate(a) if c.isdigit()]
+        if not digits:
+            continue
+        i = rng.choice(digits)
+        b = a[:i] + str((int(a[i]) + rng.randint(1, 9)) % 10) + a[i + 1 :]
+        count += 1
+        if is_equivalent(a, b, timeout=timeout) or is_equivalent(b, a, timeout=timeout):
+            equal.append((a, b))
+    seconds = time.perf_counter() - start
+    print(
+        f"\none-digit mutants: {count} references against themselves with one digit changed "
+        f"(seed {seed}), {2 * count / seconds:.0f} checks/s; judged equal: {len(equal)}"
     )
     for a, b in equal:
         print(f"  {a!r} = {b!r}")
@@ -154,6 +190,7 @@ def main() -> None:
         help="folder of rStar-format benchmark files for the random-pairs check",
     )
     parser.add_argument("--pairs", type=int, default=3000, help="random reference pairs")
+    parser.add_argument("--mutants", type=int, default=1000, help="one-digit mutants")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -228,6 +265,7 @@ def main() -> None:
                 print(f"  [{category}] {pred!r} vs {gold!r}: expected {expected}")
     if args.references is not None:
         _random_reference_pairs(args.references, args.pairs, args.timeout)
+        _one_digit_mutants(args.references, args.mutants, args.timeout)
 
 
 if __name__ == "__main__":

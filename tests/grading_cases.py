@@ -80,6 +80,7 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("near-miss", "\\text{Thesumis}12", "\\text{Thesumis}13", False),
     ("near-miss", "x^2-2x+10=0", "x^2-2x+10=5", False),  # no real roots: 1+-3i, 1+-2i
     ("near-miss", "443_5", "443_4", False),  # 4 is no digit of base 4
+    ("near-miss", "\\text{4:30 p.m.}", "\\text{4:50 p.m.}", False),
     # ---- thousands separators and \! ----
     ("thousands", "1000", "1,000", True),
     ("thousands", "118000", "118,000", True),

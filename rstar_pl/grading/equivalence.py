@@ -78,7 +78,7 @@ _COMMAND = re.compile(r"\\[A-Za-z]+")
 _VARIABLE_LETTER = re.compile(r"[A-Za-df-hj-z]")  # any letter but e and i
 _PROSE = re.compile(r"[A-Za-z]{5,}")
 _RELATION_SIGN = re.compile(r"[<>=]|\\[lg]eq?(?![A-Za-z])")
-_ODD = re.compile(r"[@#?\"]|\\(?:c|l)?dots(?![A-Za-z])|(?<=\d)_|_\{[^{}]*[(),[\]]")
+_ODD = re.compile(r"[@#?\":]|\\(?:c|l)?dots(?![A-Za-z])|(?<=\d)_|_\{[^{}]*[(),[\]]")
 _SIMPLE_LHS = re.compile(
     r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:'*|\([A-Za-z,]*\))|\\[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?"
 )
@@ -195,7 +195,7 @@ def _text_only(s: str) -> bool:
     """Answers sympy would misread, compared as text only: too big (see `_risky`), words run
     together (``Solutionis:[x=1]``, read as products of letters), numerals with a subscript
     (``443_4``, whose subscript math-verify drops), elided terms (``1+x+\\cdots``), odd
-    characters, unbalanced braces, subscripts that hold brackets (``I_{(-1,1)}``), and
+    characters (a colon: ``4:30``, which math-verify reads as 4), unbalanced braces, subscripts that hold brackets (``I_{(-1,1)}``), and
     relation chains that are no assignment (``x=0orx=2``)."""
     if _risky(s) or _PROSE.search(_COMMAND.sub(" ", s)) or _ODD.search(s):
         return True
