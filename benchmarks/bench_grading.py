@@ -18,7 +18,8 @@ symbolic worker, and the accuracy of both on the cases, overall, per category an
 two arguments swapped (is_equivalent is meant to be symmetric; math-verify says it is not).
 These are the cases the module was written against: not a held-out score.
 
-With ``--references DIR`` (default: the shared data folder's benchmarks, when it is there),
+With ``--references DIR`` (default: ``$RSTAR_FULL_DATA/benchmarks`` or ``../shared/data/
+benchmarks``, when there),
 also draws 3,000 random pairs of *different* reference answers from MATH, MATH500,
 OlympiadBench and Gaokao (seeded) and prints every pair judged equal, to be read by hand: a
 pair of different strings may still be the same value (``\\frac12`` and ``0.5``); and
@@ -182,7 +183,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="passes over the cases")
     parser.add_argument("--timeout", type=float, default=5.0, help="is_equivalent timeout (s)")
-    default_refs = ROOT.parent / "shared" / "data" / "benchmarks"
+    # The full data copy, where the tests' optional full-data checks look for it.
+    full_data = Path(os.environ.get("RSTAR_FULL_DATA") or ROOT.parent / "shared" / "data")
+    default_refs = full_data / "benchmarks"
     parser.add_argument(
         "--references",
         type=Path,
