@@ -7,10 +7,11 @@ and the sandbox are passed in through `SearchEnv`.
 
 from rstar_pl.search.beam import BeamConfig, run_beam
 from rstar_pl.search.best_of_n import BestOfNConfig, run_best_of_n
-from rstar_pl.search.expand import Sampling, SearchEnv, expand
+from rstar_pl.search.expand import Candidate, Expansion, Sampling, SearchEnv, expand
+from rstar_pl.search.lockstep import Lead, Strategy, run_lockstep
 from rstar_pl.search.mcts import MCTSConfig, new_tree, run_mcts, select_child, select_leaf
 from rstar_pl.search.seeding import derive_seed
-from rstar_pl.search.trajectory import Trajectory, ranked_trajectories
+from rstar_pl.search.trajectory import Trajectory, best_answered, ranked_trajectories
 from rstar_pl.search.tree import SCHEMA, Tree, TreeRecordError, recompute_statistics
 from rstar_pl.search.vote import majority_vote
 
@@ -18,12 +19,17 @@ __all__ = [
     "SCHEMA",
     "BeamConfig",
     "BestOfNConfig",
+    "Candidate",
+    "Expansion",
+    "Lead",
     "MCTSConfig",
     "Sampling",
     "SearchEnv",
+    "Strategy",
     "Trajectory",
     "Tree",
     "TreeRecordError",
+    "best_answered",
     "derive_seed",
     "expand",
     "majority_vote",
@@ -32,6 +38,7 @@ __all__ = [
     "recompute_statistics",
     "run_beam",
     "run_best_of_n",
+    "run_lockstep",
     "run_mcts",
     "select_child",
     "select_leaf",
