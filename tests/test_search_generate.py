@@ -251,6 +251,19 @@ def test_config_errors_are_one_clear_line(tmp_path):
         parse_config(["--config", str(wrong)])
 
 
+def test_first_play_value_is_a_config_setting():
+    import math
+
+    assert parse_config(["--config", str(CONFIG)])[0].search.unvisited == 1.0
+    for given, parsed in (("inf", math.inf), ("parent_q", "parent_q"), ("-0.5", -0.5)):
+        config, dumped = parse_config(["--config", str(CONFIG), "--search.unvisited", given])
+        assert config.search.unvisited == parsed
+        # the saved config parses back to the same setting
+        assert yaml.safe_load(dumped)["search"]["unvisited"] in (given, parsed)
+    with pytest.raises(ValueError, match="search.unvisited must be 'inf', 'parent_q' or a number"):
+        parse_config(["--config", str(CONFIG), "--search.unvisited", "first"])
+
+
 def test_resume_with_a_different_config_is_refused(tmp_path):
     out = tmp_path / "t"
     args = [

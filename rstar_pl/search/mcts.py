@@ -26,8 +26,14 @@ First-play value: a child with N = 0 (no rollout, no prior) has no UCT value;
 - a number: that value (the reference implementation scores unvisited children
   0, so 0 reproduces it).
 
-The data-generation default (0) was chosen by measurement on the scripted
-round-1 setting: see the README ("Measured").
+The default, 1 (the best reward: an untried step is taken to be as good as a
+correct one), was chosen by measurement on the scripted round-1 setting (README,
+"Measured"): a child whose rollouts reached a correct answer keeps its UCT above
+1 and is explored again, so trees share prefixes and yield step pairs below the
+first step, while a child that reached only wrong answers gives way to its
+untried siblings until `ln N(parent)` outgrows its visits. `inf` grows
+independent chains (half the shared prefix, most pairs at depth 1); 0 and
+`parent_q` go deeper into wrong prefixes and solve fewer problems.
 
 With a PPM prior every child starts with one pseudo-visit (see `tree.py`), so
 the prior itself ranks new children and `unvisited` does not apply.
@@ -55,6 +61,7 @@ from rstar_pl.steps import build_prompt
 __all__ = [
     "FirstPlay",
     "MCTSConfig",
+    "first_play",
     "SearchProblem",
     "new_tree",
     "run_mcts",
@@ -89,9 +96,10 @@ class MCTSConfig:
     errors_threshold: int = 1
     """Expansions of a node in a row whose samples all fail before the node is
     terminal ("no valid child"); 2 in round 1."""
-    unvisited: FirstPlay = 0.0
+    unvisited: FirstPlay = 1.0
     """First-play value of a child no rollout has visited: 'inf' (unvisited
-    first), 'parent_q', or a number (the reference's is 0). See the module doc."""
+    first), 'parent_q', or a number (the reference's is 0; default 1, measured).
+    See the module doc."""
     annotation: Literal["terminal", "ppm"] = "terminal"
     """terminal: +-1 rewards only; ppm: new nodes start at the scorer's value."""
     few_shot: bool = False
@@ -215,9 +223,8 @@ def run_mcts(
             annotation=config.annotation,
             max_depth=config.max_depth,
             errors_threshold=config.errors_threshold,
-            unvisited=config.unvisited if isinstance(config.unvisited, str) else (
-                "inf" if config.unvisited == math.inf else config.unvisited
-            ),
+            # JSON has no infinity: the file says "inf", as the config does
+            unvisited="inf" if config.unvisited == math.inf else config.unvisited,
         )
     score = "all" if config.annotation == "ppm" else "none"
     if score == "none" and any(t.reference is None for t in trees):
