@@ -1,8 +1,11 @@
 """Search over code-augmented reasoning steps: MCTS (training data and test
 time), step-level beam search, best-of-N, and majority vote.
 
-Pure Python over flat trees; no model library is imported. The policy, the PPM
-and the sandbox are passed in through `SearchEnv`.
+Pure Python over flat trees (`tree.py`); no model library is imported. The
+policy, the PPM and the sandbox are passed in through `SearchEnv`. Every
+strategy grows its trees through the same expansion phases (`expand.py`) and
+the same lock-step driver (`lockstep.py`: one backend call per depth level for
+the whole batch, failed steps never explored).
 """
 
 from rstar_pl.search.beam import BeamConfig, run_beam
