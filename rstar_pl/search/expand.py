@@ -190,8 +190,14 @@ def _sample(
 
 def _parse(tree: Tree, node: int, completions: list[Completion], dedupe: bool) -> list[Candidate]:
     seen = {tree.text[c] for c in tree.children[node]} if dedupe else set()
+    raw: set[str] = set()
     kids = []
     for comp in completions:
+        if dedupe:  # the same completion twice: skip it before parsing (the common case)
+            full = comp.full_text
+            if full in raw:
+                continue
+            raw.add(full)
         try:
             step = parse_step(comp.text, comp.stop)
         except StepFormatError as err:
