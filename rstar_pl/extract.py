@@ -44,7 +44,7 @@ Outputs (JSONL, each written atomically):
 - `difficulty.jsonl`: `problem_id`, `difficulty` (easy: every graded
   trajectory correct; medium: mixed; hard: none correct, or none graded),
   `correct`, `wrong`.
-- `report.json` (`report`): what the trees and the data hold, also printed as
+- `report.json` (`extract_with_report`): what the trees and the data hold, also printed as
   a short table: how the rollouts ended, graded trajectories, step pairs per
   depth of the judged step, pair kinds, SFT records and ties (problems whose
   top-2 cut fell between trajectories of equal mean and min Q, so tree and node
@@ -73,6 +73,7 @@ __all__ = [
     "bounded_edit_distance",
     "ending",
     "extract",
+    "extract_with_report",
     "format_report",
     "main",
     "trajectories",
@@ -267,9 +268,17 @@ def _best_first(trajs: list[ScoredPath]) -> list[ScoredPath]:
 
 def extract(
     trees: Iterable[Tree], config: ExtractConfig = ExtractConfig()
-) -> dict[str, Any]:
-    """{"sft": [...], "pairs": [...], "difficulty": [...], "report": {...}},
-    problems in order of first appearance."""
+) -> dict[str, list[dict]]:
+    """{"sft": [...], "pairs": [...], "difficulty": [...]} records, problems in
+    order of first appearance."""
+    return extract_with_report(trees, config)[0]
+
+
+def extract_with_report(
+    trees: Iterable[Tree], config: ExtractConfig = ExtractConfig()
+) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """`extract`'s records and the report of what the trees and the records hold
+    (`report.json`, see the module docstring)."""
     by_problem: dict[str, list[Tree]] = {}
     for tree in trees:
         by_problem.setdefault(tree.problem_id, []).append(tree)
@@ -337,7 +346,7 @@ def extract(
                         }
                     )
     report = tally.report(len(by_problem), len(sft), difficulty)
-    return {"sft": sft, "pairs": pairs, "difficulty": difficulty, "report": report}
+    return {"sft": sft, "pairs": pairs, "difficulty": difficulty}, report
 
 
 class _Tally:
@@ -458,17 +467,17 @@ def main(argv: list[str]) -> int:
         args.sft_per_problem, args.pairs_per_side, args.min_margin, args.min_edit,
         args.error_pairs,
     )
-    data = extract(load_trees(args.trees), config)
+    data, report = extract_with_report(load_trees(args.trees), config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("sft", "pairs", "difficulty"):
         _write_jsonl(out / f"{name}.jsonl", data[name])
-    _write_json(out / "report.json", data["report"])
+    _write_json(out / "report.json", report)
     levels = [d["difficulty"] for d in data["difficulty"]]
     print(
         f"extract: {len(levels)} problems (easy {levels.count('easy')}, medium "
         f"{levels.count('medium')}, hard {levels.count('hard')}), {len(data['sft'])} SFT records, "
         f"{len(data['pairs'])} pairs -> {out}"
     )
-    print(format_report(data["report"]))
+    print(format_report(report))
     return 0

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from rstar_pl.extract import ExtractConfig, bounded_edit_distance, extract, main
+from rstar_pl.extract import (
+    ExtractConfig,
+    bounded_edit_distance,
+    extract,
+    extract_with_report,
+    main,
+)
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt, format_output
 from rstar_pl.treeio import TreeWriter
@@ -342,7 +348,7 @@ def test_report_counts_by_hand():
     step pairs at depth 1 (root) and 2 (after S1); 2 final pairs.
     errors_tree (P4): 3 rollouts: an answer, a no-valid-child, a depth limit.
     easy_tree (P2): 3 rollouts, 3 correct; SFT 0.625 tie broken by min Q (no tie)."""
-    report = extract([mixed_tree(), errors_tree(), easy_tree()])["report"]
+    report = extract_with_report([mixed_tree(), errors_tree(), easy_tree()])[1]
     assert report["problems"] == 3
     assert report["rollouts"] == 10
     assert report["rollout_endings"] == {
@@ -361,5 +367,5 @@ def test_report_counts_sft_ties_decided_by_node_order():
     for value in ("4", "4.0", "04"):
         end = t.add_child(0, _answer(value), "answer", terminal=True, answer=value, correct=True)
         t.backup(end, 1.0)
-    report = extract([t])["report"]
+    report = extract_with_report([t])[1]
     assert report["sft"] == {"records": 2, "ties": 1}
