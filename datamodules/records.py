@@ -27,18 +27,23 @@ the question where a format has none), so that a validation split never puts
 records that share a prefix on both sides (`datamodules.base.hold_out`).
 
 Unknown extra keys are allowed (a schema version, for example). A bad record
-raises `RecordError` naming the file, the line and the key.
+raises `RecordError` naming the file, the line and the key; a file that is not
+UTF-8 is refused naming the file. A pair whose chosen text equals its rejected
+text teaches the PPM nothing (its loss is log 2 whatever the model does): such
+pairs are dropped with a warning naming their lines.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rstar_pl.files import read_utf8
 from rstar_pl.steps import build_prompt
 
 __all__ = [
@@ -48,6 +53,9 @@ __all__ = [
     "read_pairs",
     "read_sft",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class RecordError(ValueError):
@@ -86,7 +94,7 @@ def _user_turn(prompt: str) -> str:
 
 def _iter_objects(path: Path) -> Iterator[tuple[int, object]]:
     """Yield (line number, decoded value) for each record of a .jsonl or .json file."""
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if path.suffix == ".jsonl":
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -170,7 +178,7 @@ def read_sft(path: str | os.PathLike) -> list[SFTExample]:
 def read_pairs(path: str | os.PathLike) -> list[PairExample]:
     """Read preference pairs from a .jsonl (extractor) or .json (official rStar) file."""
     path = Path(path)
-    rows = []
+    rows, same = [], []
     for lineno, record in _iter_objects(path):
         where = f"{path}:{lineno}"
         if path.suffix == ".jsonl":
@@ -193,7 +201,15 @@ def read_pairs(path: str | os.PathLike) -> list[PairExample]:
                 counts *= value
             group = _user_turn(prompt)
             step = counts
+        if chosen == rejected:
+            same.append(lineno)
+            continue
         rows.append((prompt, chosen, rejected, group, step))
+    if same:
+        lines = ", ".join(map(str, same[:10])) + (", ..." if len(same) > 10 else "")
+        log.warning("%s: dropped %d pairs whose chosen text equals the rejected one (lines %s)",
+                    path, len(same), lines)
+    # a step's weight is shared by the pairs of it that are kept
     sizes = Counter(step for *_, step in rows if isinstance(step, tuple))
     return [
         PairExample(prompt, chosen, rejected, 1.0 / (sizes[step] if isinstance(step, tuple) else step),
