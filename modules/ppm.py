@@ -2,7 +2,8 @@
 
 A batch is what `datamodules.pairs.PairDataModule` yields: `input_ids` and
 `attention_mask` [2B, seq], the B chosen partial trajectories first, then the
-B rejected ones in the same order. The loss is the Bradley-Terry loss of
+B rejected ones in the same order, and `pair_weight` [B], each pair's Eq. 4
+weight. The loss is the weighted Bradley-Terry loss of
 `losses.pairwise_preference_loss`; pairwise accuracy (share of pairs with
 chosen > rejected) and mean margin are torchmetrics metrics, synchronised
 across processes.
@@ -65,7 +66,9 @@ class PPMModule(L.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         values = self(batch["input_ids"], batch["attention_mask"])
         pairs = values.size(0) // 2
-        loss, margins = pairwise_preference_loss(values[:pairs], values[pairs:])
+        loss, margins = pairwise_preference_loss(
+            values[:pairs], values[pairs:], batch.get("pair_weight")
+        )
         accuracy, margin = self.metrics[f"{stage}_accuracy"], self.metrics[f"{stage}_margin"]
         # Calling (not `update`) caches the batch value that `on_step` logging reads.
         accuracy((margins > 0).float())
