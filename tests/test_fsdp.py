@@ -314,3 +314,34 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
     assert "Restoring states from the checkpoint path" in log and "last.ckpt" in log, log[-2000:]
     assert torch.load(run / "checkpoints" / "policy" / "last.ckpt" / "meta.pt",
                       weights_only=False)["global_step"] == 8
+
+
+def test_gpu_check_runs_the_round_config_fsdp_setting(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """benchmarks/gpu_check.py's stage configs parse, and keep the round's FSDP2 setting (bf16)."""
+    from argparse import Namespace
+
+    from rstar_pl.train import _lightning_cli, _write_yaml, load_round_config
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import gpu_check
+
+    args = Namespace(accelerator="gpu", steps=12, seq=4096, batch_size=2, pairs=8)
+    override = tmp_path / "gpu_check.yaml"
+    _write_yaml(override, gpu_check._override(args, tmp_path, tiny_model_dir, devices=8))
+    config = load_round_config([str(ROOT / "configs/round2.yaml"), str(override)])
+    assert config["ppm"]["model"]["init_args"]["model"] == str(tmp_path / "run" / "policy")
+    for stage in ("policy", "ppm"):
+        stage_file = tmp_path / f"{stage}.yaml"
+        _write_yaml(stage_file, config[stage])
+        with pytest.raises(SystemExit) as exit_:
+            _lightning_cli("fit", ["--config", str(stage_file), "--print_config"])
+        assert exit_.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        trainer = printed["trainer"]
+        assert trainer["strategy"]["class_path"] == "modules.strategy.FSDP2Strategy"
+        assert trainer["devices"] == 8 and trainer["precision"] == "32-true" and trainer["max_steps"] == 12
+        assert printed["model"]["init_args"]["fsdp"] == {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
+        assert printed["model"]["init_args"]["gradient_checkpointing"] is True
+        timers = [cb for cb in trainer["callbacks"] if cb["class_path"] == "gpu_check.StepTimer"]
+        assert [t["init_args"]["stage"] for t in timers] == [stage]
+        assert any(cb["class_path"] == "rstar_pl.export.HFExport" for cb in trainer["callbacks"])
