@@ -182,6 +182,13 @@ def run_round(
         raise RoundConfigError(f"--launch {launch!r}; allowed: subprocess, inprocess")
     if "run_dir" not in config:
         raise RoundConfigError("round config has no top-level 'run_dir'")
+    if len(stages) > 1 and "TORCHELASTIC_RUN_ID" in os.environ:
+        # Every stage would rendezvous again through torchrun's one store, whose keys the
+        # first stage has already used: the second would wait forever.
+        raise RoundConfigError(
+            "under torchrun a round trains one stage per launch: add --stage policy, then run "
+            "the same torchrun command again with --stage ppm"
+        )
     if config.get("tiny_model") and not Path(config["tiny_model"]).exists():
         from rstar_pl.tiny import build_tiny_model
 

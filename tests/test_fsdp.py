@@ -283,8 +283,9 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
                  f"--{stage}.trainer.devices=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
-    def fit(*extra: str) -> str:
-        proc = subprocess.run([*base, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    def fit(*extra: str, launcher: tuple[str, ...] = ()) -> str:
+        cmd = [*base[:1], *launcher, *base[1:], *extra]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
         return proc.stdout + proc.stderr
 
@@ -308,9 +309,11 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
         load_policy(run / "checkpoints" / "policy" / "last.ckpt")
 
     # `--ckpt_path last` resumes the policy from its sharded folder (step 6, the end of epoch 2 of
-    # 3 batches a rank) and trains on to step 8.
+    # 3 batches a rank) and trains on to step 8, this time launched by torchrun as on a cluster
+    # (one node here; README "Scale-out"), which takes one stage per launch.
+    torchrun = ("-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc-per-node=2")
     log = fit("--stage", "policy", "--ckpt_path", "last", "--policy.trainer.max_steps=8",
-              "--policy.trainer.max_epochs=3")
+              "--policy.trainer.max_epochs=3", launcher=torchrun)
     assert "Restoring states from the checkpoint path" in log and "last.ckpt" in log, log[-2000:]
     assert torch.load(run / "checkpoints" / "policy" / "last.ckpt" / "meta.pt",
                       weights_only=False)["global_step"] == 8
@@ -345,3 +348,14 @@ def test_gpu_check_runs_the_round_config_fsdp_setting(tiny_model_dir, tmp_path, 
         timers = [cb for cb in trainer["callbacks"] if cb["class_path"] == "gpu_check.StepTimer"]
         assert [t["init_args"]["stage"] for t in timers] == [stage]
         assert any(cb["class_path"] == "rstar_pl.export.HFExport" for cb in trainer["callbacks"])
+
+
+def test_a_torchrun_launch_trains_one_stage_at_a_time(monkeypatch, tmp_path):
+    """A second stage in the same torchrun launch would hang at its rendezvous; it is refused."""
+    from rstar_pl.train import RoundConfigError, load_round_config, run_round
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    config = load_round_config([str(ROOT / "configs/round2.yaml")], {"run_dir": str(tmp_path)})
+    with pytest.raises(RoundConfigError, match="--stage policy, then .* --stage ppm"):
+        run_round(config)
+    assert not (tmp_path / "config").exists()  # refused before anything was written or started
