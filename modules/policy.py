@@ -35,9 +35,11 @@ class PolicyModule(L.LightningModule):
         schedule: "linear" (paper, Qwen), "cosine" (paper, Phi) or "constant".
         warmup_steps: optimiser steps of linear warmup from 0.
         min_lr_ratio: the decay ends at `min_lr_ratio * lr`.
-        gradient_checkpointing: recompute activations in the backward pass.
+        gradient_checkpointing: recompute each decoder layer's activations in the
+            backward pass (also under FSDP2, where it is the activation checkpointing).
         dtype: dtype of the loaded weights ("float32" keeps fp32 master weights
-            under `precision: bf16-mixed`; "bfloat16" for `bf16-true`).
+            under FSDP2's bf16 policy or `precision: bf16-mixed`; "bfloat16" for
+            `bf16-true`).
         attn_implementation: "sdpa", "eager" or "flash_attention_2".
         fsdp: how `configure_model` shards the model under a ModelParallelStrategy
             (`modules.fsdp.FSDPConfig`: layer class, mixed precision, resharding,
