@@ -299,6 +299,13 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
         last = run / "checkpoints" / stage / "last.ckpt"
         assert last.is_dir() and (last / ".metadata").is_file()
         assert torch.load(last / "meta.pt", weights_only=False)["global_step"] == steps
+    # Validation ran sharded, and so did the sample generations (every rank generates in step).
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "logs" / "policy" / "version_0"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"]) | set(events.Tags().get("tensors", []))
+    assert {"val/loss", "train/grad_norm", "samples/text_summary"} <= tags, tags
     # Exports as an unsharded run writes them: transformers loads the policy, the scorer the PPM.
     model, tokenizer = load_policy(run / "policy")
     assert model.config.num_hidden_layers == 4 and "<end_of_step>" in tokenizer.get_vocab()
