@@ -36,13 +36,12 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 import torch
 from torch import nn
 
+from modules.hf import resolve_dtype
+
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
 
 __all__ = ["FSDPConfig", "decoder_layers", "export_state_dict", "full_state_dict", "is_sharded", "shard_model"]
-
-_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
 
 class FSDPConfig(TypedDict, total=False):
     """`model.init_args.fsdp`: how `configure_model` shards under a ModelParallelStrategy.
@@ -73,12 +72,7 @@ class FSDPConfig(TypedDict, total=False):
 
 
 def _dtype(config: FSDPConfig, key: str, default: str | None) -> torch.dtype | None:
-    name = config.get(key, default)
-    if name is None:
-        return None
-    if name not in _DTYPES:
-        raise ValueError(f"model.init_args.fsdp.{key} is {name!r}; allowed: {', '.join(_DTYPES)} or null")
-    return _DTYPES[name]
+    return resolve_dtype(config.get(key, default), key=f"model.init_args.fsdp.{key}")
 
 
 def _class_names(module: nn.Module) -> set[str]:

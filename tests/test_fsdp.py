@@ -366,3 +366,37 @@ def test_a_torchrun_launch_trains_one_stage_at_a_time(monkeypatch, tmp_path):
     with pytest.raises(RoundConfigError, match="--stage policy, then .* --stage ppm"):
         run_round(config)
     assert not (tmp_path / "config").exists()  # refused before anything was written or started
+
+
+def test_decoder_layers_come_from_the_model_or_the_config(tiny_model_dir):
+    from modules.fsdp import decoder_layers, shard_model
+    from modules.hf import load_backbone
+    from modules.value_model import ValueHeadModel
+
+    causal = load_backbone(str(tiny_model_dir), head=True)
+    assert decoder_layers(causal) == list(causal.model.layers)  # from _no_split_modules
+    path = "transformers.models.qwen2.modeling_qwen2.Qwen2DecoderLayer"
+    assert decoder_layers(causal, "Qwen2DecoderLayer") == decoder_layers(causal, path) == list(causal.model.layers)
+    # The PPM: a plain nn.Module around the base model; the layers are found inside it.
+    ppm = ValueHeadModel(load_backbone(str(tiny_model_dir), head=False))
+    assert decoder_layers(ppm) == list(ppm.backbone.layers)
+    with pytest.raises(ValueError, match=r"matches no module of Qwen2ForCausalLM; set model.init_args.fsdp"
+                                         r".layer_class .*Qwen2DecoderLayer"):
+        decoder_layers(causal, "LlamaDecoderLayer")
+    with pytest.raises(ValueError, match=r"unknown keys \['param_dtpye'\]; allowed: layer_class, param_dtype"):
+        shard_model(causal, mesh=None, config={"param_dtpye": "bfloat16"})
+
+
+def test_a_sharded_checkpoint_folder_is_replaced_whole(tmp_path):
+    from modules.strategy import _replace
+
+    final, new = tmp_path / "last.ckpt", tmp_path / ".last.ckpt.partial"
+    final.mkdir()
+    (final / "__0_0.distcp").write_text("old")
+    new.mkdir()
+    (new / "__0_0.distcp").write_text("new")
+    (new / ".metadata").write_text("new")
+    _replace(new, final)
+    assert sorted(p.name for p in final.iterdir()) == [".metadata", "__0_0.distcp"]
+    assert (final / "__0_0.distcp").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # nothing left beside it
