@@ -5,13 +5,20 @@ tests/scripts/fsdp_train.py (an uninterrupted fit, a crashed fit and its
 resume); this file runs the same stage in one process with the same global
 batch and compares:
 
-* losses: FSDP gives the single-process losses, step by step, within LOSS_RTOL;
+* losses and gradient norms: FSDP gives the single-process values, step by
+  step, within LOSS_RTOL and GRAD_NORM_RTOL;
 * sharding: each rank holds its `torch.chunk` half (dim 0) of every parameter;
 * resume: the crashed + resumed run sees the uninterrupted run's batches and
   ends with bit-identical shards;
 * export: the Hugging Face folder written at the end holds exactly the
   gathered shards, in the same files, keys, shapes and dtypes as the
-  single-process export (so transformers and vLLM load it the same way).
+  single-process export (so transformers and vLLM load it the same way);
+* mixed precision: under the round configs' policy, layers compute in bf16,
+  master weights and gradients stay fp32, and so does the PPM's value head.
+
+Then the round config's own FSDP setting (bf16) trains both stages through
+`python -m rstar_pl fit` on two processes and resumes with `--ckpt_path last`
+under torchrun, the multi-node launcher, on one node.
 
 Why FSDP and one process can differ at all, and by how much
 -----------------------------------------------------------
