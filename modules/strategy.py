@@ -91,10 +91,11 @@ class FSDP2Strategy(ModelParallelStrategy):
 
 
 def _replace(src: Path, dst: Path) -> None:
-    """Move folder `src` to `dst`, replacing what is there; `dst` is never missing for long.
+    """Move folder `src` to `dst`, replacing what is there.
 
     A folder cannot be renamed over a non-empty one, so the old one moves aside
-    first; a crash in between leaves it beside `dst` as `.NAME.old`.
+    first: `dst` is missing only between two renames, and a crash right there
+    leaves both complete folders, the old one beside it as `.NAME.old`.
     """
     old = dst.with_name(f".{dst.name}.old")
     shutil.rmtree(old, ignore_errors=True)
