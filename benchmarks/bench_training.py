@@ -11,9 +11,10 @@ same batches and the same optimiser, measures:
    their ratio is the framework's overhead;
 2. the effect of sequence packing: the share of real (non-padding) tokens in
    the batches, and real tokens per second, padded against packed;
-3. strategies, each in fresh processes with the same global batch and the same
-   two cores: one process (2 threads), DDP over 2 gloo processes and FSDP2
-   (`modules.strategy.FSDP2Strategy`) over 2 gloo processes (1 thread each).
+3. strategies, each in fresh processes with the same global batch: one
+   process with 1 thread (one core) and with 2 threads (the same two cores as
+   the rest), DDP over 2 gloo processes and FSDP2 (`modules.strategy.FSDP2Strategy`)
+   over 2 gloo processes (1 thread each).
    Per rank: tokens/s of the whole run (the global batch's tokens over the
    slowest rank's time), peak resident memory (ru_maxrss) and its growth over
    the fit, and the model state the rank holds (weights, gradients and AdamW
@@ -175,12 +176,12 @@ def run_worker(strategy: str, model_dir: str, data: str, steps: int, warmup: int
 
     rss_start = _rss_mib()
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    torch.set_num_threads(2 if strategy == "single" else 1)
+    torch.set_num_threads(2 if strategy == "single" else 1)  # "single1": one thread
     L.seed_everything(0)
     dm = _datamodule(Path(model_dir), Path(data), packing=False, batch_size=batch_size // world)
     module = PolicyModule(model_dir, vocab_size=dm.vocab_size)
     timer, probe = _Timer(warmup), _StateProbe()
-    kinds = {"single": "auto", "ddp": "ddp", "fsdp": FSDP2Strategy()}
+    kinds = {"single": "auto", "single1": "auto", "ddp": "ddp", "fsdp": FSDP2Strategy()}
     trainer = L.Trainer(accelerator="cpu", devices=world, strategy=kinds[strategy], max_steps=steps + warmup,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[timer, probe], num_sanity_val_steps=0,
@@ -198,7 +199,7 @@ def run_strategy(strategy: str, model_dir: Path, data: Path, args, out: Path) ->
     worker = ["--worker", strategy, "--model", str(model_dir), "--data", str(data), "--steps", str(args.steps),
               "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--out", str(out)]
     script = [str(Path(__file__).resolve()), *worker]
-    if strategy == "single":
+    if strategy.startswith("single"):
         cmd = [sys.executable, *script]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *script]
@@ -213,7 +214,7 @@ def run_strategy(strategy: str, model_dir: Path, data: Path, args, out: Path) ->
 
 
 def bench_strategies(model_dir: Path, data: Path, args, tmp: Path) -> None:
-    results: dict[str, list[dict]] = {"single": [], "ddp": [], "fsdp": []}
+    results: dict[str, list[dict]] = {"single1": [], "single": [], "ddp": [], "fsdp": []}
     for i in range(args.repeats):
         for name in results:
             results[name].append(run_strategy(name, model_dir, data, args, tmp / f"{name}-{i}"))
@@ -223,10 +224,11 @@ def bench_strategies(model_dir: Path, data: Path, args, tmp: Path) -> None:
 
     print(f"strategies, tiny Qwen2 policy, CPU, global batch {args.batch_size}, {args.steps} timed steps "
           f"x {args.repeats} repeats (medians; memory: mean over ranks)")
-    print(f"  {'':<22} {'tokens/s':>9} {'x single':>9} {'peak RSS MiB':>13} {'RSS growth in fit':>18} "
+    print(f"  {'':<22} {'tokens/s':>9} {'x 2 thr.':>9} {'peak RSS MiB':>13} {'RSS growth in fit':>18} "
           f"{'model state KiB':>16}")
     single = statistics.median(run["tokens_per_s"] for run in results["single"])
-    labels = {"single": "1 process, 2 threads", "ddp": "DDP, 2 x 1 thread", "fsdp": "FSDP2, 2 x 1 thread"}
+    labels = {"single1": "1 process, 1 thread", "single": "1 process, 2 threads", "ddp": "DDP, 2 x 1 thread",
+              "fsdp": "FSDP2, 2 x 1 thread"}
     for name, runs in results.items():
         tps = statistics.median(run["tokens_per_s"] for run in runs)
         growth = statistics.median(
@@ -243,7 +245,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--part", choices=("all", "framework", "strategies"), default="all")
-    parser.add_argument("--worker", choices=("single", "ddp", "fsdp"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("single", "single1", "ddp", "fsdp"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
