@@ -224,9 +224,9 @@ def bench_strategies(model_dir: Path, data: Path, args, tmp: Path) -> None:
 
     print(f"strategies, tiny Qwen2 policy, CPU, global batch {args.batch_size}, {args.steps} timed steps "
           f"x {args.repeats} repeats (medians; memory: mean over ranks)")
-    print(f"  {'':<22} {'tokens/s':>9} {'x 2 thr.':>9} {'peak RSS MiB':>13} {'RSS growth in fit':>18} "
+    print(f"  {'':<22} {'tokens/s':>9} {'x 1 thr.':>9} {'peak RSS MiB':>13} {'RSS growth in fit':>18} "
           f"{'model state KiB':>16}")
-    single = statistics.median(run["tokens_per_s"] for run in results["single"])
+    single = statistics.median(run["tokens_per_s"] for run in results["single1"])
     labels = {"single1": "1 process, 1 thread", "single": "1 process, 2 threads", "ddp": "DDP, 2 x 1 thread",
               "fsdp": "FSDP2, 2 x 1 thread"}
     for name, runs in results.items():
