@@ -88,6 +88,10 @@ class PairDataModule(RecordsDataModule):
             return
         hp = self.hparams
         train = [p for f in hp.train_files for p in read_pairs(f)]
+        if not train:
+            raise ValueError(f"data.train_files {list(hp.train_files)}: no preference pairs "
+                             "(empty); extract writes none when no problem has both correct and "
+                             "wrong trajectories")
         if hp.val_files:
             val = [p for f in hp.val_files for p in read_pairs(f)]
         else:

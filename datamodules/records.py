@@ -17,17 +17,22 @@ Preference pairs (the PPM's data):
     Both become `PairExample(prompt, chosen, rejected)`.
 
 Unknown extra keys are allowed (a schema version, for example). A bad record
-raises `RecordError` naming the file, the line and the key.
+raises `RecordError` naming the file, the line and the key; a file that is not
+UTF-8 is refused naming the file. A pair whose chosen text equals its rejected
+text teaches the PPM nothing (its loss is log 2 whatever the model does): such
+pairs are dropped with a warning naming their lines.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rstar_pl.files import read_utf8
 from rstar_pl.steps import build_prompt
 
 __all__ = [
@@ -37,6 +42,9 @@ __all__ = [
     "read_pairs",
     "read_sft",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class RecordError(ValueError):
@@ -62,7 +70,7 @@ class PairExample:
 
 def _iter_objects(path: Path) -> Iterator[tuple[int, object]]:
     """Yield (line number, decoded value) for each record of a .jsonl or .json file."""
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if path.suffix == ".jsonl":
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -144,7 +152,7 @@ def read_sft(path: str | os.PathLike) -> list[SFTExample]:
 def read_pairs(path: str | os.PathLike) -> list[PairExample]:
     """Read preference pairs from a .jsonl (extractor) or .json (official rStar) file."""
     path = Path(path)
-    pairs = []
+    pairs, same = [], []
     for lineno, record in _iter_objects(path):
         where = f"{path}:{lineno}"
         if path.suffix == ".jsonl":
@@ -159,5 +167,12 @@ def read_pairs(path: str | os.PathLike) -> list[PairExample]:
             rejected = _field(record, "neg", str, where)
             for key in ("pos_count", "neg_count"):
                 _field(record, key, int, where)
+        if chosen == rejected:
+            same.append(lineno)
+            continue
         pairs.append(PairExample(prompt=prompt, chosen=chosen, rejected=rejected))
+    if same:
+        lines = ", ".join(map(str, same[:10])) + (", ..." if len(same) > 10 else "")
+        log.warning("%s: dropped %d pairs whose chosen text equals the rejected one (lines %s)",
+                    path, len(same), lines)
     return pairs

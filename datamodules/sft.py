@@ -110,6 +110,9 @@ class SFTDataModule(RecordsDataModule):
             return
         hp = self.hparams
         train = [e for f in hp.train_files for e in read_sft(f)]
+        if not train:
+            raise ValueError(f"data.train_files {list(hp.train_files)}: no SFT records (empty); "
+                             "extract writes none when no problem was solved")
         if hp.val_files:
             val = [e for f in hp.val_files for e in read_sft(f)]
         else:

@@ -8,8 +8,9 @@
 Each flag of `harness eval` is a field of `harness.evaluate.EvalConfig`; a
 YAML file given with `--config` sets any of them (same names, underscores), and
 flags on the command line override it.
-Bad input (an unknown task, a missing file, a choice not available yet) is
-reported in one line on stderr with exit status 2.
+Bad input (an unknown task, a missing file, a choice not available yet, an
+`--out` another run is writing, an unwritable disk) is reported in one line on
+stderr with exit status 2; Ctrl-C in one line with status 130.
 """
 
 from __future__ import annotations
@@ -94,10 +95,10 @@ def load_eval_config_file(path: str) -> dict:
     import yaml
 
     from harness.evaluate import EvalConfig, EvalConfigError
+    from rstar_pl.files import read_utf8
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
+        values = yaml.safe_load(read_utf8(path)) or {}
     except OSError as err:
         raise EvalConfigError(f"--config {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
@@ -157,10 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tasks":
             return _run_tasks()
         return _run_eval(args)
-    except (ValueError, FileNotFoundError) as err:
-        # Bad input: one line; anything else is a bug and keeps its traceback.
+    except (ValueError, OSError) as err:
+        # Bad input, or an output that cannot be written: one line; anything else is a bug
+        # and keeps its traceback.
         print(f"harness {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nharness {args.command}: interrupted; run the same command again to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ decoding (`rstar_pl.solve.solve_greedy`) or with test-time search and a vote
 the answer against the reference (`rstar_pl.grading`), and writes the files
 described in `harness.report`. Problems already in a task's
 predictions file are not solved again, so an interrupted run resumes where it
-stopped; a run whose generation settings differ from the saved ones refuses to
-mix results unless told to start over.
+stopped (its summary's `seconds` count every run's solving time); a run whose
+generation settings differ from the saved ones refuses to mix results unless
+told to start over, and then changes no file. One run writes an `--out` at a
+time: a second is refused, naming the first (`rstar_pl.files.lock`).
 
 Generation goes through the `PolicyBackend` protocol only: nothing here
 touches a model library.
@@ -219,24 +221,32 @@ def _grader() -> tuple[Callable[[str], str | None], Callable[..., bool]]:
     return extract_answer, is_equivalent
 
 
+def _check_resume(task_dir: Path, config: EvalConfig) -> None:
+    """Refuse (before anything is written) to add results of other settings to a task's."""
+    saved_path = task_dir / "config.json"
+    if config.overwrite or not (saved_path.is_file() and (task_dir / "predictions.jsonl").is_file()):
+        return
+    import json
+
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    new = config.to_dict()
+    for key in _GENERATION_KEYS:
+        if saved.get(key) != new.get(key):
+            raise EvalConfigError(
+                f"{task_dir} holds results made with {key}={saved.get(key)!r}, not "
+                f"{new.get(key)!r}; use another --out or pass --overwrite to start over"
+            )
+
+
 def _prepare_task_dir(task_dir: Path, config: EvalConfig, spec: TaskSpec) -> list[dict[str, Any]]:
     """Existing predictions to keep (empty when starting over); saves the config."""
     saved_path = task_dir / "config.json"
     predictions = task_dir / "predictions.jsonl"
     if config.overwrite and task_dir.exists():
         shutil.rmtree(task_dir)
+    _check_resume(task_dir, config)
     records: list[dict[str, Any]] = []
     if saved_path.is_file() and predictions.is_file():
-        import json
-
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        new = config.to_dict()
-        for key in _GENERATION_KEYS:
-            if saved.get(key) != new.get(key):
-                raise EvalConfigError(
-                    f"{task_dir} holds results made with {key}={saved.get(key)!r}, not "
-                    f"{new.get(key)!r}; use another --out or pass --overwrite to start over"
-                )
         records, dropped = read_predictions(predictions)
         if dropped:
             write_jsonl_atomic(predictions, records)
@@ -307,6 +317,7 @@ def evaluate_task(
     accuracy = AnswerAccuracy()
     accuracy.update([bool(r["correct"]) for r in done.values()])
     tokens = [int(r["num_tokens"]) for r in done.values()]
+    seconds = [float(r.get("seconds", 0.0)) for r in done.values()]
     predictions = task_dir / "predictions.jsonl"
     started = time.perf_counter()
     bar = tqdm(total=len(problems), initial=len(done), desc=spec.name, unit="problem",
@@ -327,6 +338,7 @@ def evaluate_task(
             append_jsonl(predictions, records)
             accuracy.update([r["correct"] for r in records])
             tokens += [r["num_tokens"] for r in records]
+            seconds += [r["seconds"] for r in records]
             bar.update(len(batch))
     finally:
         bar.close()
@@ -338,7 +350,9 @@ def evaluate_task(
         "correct": int(accuracy.correct),
         "count": count,
         "solved_this_run": len(todo),
-        "seconds": round(time.perf_counter() - started, 3),
+        # solving time of every problem counted, whichever run solved it
+        "seconds": round(sum(seconds), 3),
+        "seconds_this_run": round(time.perf_counter() - started, 3) if todo else 0.0,
         "tokens_per_problem": sum(tokens) / count if count else 0.0,
         "checkpoint": config.checkpoint,
         "search": config.search,
@@ -354,22 +368,25 @@ def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
     `backend`, `sandbox` and `scorer` default to the ones the config names;
     passing them lets a caller reuse loaded models (or scripted ones in tests).
     """
+    from rstar_pl.files import exclusive_output
+
     specs = resolve_tasks(config.tasks)
     # Load every task's problems first: a bad file fails before any model time is spent.
     problems = {s.name: load_problems(s, data_dir=config.data_dir, limit=config.limit)
                 for s in specs}
     out = Path(config.out)
-    if backend is None:
-        model_dir = resolve_checkpoint(config.checkpoint, export_dir=out / "exported_policy")
-        backend = make_backend(config, model_dir)
-    if scorer is None and config.search != "greedy":
-        scorer = make_scorer(config)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", config.to_dict())
-    with contextlib.ExitStack() as stack:
+    with exclusive_output(out, "eval", what="--out"), contextlib.ExitStack() as stack:
+        for spec in specs:  # a resume that would mix settings changes no file
+            _check_resume(out / spec.name, config)
+        if backend is None:
+            model_dir = resolve_checkpoint(config.checkpoint, export_dir=out / "exported_policy")
+            backend = make_backend(config, model_dir)
+        if scorer is None and config.search != "greedy":
+            scorer = make_scorer(config)
+        write_json_atomic(out / "config.json", config.to_dict())
         if sandbox is None:
             sandbox = stack.enter_context(_LazySandbox(config.code_timeout))
         summaries = [evaluate_task(s, problems[s.name], config, backend, sandbox, scorer)
                      for s in specs]
-    write_json_atomic(out / "summary.json", {"tasks": summaries})
+        write_json_atomic(out / "summary.json", {"tasks": summaries})
     return summaries

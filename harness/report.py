@@ -7,6 +7,8 @@ Per task, `harness eval` writes into `OUT/<task>/`:
   skipping the indices already there;
 - `summary.json`: accuracy, count, time, tokens per problem (atomic write);
 - `config.json`: the settings that produced them (atomic write).
+
+Atomic writes are `rstar_pl.files.write_atomic` (permissions from the umask).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from rstar_pl.files import write_atomic
 
 __all__ = [
     "PREDICTION_SCHEMA",
@@ -32,28 +35,14 @@ __all__ = [
 PREDICTION_SCHEMA = 1
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write `data` as indented JSON; readers never see a half-written file."""
-    _atomic_write(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
     """Replace a JSONL file with `records`, atomically."""
-    _atomic_write(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def append_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:

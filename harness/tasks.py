@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rstar_pl.files import read_utf8
 from rstar_pl.steps import extract_boxed
 
 __all__ = [
@@ -254,7 +255,7 @@ def read_problem_file(path: str | os.PathLike) -> list[Problem]:
     path = Path(path)
     if not path.is_file():
         raise TaskDataError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     records: list[Any]
     if path.suffix == ".jsonl":
         records = []

@@ -2,20 +2,34 @@
 
 Each subcommand lives in its own module as `main(argv) -> int` and is imported
 only when used, so `rstar-pl tiny-model` does not pay for importing vLLM.
+
+Bad input ends in one line on stderr and exit status 2: a `ValueError` (bad
+settings, files, records), an `OSError` (a missing, unwritable or full output
+disk, a folder another run is writing), a failed child process
+(`CalledProcessError`, whose own message is above). Ctrl-C ends with one line
+and status 130; interrupted commands resume when run again. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import importlib
+import re
+import shlex
+import subprocess
 import sys
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "ArgumentParser", "UsageError", "argument_error_line", "did_you_mean", "main",
+           "positive_int"]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rstar_pl.demo:main", "the whole loop on CPU with tiny models (minutes)"),
     "harness": ("harness.cli:main", "evaluate checkpoints on the math benchmarks (same as `harness`)"),
     "tiny-model": ("rstar_pl.tiny:main", "build a tiny random Qwen2 model and tokenizer"),
+    "import-model": ("rstar_pl.import_model:main", "a GGUF checkpoint to a Hugging Face model folder"),
     "generate": ("rstar_pl.generate:main", "MCTS trees (JSONL shards, resumable) for a problem set"),
     "extract": ("rstar_pl.extract:main", "SFT records, PPM pairs and difficulty from tree files"),
     "fit": ("rstar_pl.train:fit_main", "train the policy / PPM (LightningCLI; round configs train both)"),
@@ -23,6 +37,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("rstar_pl.train:test_main", "test a policy or PPM (LightningCLI)"),
     "predict": ("rstar_pl.train:predict_main", "predict with a policy or PPM (LightningCLI)"),
 }
+
+
+class UsageError(ValueError):
+    """A command line its parser refuses."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the subcommands: a bad command line is one `UsageError` line (the
+    usage text stays with --help)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message}; see {self.prog} --help")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _usage() -> str:
@@ -45,10 +82,60 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     target, _ = COMMANDS[name]
     module_name, func_name = target.split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
     try:
+        func = getattr(importlib.import_module(module_name), func_name)
         return int(func(rest) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:
         # Bad input is reported in one line; anything else is a bug and keeps its traceback.
-        print(f"rstar-pl {name}: error: {err}", file=sys.stderr)
+        print(f"rstar-pl {name}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except subprocess.CalledProcessError as err:
+        command = shlex.join(map(str, err.cmd)) if isinstance(err.cmd, list) else err.cmd
+        print(f"rstar-pl {name}: error: `{command}` failed with exit status {err.returncode} "
+              "(its message is above)", file=sys.stderr)
+        return 2
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nrstar-pl {name}: interrupted; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
+    """` (did you mean PREFIX+CLOSEST?)` for the known name closest to `word`
+    (hyphens read as underscores), or "" when none is close."""
+    found = difflib.get_close_matches(word.replace("-", "_"), choices, n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{found[0]}?)" if found else ""
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+
+
+_TYPE_ERROR = re.compile(r'^Parser key "(?P<key>[^"]+)":\s*Expected a (?P<type>.+?)\. '
+                         r"Got value: (?P<value>.*)$", re.S)
+_UNRECOGNIZED = re.compile(r"^unrecognized arguments: (?P<args>.*)$", re.S)
+
+
+def argument_error_line(err: argparse.ArgumentError | Exception,
+                        parser: argparse.ArgumentParser | None = None) -> str:
+    """A jsonargparse error as one line that keeps the key, the expected type and
+    the value (`batch_size: expected int, got 'abc'`), and for an unknown option the
+    closest known one."""
+    text = str(err).strip()
+    match = _TYPE_ERROR.match(text)
+    if match:
+        kind = re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", match["type"])
+        kind = re.sub(r"\s+", " ", kind)
+        return f"{match['key']}: expected {kind}, got {match['value'].strip()!r}"
+    match = _UNRECOGNIZED.match(text)
+    if match and parser is not None:
+        known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+        hints = []
+        for arg in match["args"].split():
+            option = arg.split("=", 1)[0]
+            if option.startswith("--"):
+                hints.append(option + did_you_mean(option[2:], [k[2:] for k in known], "--"))
+        if hints:
+            return f"unknown option(s) {', '.join(hints)}; see --help"
+    return _one_line(err)

@@ -24,7 +24,6 @@ numbers are not results.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -38,10 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(args: list[str], *, done: Path | None = None) -> None:
+    """Run `python -m rstar_pl ARGS`, printed first exactly as it runs (paste it to rerun)."""
+    shown = f"python -m rstar_pl {shlex.join(args)}"
     if done is not None and done.exists():
-        print(f"[demo] skip (exists: {done}): rstar-pl {shlex.join(args)}", flush=True)
+        print(f"[demo] skip (exists: {done}): {shown}", flush=True)
         return
-    print(f"\n[demo] $ python -m rstar_pl {shlex.join(args)}", flush=True)
+    print(f"\n[demo] $ {shown}", flush=True)
     subprocess.run([sys.executable, "-m", "rstar_pl", *args], check=True)
 
 
@@ -71,10 +72,12 @@ def _config(path: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rstar-pl demo", description=__doc__.splitlines()[0])
+    from rstar_pl.cli import ArgumentParser, positive_int
+
+    parser = ArgumentParser(prog="rstar-pl demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="folder for every stage's outputs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--problems", type=int, default=8, help="problems per round")
+    parser.add_argument("--problems", type=positive_int, default=8, help="problems per round")
     parser.add_argument("--data-dir", default=os.environ.get("RSTAR_DATA_DIR"),
                         help="benchmark files for the final harness eval (skipped without)")
     args = parser.parse_args(argv)
@@ -103,10 +106,9 @@ def main(argv: list[str]) -> int:
     _run(["extract", "--trees", str(r2 / "trees"), "--out", str(r2 / "data")])
 
     if args.data_dir:
-        print(f"\n[demo] $ harness eval --checkpoint {r1 / 'policy'} --tasks math500 --limit 4", flush=True)
-        subprocess.run([sys.executable, "-m", "harness.cli", "eval", "--checkpoint", str(r1 / "policy"),
-                        "--tasks", "math500", "--limit", "4", "--max-tokens", "64",
-                        "--data-dir", args.data_dir, "--out", str(out / "eval")], check=True)
+        _run(["harness", "eval", "--checkpoint", str(r1 / "policy"), "--tasks", "math500",
+              "--limit", "4", "--max-tokens", "64", "--data-dir", args.data_dir,
+              "--out", str(out / "eval")])
     else:
         print("\n[demo] no --data-dir / RSTAR_DATA_DIR: harness eval skipped", flush=True)
 

@@ -23,36 +23,14 @@ consolidates it into one file).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from rstar_pl.files import atomic_dir
+
 __all__ = ["HFExport", "export_policy", "export_ppm", "load_policy", "load_ppm"]
-
-
-@contextmanager
-def _atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling folder that replaces `out_dir` when the block succeeds."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old.{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _strip(state: dict, prefix: str) -> dict:
@@ -65,7 +43,7 @@ def export_policy(model, tokenizer, out_dir: str | os.PathLike, state_dict: dict
     `state_dict`, when given, is the causal LM's full state dict and replaces
     the live parameters (e.g. gathered from FSDP shards).
     """
-    with _atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
     return Path(out_dir)
@@ -73,7 +51,7 @@ def export_policy(model, tokenizer, out_dir: str | os.PathLike, state_dict: dict
 
 def export_ppm(value_model, tokenizer, out_dir: str | os.PathLike, state_dict: dict | None = None) -> Path:
     """Save a `ValueHeadModel` and its tokenizer (format: `modules.value_model`), atomically."""
-    with _atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         value_model.save(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
     return Path(out_dir)

@@ -31,31 +31,48 @@ Outputs (JSONL, each written atomically):
   chosen and rejected).
 - `difficulty.jsonl`: `problem_id`, `difficulty` (easy: all trajectories
   correct; medium: mixed; hard: all wrong), `correct`, `wrong`.
+
+Input and output (`read_trees`, `write_outputs`): every tree counts once. A
+tree is identified by (problem_id, attempt, seed); a tree met again (the same
+file given twice, a folder two runs wrote into) is skipped with a warning, so
+it cannot double its problem's pairs or difficulty counts. Finding no trees is
+an error, and the outputs are replaced together or not at all
+(`rstar_pl.files.replace_together`): a failed run leaves the previous data as
+it was.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import tempfile
-from collections.abc import Iterable
+import logging
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rstar_pl.files import replace_together
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt, format_output
-from rstar_pl.treeio import load_trees
+from rstar_pl.treeio import iter_tree_records, tree_files
 
 __all__ = [
     "ExtractConfig",
+    "ExtractError",
     "ScoredPath",
     "bounded_edit_distance",
     "extract",
     "main",
+    "read_trees",
     "trajectories",
+    "write_outputs",
 ]
+
+log = logging.getLogger("rstar_pl.extract")
+
+
+class ExtractError(ValueError):
+    """Tree inputs that give no training data."""
 
 
 @dataclass(frozen=True)
@@ -252,20 +269,74 @@ def extract(
     return {"sft": sft, "pairs": pairs, "difficulty": difficulty}
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _files_of(given: str) -> list[Path]:
+    """The tree files of one --trees argument; none there is an error that says where
+    trees are when they are one folder down (the parent of `trees/` was given)."""
+    found = tree_files([given])
+    if found:
+        return found
+    hint = ""
+    folder = Path(given)
+    if folder.is_dir():
+        below = sorted({p.parent for p in folder.glob("*/trees-*.jsonl")})
+        if below:
+            hint = f"; did you mean {', '.join(map(str, below))}?"
+    raise ExtractError(f"--trees {given}: no trees-*.jsonl files there{hint}")
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+
+
+def read_trees(paths: Sequence[str]) -> list[Tree]:
+    """Every tree of the files and folders once, in order of first appearance
+    (identity: problem_id, attempt, seed; see the module docstring)."""
+    files: dict[Path, Path] = {}
+    for path in (f for given in paths for f in _files_of(given)):
+        if path.resolve() in files:
+            log.warning("extract: %s is given more than once; reading it once", path)
+        files.setdefault(path.resolve(), path)
+    from tqdm.auto import tqdm
+
+    trees: list[Tree] = []
+    first_seen: dict[tuple[str, int, int], str] = {}
+    duplicates: list[str] = []
+    # one tree per line: counting newlines (fast, and it warms the page cache) gives the total
+    total = sum(_count_lines(path) for path in files.values())
+    records = tqdm(iter_tree_records(files.values()), total=total, desc="reading trees",
+                   unit="tree", disable=None)
+    for record, where in records:
+        tree = Tree.from_record(record, where)
+        key = (tree.problem_id, tree.attempt, tree.seed)
+        if key in first_seen:
+            duplicates.append(f"{key[0]} attempt {key[1]} seed {key[2]} at {where} "
+                              f"(first at {first_seen[key]})")
+            continue
+        first_seen[key] = where
+        trees.append(tree)
+    if not trees:
+        raise ExtractError(f"no trees in {', '.join(map(str, files.values()))}")
+    if duplicates:
+        log.warning("extract: skipped %d duplicate trees (same problem, attempt and seed): %s%s",
+                    len(duplicates), "; ".join(duplicates[:3]),
+                    f"; and {len(duplicates) - 3} more" if len(duplicates) > 3 else "")
+    return trees
+
+
+def write_outputs(out: Path, data: dict[str, list[dict]]) -> None:
+    """Replace `out/<name>.jsonl` for every output in `data`, all together."""
+    out.mkdir(parents=True, exist_ok=True)
+    replace_together({
+        out / f"{name}.jsonl": (json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        for name, records in data.items()
+    })
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from rstar_pl.cli import ArgumentParser, positive_int
+
+    parser = ArgumentParser(
         prog="rstar-pl extract",
         description="SFT records, PPM pairs and difficulty from tree files.",
     )
@@ -275,17 +346,16 @@ def main(argv: list[str]) -> int:
         "--min-margin", type=float, default=0.0, help="minimum chosen_q - rejected_q"
     )
     parser.add_argument("--min-edit", type=int, default=0, help="minimum edit distance of a pair")
-    parser.add_argument("--sft-per-problem", type=int, default=2)
-    parser.add_argument("--pairs-per-side", type=int, default=2)
+    parser.add_argument("--sft-per-problem", type=positive_int, default=2)
+    parser.add_argument("--pairs-per-side", type=positive_int, default=2)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     config = ExtractConfig(
         args.sft_per_problem, args.pairs_per_side, args.min_margin, args.min_edit
     )
-    data = extract(load_trees(args.trees), config)
+    data = extract(read_trees(args.trees), config)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("sft", "pairs", "difficulty"):
-        _write_jsonl(out / f"{name}.jsonl", data[name])
+    write_outputs(out, data)
     levels = [d["difficulty"] for d in data["difficulty"]]
     print(
         f"extract: {len(levels)} problems (easy {levels.count('easy')}, medium "

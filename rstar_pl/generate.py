@@ -11,9 +11,16 @@ tree left unsolved, then 128 for those still unsolved.
 Restarting the same command resumes: finished (problem, attempt) trees in
 `out_dir` are skipped, and a tree depends only on the run seed, the problem and
 the attempt, so the finished set is the same as an uninterrupted run's. The
-config used is saved as `out_dir/generate_config.yaml`; resuming with a
-config that would change the trees is refused (out_dir, batch_size, shards and
-problems.limit may change).
+config used is saved as `out_dir/generate_config.yaml` when the first tree is
+written (a run that fails before that leaves nothing behind); resuming with a
+config that would change the trees is refused, naming the setting that differs
+(out_dir, batch_size, shards and problems.limit may change).
+
+One run per shard of an `out_dir` at a time: a run holds the lock
+`out_dir/.generate-SSSSS-of-NNNNN.lock` (`rstar_pl.files.lock`) while it writes,
+and a second run of the same shard, or of a shard layout whose problems overlap
+(another `num_shards`), is refused with one line naming the running process.
+Shards of one layout take disjoint problems and run side by side.
 
 Backends plug in by import path: `backend.kind: scripted` or
 `backend.kind: package.module:Class` (or `package.module:Class.factory`) with
@@ -26,14 +33,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
-import os
+import re
 import sys
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rstar_pl.cli import argument_error_line
+from rstar_pl.files import (
+    OutputInUseError,
+    check_free,
+    exclusive_output,
+    is_locked,
+    write_atomic,
+)
 from rstar_pl.problems import Problem, ProblemsConfig, load_problems
 from rstar_pl.search.expand import SearchEnv
 from rstar_pl.search.mcts import MCTSConfig, run_mcts
@@ -124,7 +141,7 @@ def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
         built = parser.instantiate(namespace)
     except argparse.ArgumentError as err:
         where = " ".join(argv)
-        raise ConfigError(f"generate config ({where}): {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"generate config ({where}): {argument_error_line(err, parser)}") from None
     values = {k: v for k, v in vars(built).items() if k != "config"}
     return GenerateConfig(**values), dumped
 
@@ -145,14 +162,37 @@ def _import(kind: str, what: str):
     return target
 
 
+def _construct(factory, what: str, args: dict[str, Any], *leading: Any):
+    """`factory(*leading, **args)`, after checking that it takes these arguments, so
+    that an unknown one is a config error naming it rather than a TypeError."""
+    name = getattr(factory, "__qualname__", repr(factory))
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin without a signature: let it check
+        return factory(*leading, **args)
+    try:
+        signature.bind(*leading, **args)
+    except TypeError as err:
+        named = [p for p, v in signature.parameters.items()
+                 if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)][len(leading):]
+        unknown = [k for k in args if k not in named]
+        if unknown and not any(v.kind is v.VAR_KEYWORD for v in signature.parameters.values()):
+            raise ConfigError(
+                f"{what}.args: {name} takes no {', '.join(map(repr, unknown))}; it takes "
+                f"{', '.join(named) or 'no arguments'}"
+            ) from None
+        raise ConfigError(f"{what}.args: {name}: {err}") from None
+    return factory(*leading, **args)
+
+
 def build_backend(config: ComponentConfig, problems: list[Problem]):
     if config.kind == "scripted":
         from rstar_pl.backends.scripted import ScriptedBackend, scripts_from_problems
 
-        return ScriptedBackend(scripts_from_problems(problems), **config.args)
+        return _construct(ScriptedBackend, "backend", config.args, scripts_from_problems(problems))
     if not config.kind:
         raise ConfigError("backend.kind is empty; use 'scripted' or 'package.module:Class'")
-    return _import(config.kind, "backend")(**config.args)
+    return _construct(_import(config.kind, "backend"), "backend", config.args)
 
 
 def build_scorer(config: ComponentConfig, problems: list[Problem]):
@@ -161,46 +201,103 @@ def build_scorer(config: ComponentConfig, problems: list[Problem]):
     if config.kind == "scripted":
         from rstar_pl.backends.scripted import ScriptedScorer, scripts_from_problems
 
-        return ScriptedScorer(scripts_from_problems(problems), **config.args)
-    return _import(config.kind, "scorer")(**config.args)
+        return _construct(ScriptedScorer, "scorer", config.args, scripts_from_problems(problems))
+    return _construct(_import(config.kind, "scorer"), "scorer", config.args)
 
 
 _FREE_KEYS = ("out_dir", "batch_size", "shard", "num_shards", "config")
 
 
-def _save_config(out_dir: Path, dumped: str, config: GenerateConfig) -> None:
-    """Write the config beside the trees; refuse to mix trees of different configs."""
+def _essential(text: str) -> tuple[dict, list]:
+    """(settings that shape the trees, rollouts per attempt) of a dumped config."""
+    import yaml
+
+    values = yaml.safe_load(text) or {}
+    # settings that do not change any tree: where it runs, how it is batched
+    # (trees are independent of batch composition), how many problems
+    values = {k: v for k, v in values.items() if k not in _FREE_KEYS}
+    if isinstance(values.get("problems"), dict):
+        values["problems"] = {k: v for k, v in values["problems"].items() if k != "limit"}
+    search = values.get("search") if isinstance(values.get("search"), dict) else {}
+    schedule = values.pop("schedule", None) or [search.get("rollouts")]
+    values["search"] = {k: v for k, v in search.items() if k != "rollouts"}
+    return values, list(schedule)
+
+
+def _differences(old: Any, new: Any, key: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """(dotted key, old, new) of every setting that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in [*old, *(k for k in new if k not in old)]:
+            yield from _differences(old.get(k), new.get(k), f"{key}.{k}" if key else str(k))
+    elif old != new:
+        yield key, old, new
+
+
+def _check_config(out_dir: Path, dumped: str, done: dict) -> None:
+    """Refuse to add trees of another config to the trees in `out_dir`, naming what differs."""
     path = out_dir / CONFIG_NAME
+    if not done or not path.is_file():
+        return  # no trees yet: a config left without trees binds nothing
+    old, old_schedule = _essential(path.read_text(encoding="utf-8"))
+    new, new_schedule = _essential(dumped)
+    found = [f"{k} is {n!r} here but {o!r} in {path}" for k, o, n in _differences(old, new)]
+    # a schedule may grow or shrink (more attempts on unsolved problems), but
+    # an attempt's rollout budget, like every other search setting, is fixed
+    found += [
+        f"schedule[{i}] (attempt {i}'s rollouts) is {n!r} here but {o!r} in {path}"
+        for i, (o, n) in enumerate(zip(old_schedule, new_schedule)) if o != n
+    ]
+    if found:
+        shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+        raise ConfigError(
+            f"{out_dir} holds trees generated with a different config: {shown}; use a new "
+            "out_dir or the same settings to resume"
+        )
 
-    def essential(text: str) -> tuple[dict, list]:
-        import yaml
 
-        values = yaml.safe_load(text) or {}
-        # settings that do not change any tree: where it runs, how it is batched
-        # (trees are independent of batch composition), how many problems
-        values = {k: v for k, v in values.items() if k not in _FREE_KEYS}
-        if isinstance(values.get("problems"), dict):
-            values["problems"] = {k: v for k, v in values["problems"].items() if k != "limit"}
-        search = values.get("search") if isinstance(values.get("search"), dict) else {}
-        schedule = values.pop("schedule", None) or [search.get("rollouts")]
-        values["search"] = {k: v for k, v in search.items() if k != "rollouts"}
-        return values, list(schedule)
+_LOCK_NAME = re.compile(r"^\.generate-(\d{5})-of-(\d{5})\.lock$")
 
-    if path.exists():
-        old, old_schedule = essential(path.read_text(encoding="utf-8"))
-        new, new_schedule = essential(dumped)
-        common = min(len(old_schedule), len(new_schedule))
-        # a schedule may grow or shrink (more attempts on unsolved problems), but
-        # an attempt's rollout budget, like every other search setting, is fixed
-        if old != new or old_schedule[:common] != new_schedule[:common]:
-            raise ConfigError(
-                f"{out_dir} holds trees generated with a different config ({path}); "
-                "use a new out_dir or the same config to resume"
+
+def _check_other_layouts(out_dir: Path, config: GenerateConfig) -> None:
+    """Refuse while a run with another shard layout (whose problems overlap ours) writes."""
+    if not out_dir.is_dir():
+        return
+    for path in sorted(out_dir.glob(".generate-*.lock")):
+        match = _LOCK_NAME.match(path.name)
+        if match is None or int(match[2]) == config.num_shards:
+            continue  # shards of our own layout are disjoint; our own shard is our lock's job
+        holder = is_locked(path)
+        if holder is not None:
+            raise OutputInUseError(
+                f"out_dir {out_dir} is being written by another run ({holder}) with "
+                f"num_shards={int(match[2])}, whose problems overlap these; wait for it to "
+                "finish or choose another out_dir"
             )
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".config-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(dumped)
-    os.replace(tmp, path)
+
+
+def _preflight(
+    out_dir: Path, config: GenerateConfig, dumped: str | None, *, holding: bool = False
+) -> dict:
+    """Refuse early (before any model loads) what the locked run would refuse too;
+    returns the finished trees. `holding`: this process holds its shard's lock."""
+    _check_other_layouts(out_dir, config)
+    if not holding:
+        check_free(out_dir, _lock_name(config), what="out_dir")
+    done = finished_trees(out_dir)
+    if dumped is not None:
+        _check_config(out_dir, dumped, done)
+    return done
+
+
+def _lock_name(config: GenerateConfig) -> str:
+    return f"generate-{config.shard:05d}-of-{config.num_shards:05d}"
+
+
+@contextmanager
+def _locked(out_dir: Path, config: GenerateConfig, dumped: str | None) -> Iterator[dict]:
+    """Hold this shard's lock of `out_dir`; yields the finished trees, read under it."""
+    with exclusive_output(out_dir, _lock_name(config), what="out_dir"):
+        yield _preflight(out_dir, config, dumped, holding=True)
 
 
 def _pending(
@@ -222,76 +319,86 @@ def generate(
     config: GenerateConfig, *, env: SearchEnv | None = None, dumped: str | None = None
 ) -> dict[str, int]:
     """Run generation (resuming in `out_dir`); return counts of trees written,
-    skipped and solved. `env` overrides the backend/scorer/sandbox of the config."""
+    skipped and solved. `env` overrides the backend/scorer/sandbox of the config.
+    `dumped` is the config as YAML, saved beside the first tree written."""
     problem_set = load_problems(config.problems)
     problems = [
         p for i, p in enumerate(problem_set.problems) if i % config.num_shards == config.shard
     ]
     out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if dumped is not None:
-        _save_config(out_dir, dumped, config)
-    done = finished_trees(out_dir)
-    schedule = config.rollout_schedule
-    counts = {
-        "written": 0,
-        "solved": 0,
-        "problems": len(problems),
-        "skipped_problems": len(problem_set.skipped),
-    }
-    counts["already_done"] = sum(
-        1 for p in problems for k in range(len(schedule)) if (p.id, k) in done
-    )
-
+    _preflight(out_dir, config, dumped)  # a busy or mismatched folder costs no model load
     sandbox_cm = None
     if env is None:
         from rstar_pl.sandbox import Sandbox
 
+        backend = build_backend(config.backend, problem_set.problems)
+        scorer = build_scorer(config.scorer, problem_set.problems)
         sandbox_cm = Sandbox(**config.sandbox)
-        env = SearchEnv(
-            backend=build_backend(config.backend, problem_set.problems),
-            sandbox=sandbox_cm.__enter__(),
-            scorer=build_scorer(config.scorer, problem_set.problems),
-        )
+        env = SearchEnv(backend=backend, sandbox=sandbox_cm.__enter__(), scorer=scorer)
     try:
-        with TreeWriter(shard_path(out_dir, config.shard, config.num_shards)) as writer:
-
-            def finished(tree: Tree) -> None:
-                writer.write(tree)
-                solved = tree.solved()
-                done[(tree.problem_id, tree.attempt)] = solved
-                counts["written"] += 1
-                counts["solved"] += int(solved)
-                log.info(
-                    "wrote tree problem=%s attempt=%d nodes=%d solved=%s",
-                    tree.problem_id,
-                    tree.attempt,
-                    len(tree),
-                    solved,
-                )
-
-            for attempt, rollouts in enumerate(schedule):
-                todo = _pending(problems, done, attempt)
-                for start in range(0, len(todo), config.batch_size):
-                    run_mcts(
-                        todo[start : start + config.batch_size],
-                        env,
-                        config.search,
-                        seed=config.seed,
-                        attempt=attempt,
-                        rollouts=rollouts,
-                        on_tree_done=finished,
-                    )
+        with _locked(out_dir, config, dumped) as done:
+            return _run(config, problems, problem_set.skipped, env, done, out_dir, dumped)
     finally:
         if sandbox_cm is not None:
             sandbox_cm.__exit__(None, None, None)
+
+
+def _run(config: GenerateConfig, problems: list[Problem], skipped: list, env: SearchEnv,
+         done: dict[tuple[str, int], bool], out_dir: Path, dumped: str | None) -> dict[str, int]:
+    """The search loop of `generate`, with `out_dir` locked."""
+    from tqdm.auto import tqdm
+
+    schedule = config.rollout_schedule
+    counts = {"written": 0, "solved": 0, "problems": len(problems), "skipped_problems": len(skipped)}
+    counts["already_done"] = sum(
+        1 for p in problems for k in range(len(schedule)) if (p.id, k) in done
+    )
+    # A bar on a terminal only (tqdm's disable=None); the per-tree log lines stay for logs.
+    # Later attempts' trees are added to the total once the earlier attempts have run.
+    bar = tqdm(total=len(_pending(problems, done, 0)), desc=f"trees (attempt 1/{len(schedule)})",
+               unit="tree", disable=None, dynamic_ncols=True)
+    with TreeWriter(shard_path(out_dir, config.shard, config.num_shards)) as writer, bar:
+
+        def finished(tree: Tree) -> None:
+            if counts["written"] == 0 and dumped is not None:
+                write_atomic(out_dir / CONFIG_NAME, dumped)  # the config of these trees
+            writer.write(tree)
+            solved = tree.solved()
+            done[(tree.problem_id, tree.attempt)] = solved
+            counts["written"] += 1
+            counts["solved"] += int(solved)
+            bar.update(1)
+            bar.set_postfix(solved=counts["solved"], refresh=False)
+            log.info(
+                "wrote tree problem=%s attempt=%d nodes=%d solved=%s",
+                tree.problem_id, tree.attempt, len(tree), solved,
+            )
+
+        for attempt, rollouts in enumerate(schedule):
+            todo = _pending(problems, done, attempt)
+            if attempt:
+                bar.total += len(todo)
+                bar.set_description(f"trees (attempt {attempt + 1}/{len(schedule)})")
+            for start in range(0, len(todo), config.batch_size):
+                run_mcts(
+                    todo[start : start + config.batch_size],
+                    env,
+                    config.search,
+                    seed=config.seed,
+                    attempt=attempt,
+                    rollouts=rollouts,
+                    on_tree_done=finished,
+                )
     return counts
 
 
 def main(argv: list[str]) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     config, dumped = parse_config(argv)
-    counts = generate(config, dumped=dumped)
+    with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
+        counts = generate(config, dumped=dumped)
     print(
         f"generate: {counts['written']} new trees ({counts['solved']} solved), "
         f"{counts['already_done']} already done, {counts['problems']} problems in shard "

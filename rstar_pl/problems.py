@@ -6,7 +6,8 @@ names. Where a dataset gives full solutions instead of final answers
 (NuminaMath's `solution`), the answer is extracted from the solution with
 `grading.extract_answer`. Records without a usable question or answer are
 *skipped and reported* (`ProblemSet.skipped`, and a warning in the log), never
-kept with a missing reference.
+kept with a missing reference; a source with no usable problem at all is an
+error.
 
 The rStar benchmark files (`[{"index", "question", "answer"}]`) load with the
 defaults.
@@ -73,7 +74,9 @@ class ProblemSet:
 
 
 def _read_file(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+    from rstar_pl.files import read_utf8
+
+    text = read_utf8(path)
     if path.suffix == ".jsonl":
         records = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -104,7 +107,16 @@ def _read_dataset(config: ProblemsConfig) -> Iterable[Mapping[str, Any]]:
     if path.is_dir() and any((path / n).is_file() for n in ("dataset_dict.json", "state.json")):
         loaded = datasets.load_from_disk(str(path))  # written by save_to_disk
     else:
-        loaded = datasets.load_dataset(config.source, config.subset, split=config.split)
+        try:
+            loaded = datasets.load_dataset(config.source, config.subset, split=config.split)
+        except (OSError, datasets.exceptions.DatasetsError) as err:
+            # no network, no such dataset, or files it cannot read: one line, and what to do
+            how = "as a dataset folder" if path.exists() else "from the Hugging Face hub"
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ProblemError(
+                f"problems.source {config.source!r}: cannot load it {how} ({reason}); give a "
+                ".json/.jsonl file or a folder, or check the dataset id and the network"
+            ) from None
     if isinstance(loaded, datasets.DatasetDict):
         if config.split not in loaded:
             raise ProblemError(
@@ -192,8 +204,14 @@ def load_problems(config: ProblemsConfig) -> ProblemSet:
         problems.append(Problem(pid, question, answer, meta))
         if config.limit is not None and len(problems) >= config.limit:
             break
+    shown = ", ".join(f"{pid} ({why})" for pid, why in skipped[:5])
+    shown += f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    if not problems and config.limit != 0:
+        if not skipped:
+            raise ProblemError(f"{config.source}: holds no problems (problems.source)")
+        raise ProblemError(
+            f"{config.source}: no usable problem: all {len(skipped)} records were skipped: {shown}"
+        )
     if skipped:
-        shown = ", ".join(f"{pid} ({why})" for pid, why in skipped[:5])
-        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        log.warning("%s: skipped %d problem(s): %s%s", config.source, len(skipped), shown, more)
+        log.warning("%s: skipped %d problem(s): %s", config.source, len(skipped), shown)
     return ProblemSet(problems, skipped)

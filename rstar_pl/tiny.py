@@ -13,18 +13,19 @@ The attention head size is 32 because vLLM's CPU backend rejects 16.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from rstar_pl.files import atomic_dir
 from rstar_pl.steps import FEW_SHOT_EXAMPLES, STEP_TOKENS, build_prompt
 
 __all__ = ["TINY_CONFIG", "build_tiny_model", "main"]
 
 EOS = "<|endoftext|>"
+
+#: The smallest vocabulary the tokenizer can have: 256 byte symbols and EOS.
+MIN_VOCAB = 257
 
 #: Architecture of the tiny model (a Qwen2 config); about 0.2 M parameters.
 TINY_CONFIG: dict = {
@@ -72,7 +73,12 @@ def build_tiny_model(out_dir: str | os.PathLike, *, seed: int = 0, vocab_size: i
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+    if vocab_size < MIN_VOCAB:
+        raise ValueError(f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
+                         f"byte-level BPE and the end-of-text token), got {vocab_size}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder; choose a new --out")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: folder exists and is not empty; choose a new --out")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -104,28 +110,24 @@ def build_tiny_model(out_dir: str | os.PathLike, *, seed: int = 0, vocab_size: i
     )
     model = Qwen2ForCausalLM(config)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "rstar_tiny.json").write_text(json.dumps({"seed": seed, "vocab_size": vocab_size}))
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from rstar_pl.cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog="rstar-pl tiny-model",
         description="Build a tiny random Qwen2 model and tokenizer (no downloads).",
     )
-    parser.add_argument("--out", required=True, help="folder to create")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab-size", type=int, default=1024)
+    parser.add_argument("--out", required=True, help="folder to create (new or empty)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights (default 0)")
+    parser.add_argument("--vocab-size", type=int, default=1024,
+                        help=f"BPE vocabulary before the step tokens, >= {MIN_VOCAB} (default 1024)")
     args = parser.parse_args(argv)
     out = build_tiny_model(args.out, seed=args.seed, vocab_size=args.vocab_size)
     print(f"tiny model written to {out}")

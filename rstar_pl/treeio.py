@@ -112,9 +112,15 @@ def iter_tree_records(paths: Iterable[str | Path]) -> Iterator[tuple[dict[str, A
     """(record, "file:line") of every tree in the files/folders, in order. A
     torn last line (no newline, not JSON) is skipped with a warning; any other
     bad line is an error."""
+    from rstar_pl.files import not_utf8
+
     for path in tree_files(paths):
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise not_utf8(path, err, number) from None
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"

@@ -32,14 +32,14 @@ def _write_jsonl(path, records) -> str:
     return str(path)
 
 
-def test_official_rstar_files_are_read(shared_dir):
-    sft = read_sft(shared_dir / "data/rstar_format/sft_example.json")
-    raw = json.loads((shared_dir / "data/rstar_format/sft_example.json").read_text())
+def test_official_rstar_files_are_read(data_dir):
+    sft = read_sft(data_dir / "rstar_format/sft_example.json")
+    raw = json.loads((data_dir / "rstar_format/sft_example.json").read_text())
     assert len(sft) == len(raw) == 8
     assert sft[0].prompt == build_prompt(raw[0]["query"])
     assert sft[0].response == raw[0]["response"]
-    pairs = read_pairs(shared_dir / "data/rstar_format/ppm_pairs_example.json")
-    raw = json.loads((shared_dir / "data/rstar_format/ppm_pairs_example.json").read_text())
+    pairs = read_pairs(data_dir / "rstar_format/ppm_pairs_example.json")
+    raw = json.loads((data_dir / "rstar_format/ppm_pairs_example.json").read_text())
     assert len(pairs) == len(raw)
     assert (pairs[2].prompt, pairs[2].chosen, pairs[2].rejected) == (raw[2]["prompt"], raw[2]["pos"], raw[2]["neg"])
 
@@ -63,6 +63,36 @@ def test_bad_json_array_record_names_its_line(tmp_path):
     # The bad record starts on line 4 (line 1 is "[").
     with pytest.raises(RecordError, match=r"pairs\.json:4: key 'pos_count' is str"):
         read_pairs(path)
+
+
+def test_empty_training_files_say_so(tiny_model_dir, tmp_path):
+    (tmp_path / "sft.jsonl").write_text("")
+    (tmp_path / "pairs.jsonl").write_text("\n")
+    sft = SFTDataModule(str(tiny_model_dir), [str(tmp_path / "sft.jsonl")], val_size=0)
+    with pytest.raises(ValueError, match=r"sft\.jsonl'\]: no SFT records \(empty\)"):
+        sft.setup("fit")
+    pairs = PairDataModule(str(tiny_model_dir), [str(tmp_path / "pairs.jsonl")], val_size=0)
+    with pytest.raises(ValueError, match=r"pairs\.jsonl'\]: no preference pairs \(empty\)"):
+        pairs.setup("fit")
+
+
+def test_a_pair_whose_chosen_is_its_rejected_is_dropped_with_a_warning(tmp_path, caplog):
+    def pair(chosen, rejected):
+        return {"problem_id": "p", "prompt": "P", "chosen": chosen, "rejected": rejected,
+                "chosen_q": 1.0, "rejected_q": -1.0, "kind": "step"}
+
+    path = _write_jsonl(tmp_path / "pairs.jsonl",
+                        [pair("a", "b"), pair("same", "same"), pair("c", "d"), pair("x", "x")])
+    assert [(p.chosen, p.rejected) for p in read_pairs(path)] == [("a", "b"), ("c", "d")]
+    assert (f"{path}: dropped 2 pairs whose chosen text equals the rejected one (lines 2, 4)"
+            in caplog.text)
+
+
+def test_training_files_that_are_not_utf8_name_the_file(tmp_path):
+    path = tmp_path / "sft.jsonl"
+    path.write_bytes(json.dumps(_sft_line(0)).encode() + b"\n\xff\n")
+    with pytest.raises(ValueError, match=rf"^{path}: not UTF-8 text \(byte 0xff at byte offset"):
+        read_sft(path)
 
 
 def test_sft_labels_mask_the_prompt_and_end_with_eos(tiny_model_dir, tmp_path):

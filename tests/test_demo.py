@@ -40,3 +40,19 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "skip (exists" in second.stdout
     assert "0 new trees" in second.stdout + second.stderr
+
+
+def test_the_demo_prints_exactly_the_commands_it_runs(tmp_path, monkeypatch, capsys):
+    """Each stage's command as printed, pasted into a shell, is the command that ran."""
+    import shlex
+
+    from rstar_pl import demo
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(demo.subprocess, "run", lambda cmd, **kw: ran.append(list(cmd)))
+    assert demo.main(["--out", str(tmp_path / "d"), "--data-dir", str(tmp_path / "bench")]) == 0
+    printed = [line.split("$ ", 1)[1] for line in capsys.readouterr().out.splitlines()
+               if line.startswith("[demo] $ ")]
+    assert [c[:3] for c in ran] == [[sys.executable, "-m", "rstar_pl"]] * len(ran)
+    assert printed == ["python -m rstar_pl " + shlex.join(c[3:]) for c in ran]
+    assert ran[-1][3:5] == ["harness", "eval"] and "--data-dir" in ran[-1]

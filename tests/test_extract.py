@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -219,3 +220,109 @@ def test_cli_writes_three_files(tmp_path):
         ("step", -1.0),
         ("final", -1.0),
     ]
+
+
+# --- the input and output layer: finding trees, duplicates, replacing outputs -------------------
+
+
+def _write_trees(path, trees) -> None:
+    with TreeWriter(path) as writer:
+        for tree in trees:
+            writer.write(tree)
+
+
+def _outputs(out) -> dict[str, str]:
+    return {n: (out / f"{n}.jsonl").read_text() for n in ("sft", "pairs", "difficulty")}
+
+
+@pytest.fixture
+def good_data(tmp_path):
+    """An output folder holding the data extracted from the three trees."""
+    trees = tmp_path / "run" / "trees"
+    _write_trees(trees / "trees-00000-of-00001.jsonl", [mixed_tree(), easy_tree(), hard_tree()])
+    out = tmp_path / "run" / "data"
+    assert main(["--trees", str(trees), "--out", str(out)]) == 0
+    return trees, out, _outputs(out)
+
+
+def test_no_trees_found_is_an_error_and_keeps_the_old_outputs(good_data, tmp_path):
+    trees, out, before = good_data
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=rf"--trees {empty}: no trees-\*\.jsonl files there"):
+        main(["--trees", str(empty), "--out", str(out)])
+    # the parent of trees/ is a likely slip: say where the trees are
+    with pytest.raises(ValueError, match=rf"no trees-\*\.jsonl files there; did you mean {trees}"):
+        main(["--trees", str(trees.parent), "--out", str(out)])
+    (empty / "trees-00000-of-00001.jsonl").write_text("")
+    with pytest.raises(ValueError, match=r"no trees in .*trees-00000-of-00001\.jsonl"):
+        main(["--trees", str(empty), "--out", str(out)])
+    assert _outputs(out) == before
+
+
+def test_duplicate_trees_count_once_with_a_warning(good_data, tmp_path, caplog):
+    trees, _, before = good_data
+    shard = trees / "trees-00000-of-00001.jsonl"
+    # the same file twice, and a shard whose trees were all written twice (two runs)
+    twice = tmp_path / "twice" / "trees-00000-of-00001.jsonl"
+    twice.parent.mkdir()
+    twice.write_text(shard.read_text() * 2)
+    assert main(["--trees", str(shard), str(shard), "--out", str(tmp_path / "o1")]) == 0
+    assert _outputs(tmp_path / "o1") == before
+    assert f"{shard} is given more than once; reading it once" in caplog.text
+    caplog.clear()
+    assert main(["--trees", str(twice.parent), "--out", str(tmp_path / "o2")]) == 0
+    assert _outputs(tmp_path / "o2") == before
+    assert "skipped 3 duplicate trees (same problem, attempt and seed)" in caplog.text
+    assert f"P1 attempt 0 seed 1 at {twice}:4 (first at {twice}:1)" in caplog.text
+    caplog.clear()
+    # the same problem and attempt with another seed is another tree: both count
+    other = mixed_tree()
+    other.seed = 77
+    _write_trees(tmp_path / "seeded" / "trees-00000-of-00001.jsonl", [mixed_tree(), other])
+    assert main(["--trees", str(tmp_path / "seeded"), "--out", str(tmp_path / "o3")]) == 0
+    difficulty = [json.loads(x) for x in (tmp_path / "o3" / "difficulty.jsonl").read_text().splitlines()]
+    assert difficulty == [{"problem_id": "P1", "difficulty": "medium", "correct": 2, "wrong": 4}]
+    assert "duplicate" not in caplog.text
+
+
+def test_a_failure_while_writing_replaces_no_output(good_data, monkeypatch):
+    import rstar_pl.extract as extract_module
+
+    trees, out, before = good_data
+    real = json.dumps
+    calls = {"pairs": 0}
+
+    class DiskFillsDuringPairs:
+        """json as the extractor uses it, except that the disk fills while the pairs are written."""
+
+        @staticmethod
+        def dumps(record, **kwargs):
+            if "chosen" in record:
+                calls["pairs"] += 1
+                if calls["pairs"] == 2:
+                    raise OSError(28, "No space left on device")
+            return real(record, **kwargs)
+
+    monkeypatch.setattr(extract_module, "json", DiskFillsDuringPairs)
+    with pytest.raises(OSError, match="No space left"):
+        main(["--trees", str(trees), "--out", str(out), "--sft-per-problem", "1"])
+    assert _outputs(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["difficulty.jsonl", "pairs.jsonl", "sft.jsonl"]
+
+
+def test_a_non_utf8_tree_file_names_the_file_and_line(tmp_path):
+    shard = tmp_path / "trees-00000-of-00001.jsonl"
+    _write_trees(shard, [mixed_tree()])
+    with open(shard, "ab") as handle:
+        handle.write(b'{"problem_id": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=rf"{shard}:2: not UTF-8 text \(byte 0xe9\)"):
+        main(["--trees", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def test_a_terminal_sees_how_far_reading_the_trees_is(tmp_path, in_terminal):
+    shard = tmp_path / "trees" / "trees-00000-of-00001.jsonl"
+    _write_trees(shard, [mixed_tree(), easy_tree(), hard_tree()])
+    code, text = in_terminal(["extract", "--trees", str(shard.parent), "--out", str(tmp_path / "o")])
+    assert code == 0
+    assert re.search(r"reading trees: 100%.*3/3 \[\d\d:\d\d<\d\d:\d\d", text), text

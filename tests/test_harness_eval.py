@@ -1,7 +1,7 @@
 """`harness eval`: files written, resume, settings checks, and answers graded right.
 
 Three policies serve here: the tiny random model (the CLI end to end on the
-shared benchmark files), a tiny model trained on the spot to write one known
+benchmark slices in tests/data), a tiny model trained on the spot to write one known
 step-format solution (real generation, real code execution, a correct answer),
 and the scripted backend (no model; many problems solved correctly and fast).
 """
@@ -31,7 +31,7 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
-# --- the CLI on the tiny random model and the shared benchmark files -------------------------
+# --- the CLI on the tiny random model and the benchmark slices in tests/data ------------------
 
 
 def _lines(path: Path) -> list[dict]:
@@ -245,6 +245,46 @@ def test_changed_settings_refuse_to_mix_results(tmp_path, sandbox):
         sandbox=sandbox,
     )
     assert summary["solved_this_run"] == 1
+
+
+def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, sandbox):
+    evaluate(_config(tmp_path, limit=1), backend=CountingBackend(), sandbox=sandbox)
+    out = tmp_path / "out"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(EvalConfigError, match="max_tokens=1024, not 64"):
+        evaluate(_config(tmp_path, limit=1, max_tokens=64), backend=CountingBackend(),
+                 sandbox=sandbox)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_resumed_summary_keeps_the_seconds_already_spent(tmp_path, sandbox):
+    (first,) = evaluate(_config(tmp_path, limit=2), backend=CountingBackend(), sandbox=sandbox)
+    # this run's wall time also holds grading and writing, besides solving
+    assert first["seconds_this_run"] >= first["seconds"] > 0
+    (again,) = evaluate(_config(tmp_path, limit=2), backend=CountingBackend(), sandbox=sandbox)
+    assert again["seconds"] == first["seconds"] and again["seconds_this_run"] == 0
+    (more,) = evaluate(_config(tmp_path, limit=3), backend=CountingBackend(), sandbox=sandbox)
+    records = _lines(tmp_path / "out" / "amc23" / "predictions.jsonl")
+    # the time of every problem solved so far, whichever run solved it
+    assert more["seconds"] == pytest.approx(sum(r["seconds"] for r in records), abs=1e-3)
+    assert more["seconds"] == pytest.approx(first["seconds"] + records[2]["seconds"], abs=1e-3)
+
+
+def test_two_runs_on_one_out_are_refused_naming_the_first(tmp_path, sandbox, capsys):
+    from rstar_pl.files import exclusive_output
+
+    out = tmp_path / "out"
+    with exclusive_output(out, "eval", what="--out", command="harness eval --tasks amc23"):
+        with pytest.raises(OSError, match=rf"--out {out} is being written by another run "
+                                          r"\(pid \d+, since .*: harness eval --tasks amc23\)"):
+            evaluate(_config(tmp_path), backend=CountingBackend(), sandbox=sandbox)
+        assert main(["eval", "--checkpoint", "x", "--tasks", "amc23", "--out", str(out),
+                     "--data-dir", str(_task_dir(tmp_path))]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "is being written by another run" in err
+    assert not (out / "amc23").exists()
+    (summary,) = evaluate(_config(tmp_path), backend=CountingBackend(), sandbox=sandbox)
+    assert summary["count"] == 3
 
 
 def test_bad_settings_name_the_flag(tmp_path):
@@ -476,3 +516,11 @@ def test_config_file_with_unknown_key_is_named(tmp_path, capsys):
     assert main(["eval", "--config", str(config), "--checkpoint", "x"]) == 2
     err = capsys.readouterr().err
     assert "unknown setting(s) max_token" in err and "max_tokens" in err
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):
+    config = tmp_path / "eval.yaml"
+    config.write_bytes("tasks: [amc23]\nextra_note: caf\u00e9\n".encode("cp1252"))
+    assert main(["eval", "--config", str(config), "--checkpoint", "x"]) == 2
+    assert capsys.readouterr().err == (f"harness eval: error: {config}: not UTF-8 text (byte 0xe9 "
+                                       "at byte offset 30); save the file as UTF-8\n")

@@ -41,7 +41,7 @@ def test_process_results_uses_the_project_grading():
 def test_load_dataset_reads_the_local_rstar_files(benchmarks_dir):
     dataset = lm_eval_utils.load_dataset("aime2024", data_dir=str(benchmarks_dir), version=1.0)
     test = dataset["test"]
-    assert len(test) == 30
+    assert len(test) == 3  # the slice in tests/data: the first 3 of the 30 problems
     assert test[0]["answer"] == "204" and test[0]["index"] == "0"
     assert lm_eval_utils.doc_to_text(test[0]) == build_prompt(test[0]["question"])
 

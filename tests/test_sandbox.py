@@ -551,3 +551,12 @@ def test_missing_preimport_is_a_clear_error():
             sandbox.run("print(1)")
     finally:
         sandbox.close()
+
+
+def test_closing_before_the_zygote_is_ready_is_silent(capfd):
+    """A command with nothing left to do closes its sandbox while the zygote is still
+    importing: the zygote then finds its caller gone and exits without a word."""
+    for _ in range(3):
+        Sandbox(timeout=TIMEOUT).close()
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""

@@ -86,10 +86,10 @@ def test_parse_trajectory_inverts_render():
     assert parse_trajectory(PAPER_RESPONSE) == paper_steps()
 
 
-def test_official_sft_example_parses(shared_dir):
+def test_official_sft_example_parses(data_dir):
     import json
 
-    records = json.loads((shared_dir / "data/rstar_format/sft_example.json").read_text())
+    records = json.loads((data_dir / "rstar_format/sft_example.json").read_text())
     for record in records:
         steps = parse_trajectory(record["response"])
         assert steps[-1].kind == "answer" and steps[-1].answer is not None

@@ -1,4 +1,9 @@
-"""Benchmark registry and loading: the shared rStar-format files, bad files, hub datasets."""
+"""Benchmark registry and loading: the rStar-format files, bad files, hub datasets.
+
+The slices in tests/data/benchmarks/ hold the first records of each benchmark
+(MATH also its record 2717, Gaokao and Omni-MATH one record without a
+reference); the sizes of the full sets are checked when the full copy is there.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from harness.tasks import (
     resolve_tasks,
 )
 
-# Sizes of the standard test sets (the shared copies have these many records).
+# Sizes of the standard test sets (the full copies have these many records).
 EXPECTED_SIZES = {
     "gsm8k": 1319,
     "math": 5000,
@@ -38,8 +43,18 @@ def test_registry_has_the_nine_benchmarks_of_the_paper():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SIZES))
-def test_every_task_loads_its_shared_file(name, benchmarks_dir):
+def test_every_task_loads_its_slice(name, benchmarks_dir):
     problems = load_problems(name, data_dir=benchmarks_dir)
+    # 3 records each; MATH adds record 2717, Gaokao and Omni-MATH one without a reference
+    assert len(problems) == (4 if name in ("math", "gaokao2023en", "omni") else 3)
+    assert len({p.index for p in problems}) == len(problems)
+    assert all(p.question.strip() and isinstance(p.answer, str) for p in problems)
+    assert sum(1 for p in problems if not p.answer) == (name in ("gaokao2023en", "omni"))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SIZES))
+def test_every_task_loads_its_full_file(name, full_data_dir):
+    problems = load_problems(name, data_dir=full_data_dir / "benchmarks")
     assert len(problems) == EXPECTED_SIZES[name]
     assert len({p.index for p in problems}) == len(problems)
     assert all(p.question.strip() and isinstance(p.answer, str) for p in problems)
@@ -233,3 +248,10 @@ def test_unreachable_hub_says_what_to_do(monkeypatch):
     message = str(err.value)
     assert "could not load 'Maxwell-Jia/AIME_2024'" in message and "--data-dir" in message
     assert "\n" not in message
+
+
+def test_a_benchmark_file_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "aime2024_test.json"
+    path.write_bytes('[{"index": 0, "question": "caf\u00e9?", "answer": "1"}]'.encode("cp1252"))
+    with pytest.raises(ValueError, match=rf"^{path}: not UTF-8 text \(byte 0xe9 at byte offset"):
+        load_problems("aime2024", data_dir=tmp_path)

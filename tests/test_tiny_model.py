@@ -71,6 +71,22 @@ def test_cli_builds_a_model_and_refuses_a_non_empty_folder(tmp_path):
     )
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--vocab-size", "-1"], "vocab_size must be >= 257 (the 256 byte symbols of the byte-level "
+                             "BPE and the end-of-text token), got -1"),
+    (["--vocab-size", "abc"], "argument --vocab-size: invalid int value: 'abc'; see rstar-pl "
+                              "tiny-model --help"),
+    ([], "the following arguments are required: --out; see rstar-pl tiny-model --help"),
+])
+def test_bad_arguments_are_one_line(tmp_path, capsys, args, message):
+    from rstar_pl.cli import main
+
+    argv = ["tiny-model", *(["--out", str(tmp_path / "m")] if args != [] else []), *args]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"rstar-pl tiny-model: error: {message}\n"
+    assert not (tmp_path / "m").exists()
+
+
 def test_unknown_subcommand_is_one_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "rstar_pl", "fitt"], capture_output=True, text=True, cwd=ROOT

@@ -3,6 +3,12 @@ both exports, TensorBoard logs, saved configs."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +86,145 @@ def test_round_errors_are_one_line(tmp_path):
         load_round_config([str(bad)])
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_round_config([str(tmp_path / "nope.yaml")])
+
+
+# --- what fit refuses, says and leaves behind -----------------------------------------------
+
+TINY_DATA = str(ROOT / "configs" / "tiny_data")
+
+
+def _round(run, tiny_model_dir, *extra):
+    return ["--config", ROUND2, "--config", TINY, f"--run_dir={run}",
+            f"--tiny_model={tiny_model_dir}", f"--data_dir={TINY_DATA}", *extra]
+
+
+@pytest.mark.parametrize("flag, hint", [("--data-dir", "--data_dir"), ("--data_dri", "--data_dir"),
+                                        ("--run-dir", "--run_dir")])
+def test_unknown_round_keys_are_refused_with_a_suggestion(flag, hint, tmp_path):
+    with pytest.raises(RoundConfigError, match=rf"^{flag}: no such key in the round config "
+                                               rf".*\(did you mean {hint}\?\)"):
+        main("fit", ["--config", ROUND2, "--config", TINY, flag, str(tmp_path), "--print_config"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--policy.trainer.max_stepz=3",
+     r"stage policy \(.*policy\.yaml\): policy\.trainer\.max_stepz: no such setting "
+     r"\(did you mean trainer\.max_steps\?\)"),
+    ("--ppm.trainer.max_steps=abc",
+     r"stage ppm \(.*ppm\.yaml\): ppm\.trainer\.max_steps: expected int, got 'abc'"),
+    ("--ppm.model.init_args.learning_rate=0.1",
+     r"stage ppm .*: ppm\.model\.init_args\.learning_rate: modules\.PPMModule takes no such "
+     r"argument; it takes model, vocab_size, lr, weight_decay"),
+    ("--policy.data.init_args.batch_size=x",
+     r"stage policy .*: policy\.data\.init_args\.batch_size: expected int, got 'x'"),
+    ("--base_model=runs/no-such/model",
+     r"stage policy .*: policy\.model\.init_args\.model: 'runs/no-such/model' is no folder here "
+     r"and not a Hugging Face hub id"),
+])
+def test_bad_stage_settings_are_one_line_before_any_stage_runs(override, message, tmp_path,
+                                                               tiny_model_dir):
+    run = tmp_path / "run"
+    with pytest.raises(RoundConfigError, match=message) as err:
+        main("fit", _round(run, tiny_model_dir, override, "--launch", "inprocess"))
+    assert "\n" not in str(err.value)
+    assert not (run / "logs").exists() and not (run / "policy").exists()  # nothing trained
+
+
+def test_validate_before_the_policy_exists_says_what_to_run(tmp_path, tiny_model_dir):
+    run = tmp_path / "run"
+    with pytest.raises(RoundConfigError, match=rf"stage ppm .*: ppm\.model\.init_args\.model: "
+                                               rf"'{run}/policy' is no folder here.*written by `fit`"):
+        main("validate", _round(run, tiny_model_dir, "--launch", "inprocess"))
+    assert not (run / "logs").exists()
+
+
+def test_help_says_how_to_run_a_round(capsys):
+    assert main("fit", ["--help"]) == 0
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) < 60
+    for words in ("--config ROUND.yaml", "--stage", "--ckpt_path", "--policy.KEY VALUE",
+                  "configs/tiny.yaml", "LightningCLI"):
+        assert words in text, words
+    assert main("fit", ["--config", ROUND2, "--config", TINY, "--help"]) == 0
+    text = capsys.readouterr().out
+    # the round's own variables, with their values in the files
+    assert re.search(r"--run_dir VALUE +runs/tiny-round", text)
+    assert re.search(r"--data_dir VALUE +configs/tiny_data", text)
+    assert "--base_model VALUE" in text
+
+
+def test_fit_prints_stage_banners_losses_and_where_the_models_are(tiny_model_dir, tmp_path, capfd):
+    run = tmp_path / "run"
+    assert main("fit", _round(run, tiny_model_dir, "--policy.trainer.max_steps=2",
+                              "--ppm.trainer.max_steps=2", "--launch", "inprocess")) == 0
+    out = capfd.readouterr().out
+    assert re.search(rf"stage 1/2, policy \({run}/config/policy\.yaml\)", out)
+    assert re.search(rf"stage 2/2, ppm \({run}/config/ppm\.yaml\)", out)
+    assert re.search(r"train/loss[:=] *\d", out)  # the progress bar shows the loss
+    assert out.rstrip().splitlines()[-1] == f"rstar-pl fit: policy -> {run}/policy, PPM -> {run}/ppm"
+
+
+def _wait_for(predicate, seconds: float = 120.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting after {seconds} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_kill_9_of_fit_takes_its_stage_and_a_restart_meets_the_live_writer(tiny_model_dir,
+                                                                           tmp_path):
+    from rstar_pl.files import OutputInUseError, is_locked
+
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = _round(run, tiny_model_dir, "--policy.trainer.max_steps=1000",
+                  "--policy.trainer.max_epochs=1000")
+    runner = subprocess.Popen([sys.executable, "-m", "rstar_pl", "fit", *argv], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        holder = _wait_for(lambda: re.search(r"stage policy: pid (\d+)",
+                                             is_locked(run / ".fit.lock") or ""))
+        stage = int(holder[1])
+        assert _alive(stage)
+        # a restart while the round is training is refused, naming the live writer
+        with pytest.raises(OutputInUseError, match=rf"run_dir {run} is being written by another "
+                                                   rf"run \(pid {runner.pid}, stage policy: pid {stage}"):
+            main("fit", [*argv, "--ckpt_path", "last"])
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+        _wait_for(lambda: not _alive(stage), 30)  # the stage went with it
+    finally:
+        runner.kill()
+        runner.wait()
+    _wait_for(lambda: is_locked(run / ".fit.lock") is None, 30)
+
+
+def test_a_stage_that_fails_is_one_line_from_it_and_one_from_fit(tiny_model_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sft.jsonl").write_text("")  # extract found nothing to learn from
+    (data / "pairs.jsonl").write_text("")
+    run = tmp_path / "run"
+    argv = ["--config", ROUND2, "--config", TINY, f"--run_dir={run}",
+            f"--tiny_model={tiny_model_dir}", f"--data_dir={data}"]
+    done = subprocess.run([sys.executable, "-m", "rstar_pl", "fit", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = done.stderr.rstrip().splitlines()[-2:]
+    assert last[0] == (f"rstar-pl fit: error: data.train_files ['{data}/sft.jsonl']: no SFT "
+                       "records (empty); extract writes none when no problem was solved")
+    assert re.fullmatch(rf"rstar-pl fit: error: `.* -m rstar_pl fit --config {run}/config/"
+                        r"policy\.yaml` failed with exit status 2 \(its message is above\)", last[1])

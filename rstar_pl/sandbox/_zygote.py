@@ -537,7 +537,13 @@ class Zygote:
 
 
 def main() -> None:
-    ctl = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        serve(socket.socket(fileno=int(sys.argv[1])))
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the caller closed first (a command that had nothing to run): nobody to tell
+
+
+def serve(ctl: socket.socket) -> None:
     inbuf = bytearray()
     while not (first := wire.unframe(inbuf)):  # the configuration comes first
         data = ctl.recv(1 << 16)
