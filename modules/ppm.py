@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from modules.fsdp import FSDPConfig, is_sharded, shard_model
 from modules.losses import pairwise_preference_loss
 from modules.optim import Schedule, build_optimizer
 from modules.value_model import ValueHeadModel
@@ -31,7 +32,9 @@ class PPMModule(L.LightningModule):
         vocab_size: the tokenizer's size (linked from the datamodule).
         lr, weight_decay, betas, schedule, warmup_steps, min_lr_ratio: AdamW and
             its schedule (paper: lr 7e-6, linear).
-        gradient_checkpointing, dtype, attn_implementation: as in `PolicyModule`.
+        gradient_checkpointing, dtype, attn_implementation, fsdp: as in
+            `PolicyModule`; under FSDP the value head is a group of its own whose
+            parameters stay in fp32 whatever `fsdp.param_dtype` says.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class PPMModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         dtype: str | None = "float32",
         attn_implementation: str | None = "sdpa",
+        fsdp: FSDPConfig | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -58,6 +62,13 @@ class PPMModule(L.LightningModule):
             f"{stage}_{name}": MeanMetric()
             for stage in ("train", "val", "test") for name in ("accuracy", "margin")
         })
+
+    def configure_model(self) -> None:
+        """Shard the backbone per decoder layer when the strategy gives a device mesh (FSDP2)."""
+        if self.device_mesh is None or is_sharded(self.model):
+            return
+        shard_model(self.model, self.device_mesh["data_parallel"], self.hparams.fsdp,
+                    fp32_modules=[self.model.value_head])
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """[n, seq] -> [n] values in [-1, 1]."""
