@@ -1,6 +1,7 @@
 """The `harness` command: evaluate checkpoints on the math benchmarks.
 
     harness tasks
+    harness processbench --ppm DIR [--splits gsm8k,math,olympiadbench,omnimath] [--data-dir DIR]
     harness eval [--config configs/eval.yaml] --checkpoint DIR --tasks math500,aime2024 [--limit N]
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
                  [--search mcts|beam|best_of_n --trajectories N --ppm DIR]
@@ -88,6 +89,56 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _add_processbench(sub: argparse._SubParsersAction) -> None:
+    from harness.processbench import SPLITS, ProcessBenchConfig
+
+    defaults = ProcessBenchConfig(ppm="")
+    p = sub.add_parser(
+        "processbench",
+        help="how well a PPM finds the first wrong step (ProcessBench F1)",
+        description="Score every step prefix of ProcessBench's solutions with a PPM, predict "
+        "the first step scored below a threshold, and report per split the accuracy on "
+        "erroneous and on correct samples and their F1, for three threshold protocols "
+        "(0; tuned on gsm8k; best per split, an upper bound). Writes OUT/summary.json, "
+        "table.md and per-split scores; resumes an interrupted run.",
+    )
+    p.add_argument("--ppm", required=True, help="PPM export folder or Lightning .ckpt")
+    p.add_argument("--splits", default=",".join(SPLITS),
+                   help=f"comma-separated splits (default {','.join(SPLITS)})")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of <split>.json files (default: the hub, Qwen/ProcessBench)")
+    p.add_argument("--revision", default=None, help="hub revision to pin")
+    p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
+    p.add_argument("--limit", type=int, default=None, help="first N samples of each split")
+    p.add_argument("--tune-on", default=defaults.tune_on,
+                   help=f"split whose best threshold is applied to all (default "
+                   f"{defaults.tune_on})")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help=f"step prefixes per forward pass (default {defaults.batch_size})")
+    p.add_argument("--max-length", type=int, default=defaults.max_length,
+                   help=f"tokens per prefix, cut from the left (default {defaults.max_length})")
+    p.add_argument("--device", default=None, help="torch device (default: CUDA if available)")
+    p.add_argument("--dtype", default=defaults.dtype, help="dtype of the PPM weights")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard scores already in --out instead of resuming")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="hide the progress bar")
+
+
+def _run_processbench(args: argparse.Namespace) -> int:
+    from harness.processbench import ProcessBenchConfig, format_table, run_processbench
+    from harness.step_errors import SplitScore
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    config = ProcessBenchConfig(**options)
+    summary = run_processbench(config)
+    protocols = {key: {s: SplitScore(**v) for s, v in per.items()}
+                 for key, per in summary["protocols"].items()}
+    print(format_table(protocols, tune_on=config.tune_on), end="")
+    print(f"results in {config.out}")
+    return 0
+
+
 def load_eval_config_file(path: str) -> dict:
     """The EvalConfig fields set by a YAML file; unknown keys are an error."""
     import dataclasses
@@ -119,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tasks", help="list the benchmark tasks, their files and hub datasets")
     parser.eval_parser = _add_eval(sub)  # type: ignore[attr-defined]
+    _add_processbench(sub)
     return parser
 
 
@@ -157,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)
         if args.command == "tasks":
             return _run_tasks()
+        if args.command == "processbench":
+            return _run_processbench(args)
         return _run_eval(args)
     except (ValueError, OSError) as err:
         # Bad input, or an output that cannot be written: one line; anything else is a bug
