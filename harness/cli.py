@@ -1,6 +1,7 @@
 """The `harness` command: evaluate checkpoints on the math benchmarks.
 
     harness tasks
+    harness scaling --checkpoint DIR --ppm DIR --tasks gsm8k [--max-trajectories 64] [--mcts]
     harness processbench --ppm DIR [--splits gsm8k,math,olympiadbench,omnimath] [--data-dir DIR]
     harness eval [--config configs/eval.yaml] --checkpoint DIR --tasks math500,aime2024 [--limit N]
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
@@ -22,19 +23,10 @@ import sys
 __all__ = ["build_parser", "main"]
 
 
-def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from harness.evaluate import BACKENDS, SEARCH_MODES, EvalConfig
+def _add_model_flags(p: argparse.ArgumentParser, defaults, *, out_help: str) -> None:
+    """The flags `harness eval` and `harness scaling` share: model, data, generation."""
+    from harness.evaluate import BACKENDS
 
-    defaults = EvalConfig(checkpoint="", tasks=["math500"])
-    p = sub.add_parser(
-        "eval",
-        help="solve benchmark problems with a checkpoint and grade them",
-        description="Step-format evaluation, greedy or with test-time search and a majority "
-        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
-        "summary.json and config.json, and resumes an interrupted run from them.",
-    )
-    p.add_argument("--config", default=None,
-                   help="YAML file of EvalConfig fields; command-line flags override it")
     p.add_argument("--checkpoint", default=None,
                    help="policy: Hugging Face model folder (or Lightning .ckpt); required")
     p.add_argument("--tasks", default=None,
@@ -43,14 +35,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help="folder of rStar-format benchmark files (default $RSTAR_DATA_DIR, "
                    "else the Hugging Face hub)")
-    p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
+    p.add_argument("--out", default=defaults.out, help=f"{out_help} (default {defaults.out})")
     p.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
                    help=f"generation backend (default {defaults.backend})")
-    p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
-                   help=f"test-time search (default {defaults.search})")
-    p.add_argument("--trajectories", type=int, default=defaults.trajectories,
-                   help="MCTS runs / best-of-N samples / beam width per problem "
-                   f"(default {defaults.trajectories})")
     p.add_argument("--ppm", default=None,
                    help="process preference model folder or .ckpt (needed by mcts and beam)")
     p.add_argument("--samples", type=int, default=defaults.samples,
@@ -59,9 +46,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"MCTS rollouts per run (default {defaults.rollouts})")
     p.add_argument("--temperature", type=float, default=defaults.temperature,
                    help=f"search sampling temperature (default {defaults.temperature})")
-    p.add_argument("--top-k", type=int, default=None,
-                   help="vote over the K best-scored trajectories (default all)")
-    p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
     p.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
                    help=f"token limit of one step (default {defaults.max_tokens})")
     p.add_argument("--max-depth", type=int, default=defaults.max_depth,
@@ -86,7 +70,70 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="discard earlier results in --out instead of resuming")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bar")
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from harness.evaluate import SEARCH_MODES, EvalConfig
+
+    defaults = EvalConfig(checkpoint="", tasks=["math500"])
+    p = sub.add_parser(
+        "eval",
+        help="solve benchmark problems with a checkpoint and grade them",
+        description="Step-format evaluation, greedy or with test-time search and a majority "
+        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
+        "summary.json and config.json, and resumes an interrupted run from them.",
+    )
+    p.add_argument("--config", default=None,
+                   help="YAML file of EvalConfig fields; command-line flags override it")
+    _add_model_flags(p, defaults, out_help="output folder")
+    p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
+                   help=f"test-time search (default {defaults.search})")
+    p.add_argument("--trajectories", type=int, default=defaults.trajectories,
+                   help="MCTS runs / best-of-N samples / beam width per problem "
+                   f"(default {defaults.trajectories})")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="vote over the K best-scored trajectories (default all)")
+    p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
     return p
+
+
+def _add_scaling(sub: argparse._SubParsersAction) -> None:
+    from harness.scaling import ScalingConfig
+    from rstar_pl.search.aggregate import AGGREGATIONS
+
+    defaults = ScalingConfig(checkpoint="", tasks=["math500"], ppm="-")
+    p = sub.add_parser(
+        "scaling",
+        help="accuracy against the number of trajectories (pass@k, votes, PPM best-of-k)",
+        description="Sample K candidates per problem once, score every step with the PPM, and "
+        "draw accuracy against k = 1, 2, 4, ... K for pass@k, majority vote, PPM best-of-k, "
+        "PPM-weighted vote and (with --mcts) PPM-guided MCTS, with 95%% intervals from "
+        "resampling the pool. Writes OUT/scaling.png, scaling.json, scaling.md and the pools "
+        "(resumable).",
+    )
+    _add_model_flags(p, defaults, out_help="output folder")
+    p.add_argument("--max-trajectories", type=int, default=defaults.max_trajectories,
+                   help=f"K, candidates per problem (default {defaults.max_trajectories})")
+    p.add_argument("--mcts", action="store_true",
+                   help="also K PPM-guided MCTS runs per problem (costly)")
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default=defaults.aggregate,
+                   help=f"trajectory score from step scores (default {defaults.aggregate})")
+    p.add_argument("--resamples", type=int, default=defaults.resamples,
+                   help=f"resampling draws per k (default {defaults.resamples})")
+
+
+def _run_scaling(args: argparse.Namespace) -> int:
+    from harness.scaling import ScalingConfig, format_markdown, run_scaling
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    for flag in ("checkpoint", "tasks", "ppm"):
+        if not options.get(flag):
+            raise ValueError(f"--{flag} is required")
+    config = ScalingConfig(**options)
+    results = run_scaling(config)
+    print(format_markdown(results, config))
+    print(f"figure in {config.out}/scaling.png; numbers in scaling.json and scaling.md")
+    return 0
 
 
 def _add_processbench(sub: argparse._SubParsersAction) -> None:
@@ -171,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list the benchmark tasks, their files and hub datasets")
     parser.eval_parser = _add_eval(sub)  # type: ignore[attr-defined]
     _add_processbench(sub)
+    _add_scaling(sub)
     return parser
 
 
@@ -211,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_tasks()
         if args.command == "processbench":
             return _run_processbench(args)
+        if args.command == "scaling":
+            return _run_scaling(args)
         return _run_eval(args)
     except (ValueError, OSError) as err:
         # Bad input, or an output that cannot be written: one line; anything else is a bug
