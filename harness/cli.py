@@ -2,6 +2,7 @@
 
     harness tasks
     harness scaling --checkpoint DIR --ppm DIR --tasks gsm8k [--max-trajectories 64] [--mcts]
+    harness lm-eval --model rstar-search --model_args pretrained=DIR,ppm=DIR --tasks rstar_math500
     harness processbench --ppm DIR [--splits gsm8k,math,olympiadbench,omnimath] [--data-dir DIR]
     harness eval [--config configs/eval.yaml] --checkpoint DIR --tasks math500,aime2024 [--limit N]
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
@@ -186,6 +187,28 @@ def _run_processbench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_lm_eval(argv: list[str]) -> int:
+    """lm-eval's own command line with the `rstar-search` model registered and our tasks'
+    folder on its include path (unless one is given)."""
+    from pathlib import Path
+
+    import harness.lm_eval_model  # noqa: F401  (registers rstar-search)
+
+    if "--include_path" not in argv and not any(a.startswith("--include_path=") for a in argv):
+        argv = [*argv, "--include_path", str(Path(__file__).resolve().parent / "tasks")]
+    from lm_eval.__main__ import cli_evaluate
+
+    saved = sys.argv
+    sys.argv = ["lm_eval", *argv]
+    try:
+        cli_evaluate()
+    except SystemExit as err:  # lm-eval's argparse exits on --help and bad flags
+        return int(err.code or 0) if not isinstance(err.code, str) else 2
+    finally:
+        sys.argv = saved
+    return 0
+
+
 def load_eval_config_file(path: str) -> dict:
     """The EvalConfig fields set by a YAML file; unknown keys are an error."""
     import dataclasses
@@ -219,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.eval_parser = _add_eval(sub)  # type: ignore[attr-defined]
     _add_processbench(sub)
     _add_scaling(sub)
+    sub.add_parser("lm-eval", add_help=False,
+                   help="lm-eval's command line with the rstar-search model and our tasks "
+                   "(harness lm-eval --model rstar-search --model_args pretrained=DIR,... "
+                   "--tasks rstar_math500)")
     return parser
 
 
@@ -248,6 +275,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `harness` console script (and `rstar-pl harness`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lm-eval"]:  # everything after it is lm-eval's, unparsed here
+        return _run_lm_eval(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
 from rstar_pl.steps import build_prompt
 
-__all__ = ["SearchOutcome", "SearchSettings", "solve_with_search"]
+__all__ = ["SearchOutcome", "SearchSettings", "solve_with_search", "tree_stats"]
 
 
 class SearchSettings(Protocol):
@@ -58,12 +58,22 @@ class SearchOutcome:
             (the best candidate overall when none did).
         num_tokens: tokens the policy generated for this problem.
         candidates: (answer, score) of every candidate, best first.
+        stats: what the search built for it: `trees`, `nodes` (all trees),
+            `max_depth` (deepest node), `rollouts` (MCTS backups).
     """
 
     answer: str | None
     response: str
     num_tokens: int
     candidates: list[tuple[str | None, float]]
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def tree_stats(trees: Sequence[Any]) -> dict[str, int]:
+    """Size of the search trees of one problem (`SearchOutcome.stats`)."""
+    return {"trees": len(trees), "nodes": sum(len(t) for t in trees),
+            "max_depth": max((max(t.depth) for t in trees), default=0),
+            "rollouts": sum(len(t.rollouts) for t in trees)}
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,9 @@ class _TokenCounter:
 
 
 def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: Any,
-                scorer: Scorer | None) -> list[list[Any]]:
-    """Per problem, the candidate trajectories best first (`rstar_pl.search.Trajectory`)."""
+                scorer: Scorer | None) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Per problem, the candidate trajectories best first (`rstar_pl.search.Trajectory`),
+    and the trees they came from."""
     from rstar_pl.search import (
         BeamConfig,
         BestOfNConfig,
@@ -109,25 +120,29 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
     if settings.search == "best_of_n":
         config = BestOfNConfig(n=settings.trajectories, max_depth=settings.max_depth,
                                few_shot=settings.few_shot, sampling=sampling)
-        return run_best_of_n(problems, env, config, seed=settings.seed)[1]
+        trees, ranked = run_best_of_n(problems, env, config, seed=settings.seed)
+        return ranked, [[t] for t in trees]
     if settings.search == "beam":
         config = BeamConfig(beam_width=settings.trajectories, samples_per_node=settings.samples,
                             max_depth=settings.max_depth, few_shot=settings.few_shot,
                             sampling=sampling)
-        return run_beam(problems, env, config, seed=settings.seed)[1]
+        trees, ranked = run_beam(problems, env, config, seed=settings.seed)
+        return ranked, [[t] for t in trees]
     if settings.search == "mcts":
         config = MCTSConfig(rollouts=settings.rollouts, n=settings.samples,
                             max_depth=settings.max_depth, annotation="ppm",
                             few_shot=settings.few_shot, sampling=sampling)
         found: list[list[Any]] = [[] for _ in problems]
+        grown: list[list[Any]] = [[] for _ in problems]
         for attempt in range(settings.trajectories):
             trees = run_mcts(problems, env, config, seed=settings.seed, attempt=attempt,
                              use_reference=False)
             for i, tree in enumerate(trees):
+                grown[i].append(tree)
                 best = ranked_trajectories(tree)
                 if best:
                     found[i].append(best[0])
-        return [sorted(c, key=lambda t: -t.score) for c in found]
+        return [sorted(c, key=lambda t: -t.score) for c in found], grown
     raise ValueError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
 
 
@@ -149,7 +164,8 @@ def solve_with_search(
                                       for q in questions])
     env = SearchEnv(backend=counter, sandbox=sandbox, scorer=scorer)
     outcomes = []
-    for i, ranked in enumerate(_candidates(settings, problems, env, scorer)):
+    candidates, trees = _candidates(settings, problems, env, scorer)
+    for i, ranked in enumerate(candidates):
         answers = [t.answer for t in ranked]
         scores = [t.score for t in ranked] if scorer is not None else None
         voted = majority_vote(answers, scores, top_k=settings.top_k,
@@ -162,5 +178,6 @@ def solve_with_search(
             response=shown.response if shown is not None else "",
             num_tokens=counter.tokens[i],
             candidates=[(t.answer, round(t.score, 4)) for t in ranked],
+            stats=tree_stats(trees[i]),
         ))
     return outcomes
