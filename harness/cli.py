@@ -113,6 +113,7 @@ def _add_scaling(sub: argparse._SubParsersAction) -> None:
         "(resumable).",
     )
     _add_model_flags(p, defaults, out_help="output folder")
+    p.set_defaults(tasks=None)  # --tasks also takes rStar-format problem files (name: their stem)
     p.add_argument("--max-trajectories", type=int, default=defaults.max_trajectories,
                    help=f"K, candidates per problem (default {defaults.max_trajectories})")
     p.add_argument("--mcts", action="store_true",

@@ -37,11 +37,11 @@ from harness.checkpoint import resolve_checkpoint
 from harness.curves import METHODS, Pool, k_values, scaling_curve
 from harness.evaluate import EvalConfig, EvalConfigError, make_backend, make_scorer
 from harness.report import append_jsonl, write_json_atomic
-from harness.tasks import Problem, load_problems, resolve_tasks
+from harness.tasks import Problem, load_problems, read_problem_file, resolve_tasks
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.search.aggregate import AGGREGATIONS, aggregate
 
-__all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling"]
+__all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling", "task_problems"]
 
 MCTS_METHOD = "PPM-guided MCTS"
 
@@ -237,6 +237,21 @@ def format_markdown(results: dict[str, dict[str, Any]], config: ScalingConfig) -
     return "\n".join(lines)
 
 
+def task_problems(config: ScalingConfig) -> dict[str, list[Problem]]:
+    """{task name: problems}: a name from `harness tasks`, or the path of an rStar-format
+    problem file (JSON list or JSONL, e.g. the demo's held-out split), named by its stem."""
+    out: dict[str, list[Problem]] = {}
+    for name in config.tasks:
+        path = Path(name)
+        if path.suffix in (".json", ".jsonl") and path.is_file():
+            problems = read_problem_file(path)
+            out[path.stem] = problems[: config.limit] if config.limit is not None else problems
+        else:
+            (spec,) = resolve_tasks([name])
+            out[spec.name] = load_problems(spec, data_dir=config.data_dir, limit=config.limit)
+    return out
+
+
 def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: Any | None = None,
                 scorer: Any | None = None) -> dict[str, Any]:
     """Sample (or resume) the pools, compute the curves, write the files; returns the results."""
@@ -245,15 +260,13 @@ def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: A
     from rstar_pl.files import exclusive_output
     from rstar_pl.search import SearchEnv
 
-    specs = resolve_tasks(config.tasks)
-    problems = {s.name: load_problems(s, data_dir=config.data_dir, limit=config.limit)
-                for s in specs}
+    problems = task_problems(config)
     out = Path(config.out)
     with exclusive_output(out, "scaling", what="--out"), contextlib.ExitStack() as stack:
         _check_resume(out, config)
         if config.overwrite:
-            for spec in specs:
-                shutil.rmtree(out / spec.name, ignore_errors=True)
+            for name in problems:
+                shutil.rmtree(out / name, ignore_errors=True)
         if backend is None:
             model_dir = resolve_checkpoint(config.checkpoint, export_dir=out / "exported_policy")
             backend = make_backend(config, model_dir)
@@ -265,20 +278,19 @@ def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: A
         env = SearchEnv(backend=backend, sandbox=sandbox, scorer=scorer)
         ks = k_values(config.max_trajectories)
         results: dict[str, dict[str, Any]] = {}
-        for spec in specs:
-            task_dir = out / spec.name
+        for name, task in problems.items():
+            task_dir = out / name
             task_dir.mkdir(parents=True, exist_ok=True)
-            rows = _fill_pool("sample", task_dir / "pool.jsonl", problems[spec.name], env,
-                              scorer, config)
+            rows = _fill_pool("sample", task_dir / "pool.jsonl", task, env, scorer, config)
             curves = scaling_curve(_as_pool(rows, config.aggregate), ks, METHODS,
                                    resamples=config.resamples, seed=config.seed)
             if config.mcts:
-                mcts_rows = _fill_pool("mcts", task_dir / "mcts_pool.jsonl", problems[spec.name],
-                                       env, scorer, config)
+                mcts_rows = _fill_pool("mcts", task_dir / "mcts_pool.jsonl", task, env, scorer,
+                                       config)
                 curves[MCTS_METHOD] = scaling_curve(
                     _as_pool(mcts_rows, config.aggregate), ks, ["PPM-weighted vote"],
                     resamples=config.resamples, seed=config.seed)["PPM-weighted vote"]
-            results[spec.name] = {"problems": len(rows), "curves": curves}
+            results[name] = {"problems": len(rows), "curves": curves}
         write_json_atomic(out / "scaling.json", {"settings": config.to_dict(), "tasks": results})
         write_atomic(out / "scaling.md", format_markdown(results, config))
         plot_scaling({task: r["curves"] for task, r in results.items()}, out / "scaling.png",

@@ -138,3 +138,15 @@ def test_command_on_a_scripted_policy(tmp_path, sandbox):  # noqa: F811
     again = run_scaling(ScalingConfig(**{**config.to_dict(), "aggregate": "min"}),
                         backend=NoPolicy(), sandbox=sandbox, scorer=scorer)
     assert again["amc23"]["problems"] == 3
+
+
+def test_a_problem_file_is_a_task(tmp_path):
+    from harness.scaling import task_problems
+
+    path = tmp_path / "heldout.jsonl"
+    path.write_text("".join(json.dumps({"index": i, "question": f"What is {i} + 1?",
+                                        "answer": str(i + 1)}) + "\n" for i in range(3)))
+    config = ScalingConfig(checkpoint="x", ppm="y", tasks=[str(path)], limit=2)
+    got = task_problems(config)
+    assert list(got) == ["heldout"]
+    assert [p.answer for p in got["heldout"]] == ["1", "2"]
