@@ -95,18 +95,18 @@ def _candidate(tree, nodes: Sequence[int], answer: str | None) -> dict[str, Any]
             "contexts": [tree.context(n) for n in nodes[1:]]}
 
 
-def _best_answered(tree) -> Any | None:
-    """The best-scored trajectory of a test-time MCTS tree that gives an answer."""
-    from rstar_pl.search import ranked_trajectories
-
-    return next((t for t in ranked_trajectories(tree) if t.answer is not None), None)
-
-
 def _sample(kind: str, batch: Sequence[Problem], env: Any, config: ScalingConfig
             ) -> list[list[dict[str, Any]]]:
     """Per problem, its K candidates (answer, response, step contexts); a missing
     candidate (a chain or run that gave no trajectory) is {"answer": None}."""
-    from rstar_pl.search import BestOfNConfig, MCTSConfig, Sampling, run_best_of_n, run_mcts
+    from rstar_pl.search import (
+        BestOfNConfig,
+        MCTSConfig,
+        Sampling,
+        best_answered,
+        run_best_of_n,
+        run_mcts,
+    )
 
     questions = [_Question(str(p.index), p.question) for p in batch]
     sampling = Sampling(temperature=config.temperature, max_tokens=config.max_tokens)
@@ -124,7 +124,7 @@ def _sample(kind: str, batch: Sequence[Problem], env: Any, config: ScalingConfig
             trees = run_mcts(questions, env, search, seed=config.seed, attempt=attempt,
                              use_reference=False)
             for i, tree in enumerate(trees):
-                best = _best_answered(tree)
+                best = best_answered(tree)
                 found[i].append(_candidate(tree, best.nodes, best.answer) if best is not None
                                 else {"answer": None, "response": "", "contexts": []})
     empty = {"answer": None, "response": "", "contexts": []}

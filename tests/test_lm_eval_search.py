@@ -95,8 +95,9 @@ def test_all_requests_are_searched_in_lock_step(search, settings, sandbox, tmp_p
             assert f"\\boxed{{{row['answer']}}}" in response
         assert row["answer"] in {a for a, _ in row["candidates"]} | {None}
     assert any(r["answer"] is not None for r in rows)
-    if search == "mcts":
-        assert all(r["rollouts"] == 2 * 3 for r in rows)
+    if search == "mcts":  # 2 trees of at most 3 rollouts each (a tree whose root closes
+        # stops early: every path reached a terminal), at least one rollout per tree
+        assert all(r["trees"] == 2 and 2 <= r["rollouts"] <= 2 * 3 for r in rows), rows
 
 
 def test_loglikelihood_is_refused_clearly(sandbox):  # noqa: F811
