@@ -95,12 +95,20 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None,
                    help="vote over the K best-scored trajectories (default all)")
     p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
+    _add_aggregate(p, defaults)
     return p
+
+
+def _add_aggregate(p: argparse.ArgumentParser, defaults) -> None:
+    from rstar_pl.search.aggregate import AGGREGATIONS
+
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default=defaults.aggregate,
+                   help="best_of_n, beam, scaling: trajectory score from step scores "
+                   f"(default {defaults.aggregate})")
 
 
 def _add_scaling(sub: argparse._SubParsersAction) -> None:
     from harness.scaling import ScalingConfig
-    from rstar_pl.search.aggregate import AGGREGATIONS
 
     defaults = ScalingConfig(checkpoint="", tasks=["math500"], ppm="-")
     p = sub.add_parser(
@@ -118,8 +126,7 @@ def _add_scaling(sub: argparse._SubParsersAction) -> None:
                    help=f"K, candidates per problem (default {defaults.max_trajectories})")
     p.add_argument("--mcts", action="store_true",
                    help="also K PPM-guided MCTS runs per problem (costly)")
-    p.add_argument("--aggregate", choices=AGGREGATIONS, default=defaults.aggregate,
-                   help=f"trajectory score from step scores (default {defaults.aggregate})")
+    _add_aggregate(p, defaults)
     p.add_argument("--resamples", type=int, default=defaults.resamples,
                    help=f"resampling draws per k (default {defaults.resamples})")
 

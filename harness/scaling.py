@@ -39,7 +39,7 @@ from harness.evaluate import EvalConfig, EvalConfigError, make_backend, make_sco
 from harness.report import append_jsonl, write_json_atomic
 from harness.tasks import Problem, load_problems, read_problem_file, resolve_tasks
 from rstar_pl.files import read_utf8, write_atomic
-from rstar_pl.search.aggregate import AGGREGATIONS, aggregate
+from rstar_pl.search.aggregate import aggregate
 
 __all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling", "task_problems"]
 
@@ -65,8 +65,6 @@ class ScalingConfig(EvalConfig):
     """K: candidates per problem in the pool; curves go up to k = K."""
     mcts: bool = False
     """Also K PPM-guided MCTS runs per problem (costly: K runs of `rollouts` each)."""
-    aggregate: str = "last"
-    """How step scores make a trajectory's score: last, min, mean or prod."""
     resamples: int = 200
     """Resampling draws per k for the mean and the 95% interval."""
 
@@ -78,9 +76,6 @@ class ScalingConfig(EvalConfig):
             raise EvalConfigError(f"--max-trajectories must be >= 1, got {self.max_trajectories}")
         if self.resamples < 1:
             raise EvalConfigError(f"--resamples must be >= 1, got {self.resamples}")
-        if self.aggregate not in AGGREGATIONS:
-            raise EvalConfigError(f"--aggregate must be one of {', '.join(AGGREGATIONS)}, "
-                                  f"got {self.aggregate!r}")
 
 
 @dataclass(frozen=True)

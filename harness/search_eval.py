@@ -9,9 +9,10 @@ of those trajectories by PPM score (plain or score-weighted). Here:
   (terminals are rewarded with their PPM score); each run contributes its best
   trajectory that gives an answer (`rstar_pl.search.best_answered`).
 - `best_of_n`: `trajectories` sampled solutions per problem, ranked by the
-  PPM's score of their last step (unranked without a PPM: plain vote over all).
+  PPM's score of their last step, or their steps' scores aggregated by
+  `aggregate` (unranked without a PPM: plain vote over all).
 - `beam`: step-level beam search of width `trajectories`, `samples` per node,
-  PPM-ranked; its finished trajectories are the candidates.
+  PPM-ranked (by `aggregate` too); its finished trajectories are the candidates.
 
 The vote (`rstar_pl.search.majority_vote`) drops candidates without an answer
 before taking the top K. The search itself is `rstar_pl.search`; this module
@@ -43,6 +44,7 @@ class SearchSettings(Protocol):
     temperature: float
     top_k: int | None
     weighted_vote: bool
+    aggregate: str
     max_tokens: int
     max_depth: int
     few_shot: bool
@@ -120,13 +122,14 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
     sampling = Sampling(temperature=settings.temperature, max_tokens=settings.max_tokens)
     if settings.search == "best_of_n":
         config = BestOfNConfig(n=settings.trajectories, max_depth=settings.max_depth,
-                               few_shot=settings.few_shot, sampling=sampling)
+                               few_shot=settings.few_shot, sampling=sampling,
+                               aggregate=settings.aggregate)
         trees, ranked = run_best_of_n(problems, env, config, seed=settings.seed)
         return ranked, [[t] for t in trees]
     if settings.search == "beam":
         config = BeamConfig(beam_width=settings.trajectories, samples_per_node=settings.samples,
                             max_depth=settings.max_depth, few_shot=settings.few_shot,
-                            sampling=sampling)
+                            sampling=sampling, aggregate=settings.aggregate)
         trees, ranked = run_beam(problems, env, config, seed=settings.seed)
         return ranked, [[t] for t in trees]
     if settings.search == "mcts":

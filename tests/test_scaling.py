@@ -150,3 +150,14 @@ def test_a_problem_file_is_a_task(tmp_path):
     got = task_problems(config)
     assert list(got) == ["heldout"]
     assert [p.answer for p in got["heldout"]] == ["1", "2"]
+
+
+def test_aggregate_is_a_setting_of_eval_and_scaling():
+    from harness.cli import build_parser
+    from harness.evaluate import EvalConfig, EvalConfigError
+
+    assert build_parser().parse_args(["eval", "--aggregate", "min"]).aggregate == "min"
+    assert build_parser().parse_args(["scaling", "--aggregate", "prod"]).aggregate == "prod"
+    with pytest.raises(EvalConfigError, match="--aggregate must be one of last, min, mean, prod, "
+                                              "got 'max'"):
+        EvalConfig(checkpoint="x", tasks=["gsm8k"], aggregate="max")

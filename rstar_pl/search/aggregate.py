@@ -1,4 +1,5 @@
-"""One score for a trajectory from its step scores (best-of-N and beam ranking).
+"""One score for a trajectory from its step scores (best-of-N and beam ranking,
+`harness scaling`).
 
 A PPM scores every step prefix; ranking whole (or partial) trajectories needs
 one number. The paper ranks by the last step's value (the PPM was trained to
@@ -13,19 +14,38 @@ All four are available:
   probabilities in [0, 1] ((v + 1) / 2 maps tanh's range onto them), mapped
   back to [-1, 1] so that every aggregate lives on the PPM's own scale.
 
-Values are in [-1, 1] (tanh); so is every aggregate.
+Values are in [-1, 1] (tanh); so is every aggregate. `path_score` reads a
+tree node's path: the priors (PPM values) of its steps, root excluded.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["AGGREGATIONS", "Aggregation", "aggregate"]
+if TYPE_CHECKING:
+    from rstar_pl.search.tree import Tree
+
+__all__ = ["AGGREGATIONS", "Aggregation", "aggregate", "check_aggregation", "path_score"]
 
 Aggregation = Literal["last", "min", "mean", "prod"]
 AGGREGATIONS: tuple[str, ...] = ("last", "min", "mean", "prod")
+
+
+def check_aggregation(how: str, where: str) -> None:
+    """Refuse an unknown rule, naming the setting (`where`) and the allowed ones."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"{where} is {how!r}; allowed: {', '.join(AGGREGATIONS)}")
+
+
+def path_score(tree: Tree, node: int, how: str) -> float:
+    """`aggregate` of the PPM values of the steps from the root to `node`; 0 when
+    a step has none (no scorer: the ranking keeps sampling order)."""
+    values = [tree.prior[i] for i in tree.path(node)[1:]]
+    if not values or any(v is None for v in values):
+        return 0.0
+    return aggregate(values, how)
 
 
 def aggregate(values: Sequence[float], how: str = "last") -> float:
