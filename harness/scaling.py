@@ -121,9 +121,15 @@ def _sample(kind: str, batch: Sequence[Problem], env: Any, config: ScalingConfig
             for i, tree in enumerate(trees):
                 best = best_answered(tree)
                 found[i].append(_candidate(tree, best.nodes, best.answer) if best is not None
-                                else {"answer": None, "response": "", "contexts": []})
-    empty = {"answer": None, "response": "", "contexts": []}
-    return [(c + [empty] * config.max_trajectories)[: config.max_trajectories] for c in found]
+                                else _missing())
+    k = config.max_trajectories
+    # one fresh record per missing candidate: the scoring step pops each one's contexts
+    return [(c + [_missing() for _ in range(k - len(c))])[:k] for c in found]
+
+
+def _missing() -> dict[str, Any]:
+    """A candidate that is not there (a chain that never left the root): no answer."""
+    return {"answer": None, "response": "", "contexts": []}
 
 
 def _grade(problem: Problem, candidates: list[dict[str, Any]], timeout: float) -> None:

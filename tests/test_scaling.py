@@ -161,3 +161,21 @@ def test_aggregate_is_a_setting_of_eval_and_scaling():
     with pytest.raises(EvalConfigError, match="--aggregate must be one of last, min, mean, prod, "
                                               "got 'max'"):
         EvalConfig(checkpoint="x", tasks=["gsm8k"], aggregate="max")
+
+
+def test_chains_that_never_left_the_root_are_missing_candidates(tmp_path, sandbox):  # noqa: F811
+    """Half the samples fail: a best-of-N chain whose first step fails ends with no trajectory,
+    and its place in the pool of K is a candidate without an answer (each one its own record)."""
+    scripts = [Script(q, st) for q, st in SCRIPTS.items()]
+    backend = ScriptedBackend(scripts, p_wrong=0.0, p_error=0.6, seed=2)
+    config = ScalingConfig(checkpoint="scripted", ppm="scripted", tasks=["amc23"],
+                           data_dir=str(_task_dir(tmp_path)), out=str(tmp_path / "out"),
+                           max_trajectories=4, resamples=20, batch_size=3, progress=False)
+    run_scaling(config, backend=backend, sandbox=sandbox,
+                scorer=ScriptedScorer(scripts, margin=0.6, noise=0.0))
+    rows = [json.loads(line) for line in
+            (tmp_path / "out" / "amc23" / "pool.jsonl").read_text().splitlines()]
+    candidates = [c for r in rows for c in r["candidates"]]
+    assert all(len(r["candidates"]) == 4 for r in rows)
+    missing = [c for c in candidates if c["response"] == ""]
+    assert missing and all(c["answer"] is None and c["steps"] == [] for c in missing)
