@@ -165,7 +165,8 @@ def _add_processbench(sub: argparse._SubParsersAction) -> None:
                    help="folder of <split>.json files (default: the hub, Qwen/ProcessBench)")
     p.add_argument("--revision", default=None, help="hub revision to pin")
     p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
-    p.add_argument("--limit", type=int, default=None, help="first N samples of each split")
+    p.add_argument("--limit", type=int, default=None,
+                   help="N samples of each split, erroneous and correct in the split's shares")
     p.add_argument("--tune-on", default=defaults.tune_on,
                    help=f"split whose best threshold is applied to all (default "
                    f"{defaults.tune_on})")

@@ -100,7 +100,7 @@ class ProcessBenchConfig:
     out: str = "runs/processbench"
     """Output folder."""
     limit: int | None = None
-    """Only the first N samples of each split."""
+    """N samples of each split, erroneous and correct ones in the split's shares (`_limited`)."""
     tune_on: str = "gsm8k"
     """The split whose best threshold the transfer protocol applies to all."""
     batch_size: int = 64
@@ -204,7 +204,22 @@ def load_split(split: str, *, data_dir: str | os.PathLike | None = None,
         if r.id in seen:
             raise ProcessBenchError(f"{source} record {i}: id {r.id!r} appears twice")
         seen.add(r.id)
-    return records[:limit] if limit is not None else records
+    return records if limit is None else _limited(records, limit)
+
+
+def _limited(records: list[ProcessBenchRecord], limit: int) -> list[ProcessBenchRecord]:
+    """`limit` samples with the split's share of erroneous ones: the first of each kind in
+    file order. (The released files list every erroneous sample before the correct ones, so
+    their first N alone would hold no correct sample and no F1.)"""
+    if limit >= len(records):
+        return records
+    erroneous = [r for r in records if r.label >= 0]
+    correct = [r for r in records if r.label < 0]
+    wanted = round(limit * len(erroneous) / len(records))
+    if erroneous and correct and limit >= 2:
+        wanted = min(max(wanted, 1), limit - 1)  # at least one of each kind
+    keep = {r.id for r in erroneous[:wanted] + correct[: limit - wanted]}
+    return [r for r in records if r.id in keep]
 
 
 def render_step(k: int, text: str) -> str:

@@ -153,12 +153,16 @@ def test_run_writes_summary_table_and_resumes(pb_dir, tmp_path):
     config = ProcessBenchConfig(ppm="table", splits=["gsm8k", "math"], data_dir=str(pb_dir),
                                 out=str(out), limit=3, batch_size=9, progress=False)
     run_processbench(config, scorer=TableScorer(pb_dir))
-    assert len((out / "scores-gsm8k.jsonl").read_text().splitlines()) == 3
+    # --limit 3 keeps the split's share of erroneous samples (3 of 5: round(1.8) = 2), the
+    # first of each kind in file order: samples 0, 1 (erroneous) and 3 (correct)
+    rows = [json.loads(line) for line in (out / "scores-gsm8k.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in rows] == [1, 2, -1]
     full = ProcessBenchConfig(**{**config.to_dict(), "limit": None})
     scorer = TableScorer(pb_dir)
     summary = run_processbench(full, scorer=scorer)
-    # only the 2 + 2 samples not scored before are scored now
-    assert sum(scorer.calls) == 5 + 4 + 2 + 2
+    # only the 2 + 2 samples not scored before are scored now: gsm8k 2 and 4 (4 + 4 steps),
+    # math 2 and 4 (4 + 2 steps), one call each
+    assert scorer.calls == [4 + 4, 4 + 2]
     rows = [json.loads(line) for line in (out / "scores-gsm8k.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(k for k in TABLE if k.startswith("gsm8k"))
     assert summary["mean_f1"]["fixed"] == pytest.approx(8 / 15)
