@@ -19,8 +19,8 @@ What it runs, each a project command (printed before it runs) or the function be
    candidate pool, so their best-of-k and weighted-vote curves rank the same candidates, and
    `--mcts` adds PPM-guided MCTS, where the reward model also steers the search.
 
-Writes `ablation.md` / `ablation.json` (the table) and per reward model a `scaling-<loss>/`
-folder with `scaling.png`. The problems are few and synthetic (wrong steps are the correct
+Writes `ablation.md` / `ablation.json` (the table), `ablation.png` (the scaling curves, one
+panel per reward model) and per reward model a `scaling-<loss>/` folder (pools, `scaling.png`). The problems are few and synthetic (wrong steps are the correct
 code with a number changed): a check that the three losses train and can be compared on the
 same candidates, not a benchmark score.
 """
@@ -130,7 +130,7 @@ def main() -> int:
     _run(["tiny-model", "--out", str(base), "--seed", "0"], done=base / "config.json")
 
     held = load_problems(ProblemsConfig(source=str(heldout), id_field="index")).problems
-    rows = []
+    rows, panels = [], {}
     for loss in LOSSES:
         ppm = _fit(loss, out, base, data, args.steps, args.batch_size, args.lr, args.max_length)
         scorer = PPMScorer.from_path(ppm, device="cpu")
@@ -143,6 +143,7 @@ def main() -> int:
                                rollouts=args.rollouts, samples=4, max_code_runs=4,
                                resamples=args.resamples, progress=False, seed=0)
         curves = run_scaling(config, backend=backend, scorer=scorer)["heldout"]["curves"]
+        panels[f"held-out, PPM loss: {loss}"] = curves
         at = {method: points[-1] for method, points in curves.items()}
         rows.append({"loss": loss, "pair_accuracy": accuracy, "pairs": n_pairs,
                      "k": args.max_trajectories,
@@ -160,6 +161,10 @@ def main() -> int:
         lines.append(f"| {r['loss']} | {100 * r['pair_accuracy']:.1f}% of {r['pairs']} | "
                      + " | ".join(cells) + " |")
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    from harness.figure import plot_scaling
+
+    plot_scaling(panels, out / "ablation.png", title=f"scripted policy, {len(held)} held-out "
+                 f"problems, pool of {args.max_trajectories}; one reward model per panel")
     (out / "ablation.json").write_text(json.dumps({"settings": vars(args), "rows": rows},
                                                   indent=1) + "\n")
     print("\n".join(lines))

@@ -35,7 +35,7 @@ def plot_scaling(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]
             line, = ax.plot(ks, acc, marker="o", markersize=3.5, label=method)
             ax.fill_between(ks, [100 * p["low"] for p in points],
                             [100 * p["high"] for p in points], color=line.get_color(),
-                            alpha=0.15, linewidth=0)
+                            alpha=0.08, linewidth=0)
         ax.set_xscale("log", base=2)
         ks = sorted({p["k"] for points in curves[task].values() for p in points})
         ax.set_xticks(ks, [str(k) for k in ks])

@@ -253,6 +253,15 @@ def task_problems(config: ScalingConfig) -> dict[str, list[Problem]]:
     return out
 
 
+def _short(path: str) -> str:
+    """A model's name for the figure: its folder, with the run folder above it when the
+    folder is an export's fixed name (`runs/round2/ppm` -> `round2/ppm`)."""
+    parts = Path(path).parts
+    if not parts:
+        return path
+    return "/".join(parts[-2:]) if parts[-1] in ("ppm", "policy") else parts[-1]
+
+
 def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: Any | None = None,
                 scorer: Any | None = None) -> dict[str, Any]:
     """Sample (or resume) the pools, compute the curves, write the files; returns the results."""
@@ -295,6 +304,6 @@ def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: A
         write_json_atomic(out / "scaling.json", {"settings": config.to_dict(), "tasks": results})
         write_atomic(out / "scaling.md", format_markdown(results, config))
         plot_scaling({task: r["curves"] for task, r in results.items()}, out / "scaling.png",
-                     title=f"{Path(config.checkpoint).name} + PPM {Path(config.ppm).name}, "
+                     title=f"{_short(config.checkpoint)} + PPM {_short(config.ppm)}, "
                            f"pool of {config.max_trajectories}")
     return results
