@@ -57,6 +57,8 @@ def main(argv: list[str]) -> int:
                         help="extract's pair filter: minimum edit distance")
     parser.add_argument("--sft-per-problem", type=positive_int, default=2)
     parser.add_argument("--pairs-per-side", type=positive_int, default=2)
+    parser.add_argument("--error-pairs", action="store_true",
+                        help="extract's --error-pairs: also show valid-vs-failed step pairs")
     args = parser.parse_args(argv)
 
     from rstar_pl.extract import ExtractConfig
@@ -66,7 +68,7 @@ def main(argv: list[str]) -> int:
     trees = _problem_trees(args.trees, args.problem)
     config = ExtractConfig(sft_per_problem=args.sft_per_problem,
                            pairs_per_side=args.pairs_per_side, min_margin=args.min_margin,
-                           min_edit=args.min_edit)
+                           min_edit=args.min_edit, error_pairs=args.error_pairs)
     marks = training_marks(trees, config)
     out = Path(args.out)
     if out.is_dir():

@@ -102,6 +102,21 @@ def _node(driver, node: int):
     return driver.find_element(By.ID, f"t0-n{node}")
 
 
+def test_error_pairs_are_marked_when_extract_would_take_them():
+    """extract --error-pairs pairs the root's step that reached the right answer (node 1,
+    Q (1 - 1 + 1) / 3) with the failed step beside it (node 6, Q -1 by convention)."""
+    from rstar_pl.extract import ExtractConfig
+    from rstar_pl.viewer import training_marks
+
+    default = training_marks([_tree()])
+    assert all(p.kind != "error" for p in default.pairs)
+    marks = training_marks([_tree()], ExtractConfig(error_pairs=True))
+    errors = [p for p in marks.pairs if p.kind == "error"]
+    assert [(p.chosen, p.rejected) for p in errors] == [((0, 1), (0, 6))]
+    assert (errors[0].chosen_q, errors[0].rejected_q) == (pytest.approx(1 / 3), -1.0)
+    assert marks.unmatched == 0
+
+
 def test_page_is_self_contained(page):
     html = page.read_text(encoding="utf-8")
     for external in ("http://", "https://", "<link", " src=", "@import", "url("):
