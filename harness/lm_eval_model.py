@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lm_eval.models  # noqa: F401 (see below)
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
@@ -81,6 +82,9 @@ def _config(pretrained: str, options: dict[str, Any]) -> EvalConfig:
     return EvalConfig(checkpoint=pretrained, tasks=[], progress=False, **options)
 
 
+# lm-eval fills its registry with its own models (lazily, by name) only when it finds the
+# registry empty; registering ours first would hide them (`--model hf` unknown in the same
+# process), so `lm_eval.models` is imported above, before this registration.
 @register_model(MODEL_NAME)
 class RStarSearchLM(LM):
     """Test-time search (best-of-N, beam, MCTS) with a PPM vote, as an lm-eval model.

@@ -51,6 +51,9 @@ def test_registered_with_lm_eval_and_declared_as_entry_point():
     from lm_eval.api.registry import get_model
 
     assert get_model("rstar-search") is RStarSearchLM
+    # registering ours does not hide lm-eval's own models (their registry fills itself only
+    # when empty): the hf model still resolves in the same process
+    assert get_model("hf").__name__ == "HFLM"
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     (name, target), = project["project"]["entry-points"]["lm_eval.models"].items()
