@@ -127,6 +127,7 @@ def expand(
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         seed=seeds,
+        affinity=[tree.seed for tree, _ in requests],  # a tree's nodes share its prefix
     )
     env.calls["generate"] += 1
     env.calls["prompts"] += len(contexts)
