@@ -148,8 +148,8 @@ def test_two_scripted_replicas_write_the_trees_of_one_engine(one_engine, tmp_pat
 
 
 def test_every_node_of_a_tree_goes_to_one_replica_and_both_replicas_work(one_engine, tmp_path):
-    from rstar_pl.search.expand import SearchEnv
     from rstar_pl.sandbox import Sandbox
+    from rstar_pl.search.expand import SearchEnv
 
     config, dumped = _config(tmp_path / "trees")
     scripts = scripts_from_problems(_problems())
