@@ -10,8 +10,8 @@ each with its own memory budget), then:
 - first: scores `WORK/texts.json` with the PPM (its engine starts first),
   runs `generate` into `WORK/first`, then the same config again in the same
   engines into `WORK/again`, reading each engine's prompt-token counts around
-  each run, and vLLM's Prometheus counters (the policy's: its engine started
-  last) at the end;
+  each run, then with one tree per batch into `WORK/alone`, and reads vLLM's
+  Prometheus counters (the policy's: its engine started last) at the end;
 - rerun: runs `generate` into `WORK/rerun` with fresh engines (a new process).
 
 Writes `WORK/<mode>.json`. vLLM starts worker processes, hence `__main__`.
@@ -66,12 +66,17 @@ def main() -> None:
             again, dumped_again = parse_config(config_args(policy, ppm, work / "again"))
             result["counts_again"] = generate(again, env=env, dumped=dumped_again)
             result["cache_again"] = backend.cache_stats()
+            # one tree per batch: every prompt at other batch positions than above
+            alone, dumped_alone = parse_config(
+                [*config_args(policy, ppm, work / "alone"), "--batch_size", "1"])
+            generate(alone, env=env, dumped=dumped_alone)
             result["ppm_cache"] = scorer.cache_stats()
             # the policy engine was started last here: the process's Prometheus
             # counters are its own, to check cache_stats against
             from rstar_pl.backends.vllm import prometheus_cache_stats
 
             result["prometheus"] = prometheus_cache_stats(backend.llm)
+            result["cache_end"] = backend.cache_stats()
     (work / f"{mode}.json").write_text(json.dumps(result))
 
 
