@@ -2,7 +2,12 @@
 
 `load_tokenizer` makes sure the step tokens of `rstar_pl.steps` are whole
 tokens (added as ordinary, non-special tokens, so decoding keeps them and stop
-strings match) and that a pad token exists. `encode_values` and `pad_values`
+strings match) and that a pad token exists. Added tokens take the ids after the
+checkpoint's own vocabulary (`modules.hf` starts their embedding rows at the mean
+of the real rows). A pad token equal to EOS (SmolLM2) is handled where
+the project pads: attention masks and -100 labels mark the padding (so an
+example's final EOS is still learned), and the HF backend counts the EOS that
+ended a row although the padding after it has the same id. `encode_values` and `pad_values`
 turn partial trajectories into the PPM's inputs; the pair datamodule and the
 PPM scorer both use them, so training and inference see the same tokens.
 """

