@@ -167,3 +167,41 @@ def test_prefix_caching_serves_prompt_tokens_from_the_cache(runs):
     assert first["cache_end"]["total"] > again["total"]
     ppm = first["ppm_cache"]
     assert ppm["total"] == ppm["computed"] + ppm["cached"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_mcts_on_vllm_with_smollm2_and_its_ppm(smollm2_dir, tmp_path, one_torch_thread):
+    """The same end to end on the real model: SmolLM2-135M-Instruct as the policy, a
+    PPM on its Llama backbone (random head) served by vLLM's pooling runner."""
+    import torch
+
+    from datamodules.tokenizer import load_tokenizer
+    from modules.hf import load_backbone
+    from modules.value_model import ValueHeadModel
+    from rstar_pl.backends.ppm import PPMScorer
+    from rstar_pl.export import export_ppm
+
+    # as PPM training builds it: the step tokens added to the tokenizer, rows for them
+    tokenizer = load_tokenizer(str(smollm2_dir))
+    model = ValueHeadModel(load_backbone(str(smollm2_dir), head=False, vocab_size=len(tokenizer)))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # small enough that tanh stays in its linear range
+        model.value_head.weight.copy_(
+            0.02 * torch.randn(model.value_head.weight.shape, generator=generator))
+    ppm = export_ppm(model, tokenizer, tmp_path / "ppm")
+    (tmp_path / "texts.json").write_text(json.dumps(_texts()))
+    result = _run(smollm2_dir, ppm, tmp_path, "once")
+    hf_ppm = PPMScorer.from_path(ppm, max_length=MAX_LENGTH)
+    expected = hf_ppm.score(_texts())
+    assert max(abs(a - b) for a, b in zip(result["ppm_values"], expected)) < PPM_TOLERANCE
+    trees = load_trees([tmp_path / "once"])
+    assert len(trees) == 2
+    for tree in trees:
+        visits, value_sum = recompute_statistics(tree)
+        assert visits == tree.visits and value_sum == pytest.approx(tree.value_sum)
+        scored = [i for i in range(1, len(tree)) if tree.prior[i] is not None]
+        for i, value in zip(scored, hf_ppm.score([tree.context(i) for i in scored])):
+            assert tree.prior[i] == pytest.approx(value, abs=PPM_TOLERANCE)
+    cache = result["cache_after"]
+    assert cache["total"] == cache["computed"] + cache["cached"] and cache["cached"] > 0

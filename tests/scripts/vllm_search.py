@@ -1,6 +1,6 @@
 """MCTS end to end on vLLM: the tiny policy and a tiny PPM, both served by vLLM (used by tests).
 
-    python tests/scripts/vllm_search.py POLICY PPM WORK {first|rerun}
+    python tests/scripts/vllm_search.py POLICY PPM WORK {first|rerun|once}
 
 Builds the policy backend and the PPM scorer from a generate config exactly as
 `rstar-pl generate` does (`backend.kind: rstar_pl.backends.vllm:VLLMBackend`,
@@ -12,7 +12,9 @@ each with its own memory budget), then:
   engines into `WORK/again`, reading each engine's prompt-token counts around
   each run, then with one tree per batch into `WORK/alone`, and reads vLLM's
   Prometheus counters (the policy's: its engine started last) at the end;
-- rerun: runs `generate` into `WORK/rerun` with fresh engines (a new process).
+- rerun: runs `generate` into `WORK/rerun` with fresh engines (a new process);
+- once: scores `WORK/texts.json` and runs `generate` into `WORK/once` on a
+  smaller workload (2 problems, 2 rollouts), for a real model.
 
 Writes `WORK/<mode>.json`. vLLM starts worker processes, hence `__main__`.
 """
@@ -26,15 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def config_args(policy: str, ppm: str, out: Path) -> list[str]:
+def config_args(policy: str, ppm: str, out: Path, small: bool = False) -> list[str]:
     engine = {"max_model_len": 1024, "enforce_eager": True, "block_size": 32,
               "kv_cache_memory_bytes": 2**28, "gpu_memory_utilization": 0.05}
     backend = {"model": policy, **engine}
     # float32 like the transformers scorer it is compared with ("auto" is bfloat16 on CPU)
     scorer = {"path": ppm, "max_length": 64, **engine, "max_model_len": 64, "dtype": "float32"}
+    size = ["--problems.limit", "2", "--schedule", "[2]", "--search.n", "4"] if small else [
+        "--problems.limit", "3", "--schedule", "[6]", "--search.n", "6"]
     return [
-        "--config", str(ROOT / "configs/search/scripted.yaml"), "--out_dir", str(out),
-        "--problems.limit", "3", "--schedule", "[6]", "--search.n", "6",
+        "--config", str(ROOT / "configs/search/scripted.yaml"), "--out_dir", str(out), *size,
         "--search.annotation", "ppm", "--search.sampling.max_tokens", "40",
         "--sandbox", '{"timeout": 120}',
         "--backend.kind", "rstar_pl.backends.vllm:VLLMBackend", "--backend.args", json.dumps(backend),
@@ -49,12 +52,12 @@ def main() -> None:
     from rstar_pl.sandbox import Sandbox
     from rstar_pl.search.expand import SearchEnv
 
-    config, dumped = parse_config(config_args(policy, ppm, work / mode))
+    config, dumped = parse_config(config_args(policy, ppm, work / mode, small=mode == "once"))
     problems = load_problems(config.problems).problems
     backend = build_backend(config.backend, problems)
     scorer = build_scorer(config.scorer, problems)
     result: dict = {}
-    if mode == "first":
+    if mode in ("first", "once"):
         texts = json.loads((work / "texts.json").read_text())
         result["ppm_values"] = scorer.score(texts)
     with Sandbox(**config.sandbox) as sandbox:
