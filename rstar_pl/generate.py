@@ -14,7 +14,8 @@ the attempt, so the finished set is the same as an uninterrupted run's. The
 config used is saved as `out_dir/generate_config.yaml` when the first tree is
 written (a run that fails before that leaves nothing behind); resuming with a
 config that would change the trees is refused, naming the setting that differs
-(out_dir, batch_size, shards and problems.limit may change).
+(out_dir, batch_size, shards, problems.limit and the placement of Ray replicas
+may change).
 
 One run per shard of an `out_dir` at a time: a run holds the lock
 `out_dir/.generate-SSSSS-of-NNNNN.lock` (`rstar_pl.files.lock`) while it writes,
@@ -273,6 +274,11 @@ def _essential(text: str) -> tuple[dict, list]:
     values = {k: v for k, v in values.items() if k not in _FREE_KEYS}
     if isinstance(values.get("problems"), dict):
         values["problems"] = {k: v for k, v in values["problems"].items() if k != "limit"}
+    for name in ("backend", "scorer"):  # how many Ray replicas, and where: no tree changes
+        component = values.get(name)
+        if isinstance(component, dict) and component.get("kind") == "ray":
+            args = component.get("args") if isinstance(component.get("args"), dict) else {}
+            component["args"] = {k: v for k, v in args.items() if k not in RAY_SETTINGS}
     search = values.get("search") if isinstance(values.get("search"), dict) else {}
     schedule = values.pop("schedule", None) or [search.get("rollouts")]
     values["search"] = {k: v for k, v in search.items() if k != "rollouts"}

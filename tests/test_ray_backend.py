@@ -95,8 +95,9 @@ class RecordingBackend(ScriptedBackend):
 
 
 class DyingBackend(ScriptedBackend):
-    """The scripted backend, whose process exits in its `die_at`-th call, once
-    (a marker file tells a restarted replica that it has died already)."""
+    """The scripted backend, whose process exits in its `die_at`-th call; one
+    replica of all dies, once (the marker file it creates spares the others and
+    its own restarted self)."""
 
     def __init__(self, scripts, *, marker: str, die_at: int, **kwargs):
         super().__init__(scripts, **kwargs)
@@ -104,9 +105,13 @@ class DyingBackend(ScriptedBackend):
 
     def generate(self, prompts, **kwargs):
         self.count += 1
-        if self.count == self.die_at and not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
-            os._exit(1)  # the replica's process dies in the middle of a call
+        if self.count == self.die_at:
+            try:  # the first replica to get here creates the marker (atomically) and dies
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)  # the replica's process dies in the middle of a call
         return super().generate(prompts, **kwargs)
 
 
@@ -171,6 +176,39 @@ def test_every_node_of_a_tree_goes_to_one_replica_and_both_replicas_work(one_eng
     assert sorted(r for rs in served_by.values() for r in rs) == [0, 0, 1, 1]  # 2 trees each
     # and every prompt a replica saw is a node of one of these trees
     assert all(any(p.startswith(t.prompt) for t in trees) for prompts in seen for p in prompts)
+
+
+def test_a_run_resumed_with_another_number_of_replicas_completes_the_same_trees(one_engine,
+                                                                               tmp_path):
+    """Shards stay the unit of resume: a run stopped after 2 of the 4 problems and
+    resumed on 1 replica instead of 2 writes the other 2 trees, each tree once."""
+    out = tmp_path / "trees"
+    replica = {"kind": "scripted", "args": {"p_wrong": 0.3, "p_error": 0.1, "seed": 0}}
+    for replicas, limit in ((2, "2"), (1, "4")):
+        config, dumped = _config(
+            out, "--problems.limit", limit, "--backend.kind", "ray",
+            "--backend.args", json.dumps({"num_replicas": replicas, "replica": replica}),
+        )
+        counts = generate(config, dumped=dumped)
+        assert counts["written"] == 2 and counts["already_done"] == (0 if limit == "2" else 2)
+    assert _records(out) == _records(one_engine)
+
+
+def test_args_beside_the_replica_reach_every_replica(tiny_model_dir, tmp_path):
+    """`backend.args.model` (what a caller such as the generation callback sets) is
+    given to the replicas, over `replica.args`."""
+    from rstar_pl.generate import build_backend
+
+    args = {"num_replicas": 1, "model": str(tiny_model_dir),
+            "replica": {"kind": "rstar_pl.backends.hf:HFBackend",
+                        "args": {"model": "elsewhere", "device": "cpu"}}}
+    config, _ = _config(tmp_path, "--backend.kind", "ray", "--backend.args", json.dumps(args))
+    backend = build_backend(config.backend, [])
+    try:
+        assert backend.factory.keywords == {"model": str(tiny_model_dir), "device": "cpu"}
+        assert len(backend.pool.actors) == 1
+    finally:
+        backend.close()
 
 
 @pytest.mark.slow

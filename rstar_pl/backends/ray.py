@@ -302,6 +302,7 @@ class RayBackend:
     per_prompt_seeds = True
 
     def __init__(self, factory: Callable[[], Any], **pool: Any) -> None:
+        self.factory = factory
         self.pool = ReplicaPool(factory, **pool)
         self.home: dict[Hashable, int] = {}
 
@@ -355,6 +356,7 @@ class RayScorer:
     """
 
     def __init__(self, factory: Callable[[], Any], **pool: Any) -> None:
+        self.factory = factory
         self.pool = ReplicaPool(factory, **pool)
 
     def score(self, texts: Sequence[str]) -> list[float]:
