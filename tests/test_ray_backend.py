@@ -306,6 +306,27 @@ def test_scorer_replicas_score_like_one_scorer():
         scorer.close()
 
 
+def test_ppm_annotated_trees_with_policy_and_scorer_both_on_replicas(tmp_path):
+    """`scorer.kind: ray` beside `backend.kind: ray`: the PPM-annotated trees of the
+    scripted policy and PPM are those of one engine each."""
+    ppm_config = ROOT / "configs" / "search" / "scripted_ppm.yaml"
+    common = ["--config", str(ppm_config), "--problems.limit", "3", "--schedule", "[6]",
+              "--sandbox", '{"timeout": 120}']
+    config, dumped = parse_config([*common, "--out_dir", str(tmp_path / "one")])
+    generate(config, dumped=dumped)
+    policy = {"num_replicas": 2, "replica": {"kind": "scripted", "args": config.backend.args}}
+    scorer = {"num_replicas": 2, "replica": {"kind": "scripted", "args": config.scorer.args}}
+    config, dumped = parse_config([
+        *common, "--out_dir", str(tmp_path / "ray"), "--backend.kind", "ray",
+        "--backend.args", json.dumps(policy), "--scorer.kind", "ray",
+        "--scorer.args", json.dumps(scorer),
+    ])
+    generate(config, dumped=dumped)
+    trees = load_trees([tmp_path / "ray"])
+    assert len(trees) == 3 and any(p is not None for t in trees for p in t.prior[1:])
+    assert _records(tmp_path / "ray") == _records(tmp_path / "one")
+
+
 def test_a_tensor_parallel_replica_runs_in_its_own_placement_group():
     scripts = scripts_from_problems(_problems())
     backend = RayBackend(functools.partial(ScriptedBackend, scripts), num_replicas=1,
