@@ -208,18 +208,13 @@ def _component(config: ComponentConfig, what: str, problems: list[Problem]) -> t
     return _import(config.kind, what), ()
 
 
-#: Settings of `backend.kind: ray` / `scorer.kind: ray` (rstar_pl.backends.ray.ReplicaPool).
-RAY_SETTINGS = ("num_replicas", "cpus_per_replica", "gpus_per_replica", "max_restarts",
-                "address", "ray_init", "placement_strategy")
-
-
 def _ray(config: ComponentConfig, what: str, problems: list[Problem]):
     """`kind: ray`: Ray replicas of the component in `args.replica` (`{kind, args}`).
-    Args that are not Ray settings (`RAY_SETTINGS`) are given to every replica, over
-    `replica.args`, so that a caller that sets e.g. `backend.args.model` reaches them."""
+    Args that are not Ray settings (`ray.pool_settings()`) are given to every replica,
+    over `replica.args`, so that a caller that sets e.g. `backend.args.model` reaches them."""
     from functools import partial
 
-    from rstar_pl.backends.ray import RayBackend, RayScorer
+    from rstar_pl.backends.ray import RayBackend, RayScorer, pool_settings
 
     args = dict(config.args)
     spec = args.pop("replica", None)
@@ -230,7 +225,7 @@ def _ray(config: ComponentConfig, what: str, problems: list[Problem]):
         )
     if spec["kind"] == "ray":
         raise ConfigError(f"{what}.args.replica.kind cannot be ray itself; name the {what} to replicate")
-    pool = {k: args.pop(k) for k in list(args) if k in RAY_SETTINGS}
+    pool = {k: args.pop(k) for k in list(args) if k in pool_settings()}
     replica = ComponentConfig(spec["kind"], {**(spec.get("args") or {}), **args})
     factory, leading = _component(replica, what, problems)
     _check_args(factory, f"{what}.args.replica", replica.args, *leading)
@@ -277,8 +272,10 @@ def _essential(text: str) -> tuple[dict, list]:
     for name in ("backend", "scorer"):  # how many Ray replicas, and where: no tree changes
         component = values.get(name)
         if isinstance(component, dict) and component.get("kind") == "ray":
+            from rstar_pl.backends.ray import pool_settings
+
             args = component.get("args") if isinstance(component.get("args"), dict) else {}
-            component["args"] = {k: v for k, v in args.items() if k not in RAY_SETTINGS}
+            component["args"] = {k: v for k, v in args.items() if k not in pool_settings()}
     search = values.get("search") if isinstance(values.get("search"), dict) else {}
     schedule = values.pop("schedule", None) or [search.get("rollouts")]
     values["search"] = {k: v for k, v in search.items() if k != "rollouts"}

@@ -338,6 +338,15 @@ def test_a_tensor_parallel_replica_runs_in_its_own_placement_group():
     assert info["placement_group"] == [{"GPU": 1.0, "CPU": 1.0}] * 2
 
 
+def test_replicas_the_cluster_cannot_hold_are_named_up_front(caplog):
+    scripts = scripts_from_problems(_problems())
+    with caplog.at_level("WARNING", logger="rstar_pl.backends.ray"):
+        backend = RayBackend(functools.partial(ScriptedBackend, scripts), num_replicas=3,
+                             gpus_per_replica=1)
+        backend.close()  # the third replica would wait for a GPU for ever
+    assert "3 Ray replicas of 1 CPU and 1 GPU need 3 GPU (the cluster has 2)" in caplog.text
+
+
 def test_ray_config_errors_are_one_line_naming_the_key(tmp_path):
     from rstar_pl.generate import build_backend
 

@@ -47,6 +47,8 @@ Only this file imports Ray.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -54,7 +56,9 @@ from typing import Any
 
 from rstar_pl.backends.base import Completion
 
-__all__ = ["RayBackend", "RayScorer", "ReplicaPool", "route_by_key"]
+__all__ = ["RayBackend", "RayScorer", "ReplicaPool", "pool_settings", "route_by_key"]
+
+log = logging.getLogger(__name__)
 
 
 class _Server:
@@ -134,6 +138,7 @@ class ReplicaPool:
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
             ray.init(address=address, **(ray_init or {}))
+        _warn_if_unplaceable(num_replicas, cpus_per_replica, gpus_per_replica)
         self.groups: list[Any] = []
         options: dict[str, Any] = {
             "num_cpus": cpus_per_replica,
@@ -244,6 +249,27 @@ class ReplicaPool:
         self.actors = [None] * len(self.actors)
         if self.owns_ray:
             ray.shutdown()
+
+
+def pool_settings() -> tuple[str, ...]:
+    """The keyword arguments of `ReplicaPool` (what a config's `kind: ray` args may set)."""
+    return tuple(inspect.signature(ReplicaPool).parameters)[1:]
+
+
+def _warn_if_unplaceable(replicas: int, cpus: float, gpus: float) -> None:
+    """Ray waits, silently, for resources a cluster does not have: say so up front."""
+    import ray
+
+    total = ray.cluster_resources()
+    need = {"CPU": replicas * (min(cpus, 1.0) if gpus > 1 else cpus),
+            "GPU": replicas * gpus}
+    short = [f"{need[k]:g} {k} (the cluster has {total.get(k, 0):g})"
+             for k in need if need[k] > total.get(k, 0)]
+    if short:
+        log.warning(
+            "%d Ray replicas of %g CPU and %g GPU need %s: the replicas that do not fit wait "
+            "until the cluster grows; lower num_replicas, cpus_per_replica or gpus_per_replica",
+            replicas, cpus, gpus, " and ".join(short))
 
 
 def _last_line(err: BaseException) -> str:
