@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from rstar_pl.grading.extract import extract_boxed
+from rstar_pl.grading.extract import extract_boxed, extract_boxed_answers
 
 __all__ = [
     "ANSWER",
@@ -162,8 +162,10 @@ class Step:
 
     @property
     def answer(self) -> str | None:
-        """The content of the last \\boxed{} of an answer step, else None."""
-        return extract_boxed(self.text) if self.kind == "answer" else None
+        """The answer of an answer step: the content of its last \\boxed{}, or of its last run
+        of boxes joined (``\\boxed{3}, \\boxed{5}`` is ``3, 5``), as the harness reads it
+        (`grading.extract_boxed_answers`); None for another kind of step."""
+        return extract_boxed_answers(self.text) if self.kind == "answer" else None
 
     def with_output(self, output: str) -> Step:
         return replace(self, output=output)

@@ -10,7 +10,12 @@ One module serves the search (terminal rewards) and the harness (metrics)::
 """
 
 from rstar_pl.grading.equivalence import DEFAULT_TIMEOUT, clear_cache, is_equivalent
-from rstar_pl.grading.extract import extract_answer, extract_boxed
+from rstar_pl.grading.extract import (
+    extract_answer,
+    extract_boxed,
+    extract_boxed_answers,
+    final_answer_text,
+)
 from rstar_pl.grading.normalize import normalize
 from rstar_pl.grading.pool import get_pool
 
@@ -26,6 +31,8 @@ def warm_up(timeout: float | None = 30.0) -> bool:
 __all__ = [
     "extract_answer",
     "extract_boxed",
+    "extract_boxed_answers",
+    "final_answer_text",
     "is_equivalent",
     "normalize",
     "warm_up",

@@ -7,6 +7,11 @@ the caller's ``__main__`` nor the ``rstar_pl`` package). Protocol: one JSON obje
     <- {"id": 7, "budget": 2.5, "pairs": [["<gold latex>", "<pred latex>"], ...]}
     -> {"id": 7, "results": [true, false, null, ...]}      null: not decided within the budget
 
+A pair is judged by math-verify's ``verify`` with the checks of `_symbolic` around it: two
+numbers compare by value to 60 digits relative to their size (instead of math-verify's absolute
+cut-off), an equal verdict on expressions with variables must survive sample points, an equation
+against values compares solution sets, and a decimal may approximate an exact value (`numeric`).
+
 The worker runs on its own main thread, so it bounds each request with ``setitimer`` (math-verify's
 own ``signal.alarm`` timeouts are switched off: they take whole seconds and would replace the
 timer). Work stuck inside C code ignores the timer; the parent kills the worker at its deadline,
@@ -42,10 +47,10 @@ def _on_alarm(signum, frame):  # noqa: ARG001
     raise _Budget()
 
 
-def _load_numeric():
-    # numeric.py beside this file, loaded by path: importing the package would run rstar_pl/__init__.
-    path = os.path.join(_HERE, "numeric.py")
-    spec = importlib.util.spec_from_file_location("_rstar_grading_numeric", path)
+def _load(name: str):
+    # A module beside this file, loaded by path: importing the package would run rstar_pl/__init__.
+    path = os.path.join(_HERE, f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_rstar_grading{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses looks the module up while building Number
     spec.loader.exec_module(module)
@@ -86,9 +91,9 @@ def main() -> None:
     _limit_memory()
     try:
         from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-        from sympy import Float, nsimplify  # noqa: F401
 
-        numeric = _load_numeric()
+        numeric = _load("numeric")
+        symbolic = _load("_symbolic")
     except Exception as e:  # report why, then stop: the parent falls back to text comparison
         out.write(json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n")
         return
@@ -101,33 +106,43 @@ def main() -> None:
     def parsed(latex: str):
         return parse(f"${latex}$", extraction_config=config, parsing_timeout=None)
 
-    def real_value(expr_list):
-        """The value of a parsed real number as a Fraction with 40 good digits, else None."""
-        for expr in expr_list:
-            if isinstance(expr, str):
-                continue
-            try:
-                if getattr(expr, "is_number", False) and expr.is_real:
-                    v = expr.evalf(45)
-                    if v.is_finite:
-                        return numeric.Fraction(str(v))
-            except Exception:
-                pass
+    def first(expr_list):
+        return next((e for e in expr_list if not isinstance(e, str)), None)
+
+    def real_value(expr):
+        """The value of a real number as a Fraction with 50 good digits, else None."""
+        number = symbolic.as_number(expr)
+        if number is None:
             return None
+        v = number.evalf(symbolic.DIGITS)
+        if v.is_real and v.is_finite and v.is_Number:
+            return numeric.Fraction(str(v))
         return None
 
-    def judge(gold: str, pred: str) -> bool:
-        g, p = parsed(gold), parsed(pred)
-        if g and p and verify(g, p, timeout_seconds=None):
-            return True
-        # A decimal approximation of an exact irrational value (1.414 for \sqrt{2}).
-        for approx_text, exact_parsed in ((pred, g), (gold, p)):
+    def approximated(gold: str, pred: str, g, p) -> bool:
+        """A decimal approximation of an exact value (1.414 for \\sqrt{2})."""
+        for approx_text, exact_expr in ((pred, g), (gold, p)):
             approx = numeric.parse_number(approx_text)
-            if approx is not None and approx.places is not None and exact_parsed:
-                exact = real_value(exact_parsed)
+            if approx is not None and approx.places is not None and exact_expr is not None:
+                exact = real_value(exact_expr)
                 if exact is not None and numeric.approximates(approx, exact):
                     return True
         return False
+
+    def judge(gold: str, pred: str) -> bool:
+        g, p = parsed(gold), parsed(pred)
+        ge, pe = first(g), first(p)
+        if symbolic.is_statement(ge) or symbolic.is_statement(pe):
+            return False  # "log_36(36)=1" and "log_36(26)=1" are not the same answer
+        gn, pn = symbolic.as_number(ge), symbolic.as_number(pe)
+        if gn is not None and pn is not None:  # two numbers: by value, never math-verify's test
+            return bool(symbolic.same_number(gn, pn)) or approximated(gold, pred, ge, pe)
+        same = symbolic.same_equation(ge, pe)
+        if same is not None:  # two equations: proportional, or with the same solutions
+            return same
+        if g and p and verify(g, p, timeout_seconds=None):
+            return not symbolic.refuted(ge, pe)
+        return bool(symbolic.same_solutions(ge, pe)) or approximated(gold, pred, ge, pe)
 
     out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     for line in sys.stdin:

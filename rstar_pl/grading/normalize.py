@@ -4,8 +4,19 @@
 ``\\tfrac12`` and ``\\frac 12`` all become ``\\frac{1}{2}``; ``\\$15,\\!000`` becomes ``15000``;
 ``90\\text{ square units}`` becomes ``90``; ``\\left( 3, \\frac{\\pi}{2} \\right)`` becomes
 ``(3,\\frac{\\pi}{2})``. Percent signs become ``\\%`` and degree marks ``^{\\circ}``, so that the
-number parser and math-verify both see them. Strings longer than `MAX_CHARS` (no real final
-answer is) only lose whitespace and dollar signs, which keeps every regex here on short input.
+number parser and math-verify both see them. One set has one spelling: ``\\varnothing``,
+``\\{\\}`` and the empty-set sign become ``\\emptyset``; ``\\mathbb{R}`` and "all real numbers"
+become ``(-\\infty,\\infty)``. A whole solution or a sentence is first reduced to the answer it
+states (`final_answer_text`: the last run of boxes, GSM8K's ``#### N``, the math of the last
+sentence).
+
+Commas: a comma followed by a space separates answers (``32, 349`` is two numbers); a string
+that is one well-formed thousands-grouped number (``32,349``, ``1,000,000``, ``32,\\!349``,
+``32{,}349``) loses its commas. ``7 3/4`` is the mixed number ``7\\frac{3}{4}`` (whitespace is
+removed later, and ``73/4`` would be another number).
+
+Strings longer than `MAX_CHARS` (no real final answer is) only lose whitespace and dollar signs,
+which keeps every regex here on short input.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from rstar_pl.grading.extract import extract_boxed
+from rstar_pl.grading.extract import final_answer_text
 
 __all__ = ["normalize", "text_content"]
 
@@ -33,6 +44,8 @@ _UNICODE = {
     "\u2229": "\\cap ",
     "\u00b0": "^{\\circ}",
     "\uff0c": ",",
+    "\u2205": "\\emptyset ",
+    "\u211d": "\\mathbb{R}",
 }
 
 # Sizing and spacing commands that carry no meaning.
@@ -40,8 +53,12 @@ _SIZING = re.compile(
     r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![A-Za-z])\.?"
 )
 _SPACING = re.compile(
-    r"\\[!,;:>]|\\(?:quad|qquad|displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])|~"
+    r"\\[!,;:>]|\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![A-Za-z])|~"
 )
+# \quad between answers separates them ("f(x)=0, \quad f(x)=x" or "x=1 \quad y=2").
+_QUAD = re.compile(r"\s*,?\s*\\q?quad(?![A-Za-z])\s*,?\s*")
+_COMMAS = re.compile(r",(?:\s*,)+")
+_APPROX = re.compile(r"\\approx(?![A-Za-z])")  # "a \approx 0.87": the value is the last part
 _BACKSLASH_SPACE = re.compile(r"(?<!\\)\\ ")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _STYLE_WRAPPERS = re.compile(
@@ -71,7 +88,10 @@ _TRAILING_WORDS = re.compile(
     r"^([-+]?[0-9.,/]*[0-9])\s+([A-Za-z]{2,}[A-Za-z.]*(?:\s+[A-Za-z]{2,}[A-Za-z.]*)*)(?:\^\{?\d\}?)?$"
 )
 _MATH_WORDS = {"pi", "sqrt", "ln", "log", "exp", "sin", "cos", "tan", "cot", "sec", "csc", "inf"}
-_AND_OR = re.compile(r"\\text\s*\{\s*(?:and|or|,)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])")
+# "3, 5, and 7": the comma before "and" belongs to the same separator.
+_AND_OR = re.compile(
+    r"\s*,?\s*(?:\\text\s*\{\s*(?:and|or|,)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z]))\s*"
+)
 _WHITESPACE = re.compile(r"(\\[A-Za-z]+)?\s+(?=([A-Za-z])?)")
 _FRAC_SHORT = [
     (re.compile(r"\\frac(\d)(\d)"), r"\\frac{\1}{\2}"),
@@ -83,6 +103,13 @@ _FRAC_SHORT = [
     (re.compile(r"\\sqrt(\\[A-Za-z]+)"), r"\\sqrt{\1}"),
 ]
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS_THIN = re.compile(r"(?<=\d),\\!(?=\d{3}(?!\d))")  # 32,\!348 (MATH's style)
+_MIXED_SPACED = re.compile(r"(?<![\d.])(\d+)\s+(\d+)\s*/\s*(\d+)(?![\d.])")  # 7 3/4
+_EMPTY_SET = re.compile(r"\\(?:varnothing|emptyset)(?![A-Za-z])|\\\{\s*\\\}|\\O(?![A-Za-z])")
+_REALS = re.compile(
+    r"\\mathbb\s*\{\s*R\s*\}|\\mathbb\s+R(?![A-Za-z])|\\R(?![A-Za-z])"
+    r"|(?:\\text\s*\{\s*)?(?:the\s+)?(?:set\s+of\s+)?all\s+real\s+numbers(?:\s*\})?"
+)
 _THOUSANDS_BRACE = re.compile(r"(?<=\d)\{,\}(?=\d{3}(?!\d))")
 _DECIMAL_BRACE = re.compile(r"(?<=\d)\{,\}(?=\d)")
 _PLUS_INFTY = re.compile(r"(?<![0-9A-Za-z}\)])\+\\infty")
@@ -126,16 +153,17 @@ def normalize(answer: str) -> str:
     """The canonical form of one final answer (see the module docstring); '' for no answer."""
     if len(answer) > MAX_CHARS:  # keeps every regex below on short strings
         return _SPACE_OR_DOLLAR.sub("", answer)
-    s = answer.strip()
-    if "\\boxed" in s or "\\fbox" in s:
-        s = extract_boxed(s) or s
+    s = final_answer_text(answer.strip()).strip()
     s = _strip_delimiters(s)
     for k, v in _UNICODE.items():
         if k in s:
             s = s.replace(k, v)
     s = s.replace("\n", " ").replace("\t", " ")
+    s = _THOUSANDS_THIN.sub("{,}", s)  # before \! becomes a space, which would mean a list
     s = _SIZING.sub("", s)
     s = _SPACING.sub(" ", s)
+    s = _QUAD.sub(",", s).strip(",")
+    s = _APPROX.sub("=", s)
     s = _BACKSLASH_SPACE.sub(" ", s)
     s = _FRAC_VARIANTS.sub(r"\\frac", s)
     s = _STYLE_WRAPPERS.sub(r"\\text", s)
@@ -148,6 +176,7 @@ def normalize(answer: str) -> str:
     s = _CURRENCY.sub("", s).strip()
     # \text{ and } / "or" between answers separate them like a comma.
     s = _AND_OR.sub(",", s)
+    s = _COMMAS.sub(",", s)  # "\quad \text{or} \quad" made two separators of one
     # Units: drop trailing \text{...} after a value, or plain words after a number.
     unitless = _TRAILING_TEXT_UNIT.sub("", s).strip()
     if unitless and unitless != s:
@@ -156,12 +185,16 @@ def normalize(answer: str) -> str:
     if m and not _MATH_WORDS.intersection(m.group(2).lower().split()):
         s = m.group(1)
     s = text_content(s)
+    s = _EMPTY_SET.sub(r"\\emptyset ", s)
+    s = _REALS.sub(r"(-\\infty,\\infty)", s)
+    s = s.strip().rstrip(".").strip()
+    if _THOUSANDS.fullmatch(s):  # before whitespace goes: "32, 349" is a list, not 32349
+        s = s.replace(",", "")
+    s = _MIXED_SPACED.sub(r"\1\\frac{\2}{\3}", s)
     s = _collapse_whitespace(s)
     s = s.rstrip(".").strip()
     if "{,}" in s:  # 1{,}000 groups thousands; 3{,}5 is a decimal comma
         s = _DECIMAL_BRACE.sub(".", _THOUSANDS_BRACE.sub("", s))
-    if _THOUSANDS.fullmatch(s):
-        s = s.replace(",", "")
     for pattern, repl in _FRAC_SHORT:
         s = pattern.sub(repl, s)
     s = _PLUS_INFTY.sub(r"\\infty", s)

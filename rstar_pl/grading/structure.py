@@ -1,32 +1,33 @@
 """The shape of an answer: one value, or a collection of values to compare element by element.
 
 `parse_structure` turns a canonical answer (see `normalize`) into a small tree of `Node`s:
-unordered collections (``1, 2``, ``\\{1,2\\}``, unions of intervals, the two roots of
-``1\\pm\\sqrt{5}``), ordered brackets (tuples, intervals, with their bracket characters),
-matrices, and scalars at the leaves. Inequalities and set-builder sets with one variable become
-intervals (``\\{x|-2\\leq x<1\\}`` is ``[-2,1)``). `compare_structures` matches two trees,
-calling back for each pair of scalars, so that every element takes the fast numeric path and
-only the rest goes to the symbolic worker. All scanning is iterative; nesting deeper than
-`MAX_DEPTH` is left as one scalar.
+unordered collections (``1, 2``, ``\\{1,2\\}``, the empty set, the two roots of
+``1\\pm\\sqrt{5}``), unions (``A\\cup B``), ordered brackets (tuples, intervals, with their
+bracket characters; a named tuple ``(p,q)=(3,2)`` keeps its names), matrices, and scalars at the
+leaves. Inequalities and set-builder sets with one variable become intervals
+(`inequalities`: ``\\{x|-2\\leq x<1\\}`` is ``[-2,1)``, ``-x>-1`` is ``(-\\infty,1)``).
+`matching.compare_structures` then compares two trees. All scanning is iterative; nesting
+deeper than `MAX_DEPTH` is left as one scalar.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Node", "parse_structure", "compare_structures", "split_top_level"]
+from rstar_pl.grading.inequalities import RELATION, interval_from_relation
+
+__all__ = ["Node", "parse_structure", "split_top_level", "UNION", "PLUS_MINUS"]
 
 MAX_DEPTH = 8  # nesting of collections inside collections
 MAX_ITEMS = 64  # elements of one collection; longer ones are compared as text
 MAX_CHARS = 2000  # longer answers are one scalar (compared as text)
 
-_OPEN = {"(": ")", "[": "]", "{": "}"}
+UNION = "\\cup"  # `Node.open` of a union
+PLUS_MINUS = "\\pm"  # `Node.open` of the two values of a +- b
 _MATRIX = re.compile(
     r"\\begin\{(?P<env>[pbBv]?matrix|array)\}(?:\{[^{}]*\})?(?P<body>.*)\\end\{(?P=env)\}", re.S
 )
-_RELATION = re.compile(r"\\leq |\\geq |\\leq(?![A-Za-z])|\\geq(?![A-Za-z])|<|>")
 _VARIABLE = re.compile(r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+")
 _SET_BUILDER = re.compile(
     r"\\\{(?P<var>[^|:{}]{1,20}?)(?:\||\\mid |\\mid(?![A-Za-z])|:)(?P<cond>.*)\\\}"
@@ -36,8 +37,10 @@ _SET_BUILDER = re.compile(
 @dataclass(frozen=True)
 class Node:
     """``kind`` is "scalar" (``text``), "unordered" (``items``), "bracket" (``items`` between
-    ``open`` and ``close``) or "matrix" (``items`` row by row, ``shape``). An unordered node
-    with ``open == "\\pm"`` holds the two values of ``a \\pm b``; lists splice them in."""
+    ``open`` and ``close``, and the ``names`` of a named tuple) or "matrix" (``items`` row by
+    row, ``shape``). An unordered node with ``open == UNION`` is a union of sets; with
+    ``open == PLUS_MINUS`` it holds the two values of ``a \\pm b``, which lists splice in. The
+    empty set is an unordered node without items."""
 
     kind: str
     text: str = ""
@@ -45,6 +48,7 @@ class Node:
     open: str = ""
     close: str = ""
     shape: tuple[int, int] = (0, 0)
+    names: tuple[str, ...] = ()
 
 
 def _scan(s: str):
@@ -121,41 +125,13 @@ def _wrapped(s: str) -> tuple[str, str] | None:
     return None
 
 
-def _interval_from_relation(cond: str) -> Node | None:
-    """``a<x\\leq b``, ``x\\geq a``, ``x<b`` (one variable) as an interval node."""
-    parts = _RELATION.split(cond)
-    ops = [op.strip() for op in _RELATION.findall(cond)]
-    if len(parts) not in (2, 3) or any(not p for p in parts):
-        return None
-    up = [op in ("<", "\\leq") for op in ops]
-    if len(set(up)) != 1:
-        return None
-    if not up[0]:  # a > x >= b  is  b <= x < a
-        parts, ops = parts[::-1], [{">": "<", "\\geq": "\\leq"}[op] for op in ops[::-1]]
-    if len(parts) == 2:
-        if _VARIABLE.fullmatch(parts[0]):
-            lo, lo_op, hi, hi_op = "-\\infty", "<", parts[1], ops[0]
-        elif _VARIABLE.fullmatch(parts[1]):
-            lo, lo_op, hi, hi_op = parts[0], ops[0], "\\infty", "<"
-        else:
-            return None
-    else:
-        if not _VARIABLE.fullmatch(parts[1]):
-            return None
-        lo, lo_op, hi, hi_op = parts[0], ops[0], parts[2], ops[1]
-    return Node(
-        "bracket",
-        items=(Node("scalar", lo), Node("scalar", hi)),
-        open="[" if lo_op == "\\leq" else "(",
-        close="]" if hi_op == "\\leq" else ")",
-    )
-
-
 def _unordered(parts: list[str], depth: int) -> Node:
     items: list[Node] = []
     for p in parts:
         node = parse_structure(p, depth + 1)
-        items.extend(node.items if node.kind == "unordered" and node.open == "\\pm" else (node,))
+        items.extend(
+            node.items if node.kind == "unordered" and node.open == PLUS_MINUS else (node,)
+        )
     return Node("unordered", items=tuple(items))
 
 
@@ -177,16 +153,21 @@ def parse_structure(s: str, depth: int = 0) -> Node:
     s = s.strip()
     if depth > MAX_DEPTH or not s or len(s) > MAX_CHARS:
         return Node("scalar", s)
+    if s == "\\emptyset":
+        return Node("unordered")
     if "\\begin" in s and (node := _matrix(s, depth)) is not None:
         return node
-    parts = _split_word(s, "\\cup")
+    parts = _split_word(s, UNION)
     if len(parts) > 1 and len(parts) <= MAX_ITEMS:
-        return Node("unordered", items=tuple(parse_structure(p, depth + 1) for p in parts))
+        items = tuple(parse_structure(p, depth + 1) for p in parts)
+        return Node("unordered", items=items, open=UNION)
     parts = split_top_level(s)
     if len(parts) > 1 and len(parts) <= MAX_ITEMS:
         return _unordered(parts, depth)
+    if "=" in s and (node := _named_tuple(s, depth)) is not None:
+        return node
     if m := _SET_BUILDER.fullmatch(s):
-        node = _interval_from_relation(m.group("cond"))
+        node = _interval(m.group("cond"))
         if node is not None:
             return node
     wrap = _wrapped(s)
@@ -208,74 +189,45 @@ def parse_structure(s: str, depth: int = 0) -> Node:
                     open=first,
                     close=last,
                 )
-    if _RELATION.search(s) and "=" not in s:
-        node = _interval_from_relation(s)
+    if RELATION.search(s) and "=" not in s:
+        node = _interval(s)
         if node is not None:
             return node
-    if s.count("\\pm") == 1:  # the two values of a +- b, spliced into an enclosing list
+    if s.count(PLUS_MINUS) == 1:  # the two values of a +- b, spliced into an enclosing list
         return Node(
             "unordered",
-            items=(Node("scalar", s.replace("\\pm", "+")), Node("scalar", s.replace("\\pm", "-"))),
-            open="\\pm",
+            items=(
+                Node("scalar", s.replace(PLUS_MINUS, "+")),
+                Node("scalar", s.replace(PLUS_MINUS, "-")),
+            ),
+            open=PLUS_MINUS,
         )
     return Node("scalar", s)
 
 
-def _perfect_matching(n: int, edge: Callable[[int, int], bool]) -> bool:
-    """Whether an n x n bipartite graph has a perfect matching (Kuhn's augmenting paths;
-    recursion depth at most n, which `MAX_ITEMS` bounds)."""
-    match_of = [-1] * n  # right vertex -> left vertex
-
-    def augment(u: int, seen: list[bool]) -> bool:
-        for v in range(n):
-            if not seen[v] and edge(u, v):
-                seen[v] = True
-                if match_of[v] == -1 or augment(match_of[v], seen):
-                    match_of[v] = u
-                    return True
-        return False
-
-    return all(augment(u, [False] * n) for u in range(n))
+def _interval(relation: str) -> Node | None:
+    found = interval_from_relation(relation)
+    if found is None:
+        return None
+    open_, lo, hi, close = found
+    return Node("bracket", items=(Node("scalar", lo), Node("scalar", hi)), open=open_, close=close)
 
 
-def compare_structures(a: Node, b: Node, scalars_equal: Callable[[str, str], bool]) -> bool:
-    """Whether trees ``a`` (prediction) and ``b`` (reference) denote the same answer, given a
-    judge for pairs of scalars (called as ``scalars_equal(pred, gold)``)."""
-    if a.kind == "scalar" and b.kind == "scalar":
-        return scalars_equal(a.text, b.text)
-    if a.kind == "unordered" or b.kind == "unordered":
-        xs = a.items if a.kind == "unordered" else (a,)
-        ys = b.items if b.kind == "unordered" else (b,)
-        if len(xs) != len(ys):
-            return False
-        if len(xs) == 1:
-            return compare_structures(xs[0], ys[0], scalars_equal)
-        memo: dict[tuple[int, int], bool] = {}
-
-        def edge(i: int, j: int) -> bool:
-            if (i, j) not in memo:
-                memo[(i, j)] = compare_structures(xs[i], ys[j], scalars_equal)
-            return memo[(i, j)]
-
-        return _perfect_matching(len(xs), edge)
-    if a.kind == "bracket" and b.kind == "bracket":
-        if (a.open, a.close) != (b.open, b.close) or len(a.items) != len(b.items):
-            return False
-        return all(
-            compare_structures(x, y, scalars_equal) for x, y in zip(a.items, b.items, strict=True)
-        )
-    if a.kind == "matrix" and b.kind == "matrix":
-        if a.shape != b.shape:
-            return False
-        return all(
-            compare_structures(x, y, scalars_equal) for x, y in zip(a.items, b.items, strict=True)
-        )
-    # A vector written as a one-row or one-column matrix and as a tuple.
-    for m, t in ((a, b), (b, a)):
-        if m.kind == "matrix" and t.kind == "bracket" and 1 in m.shape and t.open in "([":
-            if len(m.items) == len(t.items) and (t.open, t.close) in (("(", ")"), ("[", "]")):
-                return all(
-                    compare_structures(x, y, scalars_equal)
-                    for x, y in zip(a.items, b.items, strict=True)
-                )
-    return False
+def _named_tuple(s: str, depth: int) -> Node | None:
+    """``(p,q)=(3,2)``: the tuple (3,2) with the names p, q; None for anything else."""
+    parts = split_top_level(s, "=")
+    if len(parts) != 2 or _wrapped(parts[0]) != ("(", ")"):
+        return None
+    names = [n.strip() for n in split_top_level(parts[0][1:-1])]
+    value = parse_structure(parts[1], depth + 1)
+    if (
+        len(names) < 2
+        or not all(_VARIABLE.fullmatch(n) for n in names)
+        or len(set(names)) != len(names)
+        or value.kind != "bracket"
+        or len(value.items) != len(names)
+    ):
+        return None
+    return Node(
+        "bracket", items=value.items, open=value.open, close=value.close, names=tuple(names)
+    )
