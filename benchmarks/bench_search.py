@@ -1,6 +1,7 @@
 """Search bookkeeping cost per node, and backend calls per depth level.
 
     python benchmarks/bench_search.py [--problems 64] [--rollouts 16] [--n 8] [--repeats 3]
+                                      [--unvisited 0]
 
 Runs MCTS with the scripted backend (zero model cost) on copies of the built-in
 problems, twice side by side in the same process: all trees in lock-step (one
@@ -120,6 +121,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--annotation", choices=("terminal", "ppm"), default="terminal")
     parser.add_argument("--sandbox", choices=("exec", "real"), default="exec")
+    parser.add_argument("--unvisited", default=MCTSConfig.unvisited,
+                        help="first-play value of unvisited children: inf, parent_q or a number")
     args = parser.parse_args()
 
     base = load_problems(ProblemsConfig(source="builtin:scripted_problems")).problems
@@ -128,7 +131,9 @@ def main() -> None:
         for i in range(args.problems)
     ]
     scripts = scripts_from_problems(base)
-    config = MCTSConfig(rollouts=args.rollouts, n=args.n, annotation=args.annotation)
+    config = MCTSConfig(
+        rollouts=args.rollouts, n=args.n, annotation=args.annotation, unvisited=args.unvisited
+    )
     if args.sandbox == "real":
         from rstar_pl.sandbox import Sandbox
 
@@ -151,7 +156,8 @@ def main() -> None:
             rows[label] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(
         f"bench_search: {args.problems} trees, {args.rollouts} rollouts, n={args.n}, "
-        f"annotation={args.annotation}, sandbox={args.sandbox}, median of {args.repeats}"
+        f"annotation={args.annotation}, unvisited={config.unvisited}, sandbox={args.sandbox}, "
+        f"median of {args.repeats}"
     )
     header = f"{'':32} {'nodes':>7} {'backend calls':>13} {'prompts/call':>12} {'us/node (bookkeeping)':>22} {'total s':>8}"
     print(header)

@@ -22,10 +22,21 @@ T = TypeVar("T")
 
 
 def hold_out(records: Sequence[T], val_size: int, seed: int) -> tuple[list[T], list[T]]:
-    """(train, val): `val_size` records picked with `seed`, always leaving one for training."""
-    order = list(range(len(records)))
+    """(train, val) split by problem: whole groups (`record.group`, the problem
+    id) are held out, in an order shuffled with `seed`, until at least
+    `val_size` records are; one group always stays for training. Pairs and SFT
+    records of one problem share prefixes, so a record-level split would let
+    validation measure memorised prefixes."""
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(getattr(record, "group", "") or f"#{i}", []).append(i)
+    order = list(groups)
     random.Random(seed).shuffle(order)
-    held = set(order[: min(val_size, max(0, len(records) - 1))])
+    held: set[int] = set()
+    for name in order[: max(0, len(order) - 1)]:
+        if len(held) >= val_size:
+            break
+        held.update(groups[name])
     train = [r for i, r in enumerate(records) if i not in held]
     val = [r for i, r in enumerate(records) if i in held]
     return train, val

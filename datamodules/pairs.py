@@ -12,7 +12,10 @@ texts, rows B..2B-1 the rejected ones, padded together (`padding_side`, left
 by default as at inference; the value head finds the last real token either
 way):
 
-    {"input_ids": [2B, seq], "attention_mask": [2B, seq]}
+    {"input_ids": [2B, seq], "attention_mask": [2B, seq], "pair_weight": [B]}
+
+`pair_weight` is each pair's Eq. 4 weight (`records.read_pairs`), which the
+PPM's loss uses. The hold-out split is by problem (`base.hold_out`).
 
 The global batch (paper: 512 pairs) is
 `batch_size * devices * num_nodes * accumulate_grad_batches`.
@@ -33,11 +36,14 @@ __all__ = ["PairDataModule", "collate_pairs"]
 
 
 def collate_pairs(
-    pairs: list[tuple[list[int], list[int]]], pad_id: int, padding_side: str
+    pairs: list[tuple[list[int], list[int], float]], pad_id: int, padding_side: str
 ) -> dict[str, torch.Tensor]:
-    """[(chosen_ids, rejected_ids)] * B -> input_ids and attention_mask [2B, seq]."""
-    ids = [c for c, _ in pairs] + [r for _, r in pairs]
-    return pad_values(ids, pad_id, padding_side)
+    """[(chosen_ids, rejected_ids, weight)] * B -> input_ids and attention_mask
+    [2B, seq], pair_weight [B]."""
+    ids = [c for c, _, _ in pairs] + [r for _, r, _ in pairs]
+    batch = pad_values(ids, pad_id, padding_side)
+    batch["pair_weight"] = torch.tensor([w for _, _, w in pairs], dtype=torch.float32)
+    return batch
 
 
 class PairDataModule(RecordsDataModule):
@@ -47,7 +53,8 @@ class PairDataModule(RecordsDataModule):
         model: hub id or folder whose tokenizer to use (the policy the PPM starts from).
         train_files: pair files (.jsonl extractor format or .json official format).
         val_files: validation files; when empty, `val_size` pairs are held out (seeded).
-        val_size: pairs to hold out when there are no `val_files` (at most all but one).
+        val_size: pairs to hold out (whole problems, at least this many pairs) when there
+            are no `val_files`; one problem always stays for training.
         max_length: tokens per partial trajectory; longer ones are cut from the left.
         batch_size: pairs per device per step.
         padding_side: "left" (as the scorer does) or "right".
@@ -77,11 +84,11 @@ class PairDataModule(RecordsDataModule):
         self._train: list = []
         self._val: list = []
 
-    def _encode(self, pairs: list[PairExample]) -> list[tuple[list[int], list[int]]]:
+    def _encode(self, pairs: list[PairExample]) -> list[tuple[list[int], list[int], float]]:
         n = self.hparams.max_length
         chosen = encode_values(self.tokenizer, [p.prompt + p.chosen for p in pairs], n)
         rejected = encode_values(self.tokenizer, [p.prompt + p.rejected for p in pairs], n)
-        return list(zip(chosen, rejected))
+        return list(zip(chosen, rejected, [p.weight for p in pairs]))
 
     def setup(self, stage: str | None = None) -> None:
         if self._train or self._val:

@@ -14,7 +14,17 @@ Preference pairs (the PPM's data):
       "rejected_q", "kind"}``; ``prompt + chosen`` is a partial trajectory.
     * ``*.json``, the official rStar format: ``{"prompt", "pos", "neg",
       "pos_count", "neg_count"}``.
-    Both become `PairExample(prompt, chosen, rejected)`.
+    Both become `PairExample(prompt, chosen, rejected, weight, group)`.
+
+Pair weights (Eq. 4: each step counts once, its pairs share that weight): an
+official record weighs 1/(pos_count * neg_count); an extractor record
+1/(number of records of its file with the same problem_id, kind and prompt),
+since those are the pairs of one step (the final-answer pairs of a problem are
+one more "step").
+
+Every example carries its `group`, the problem it comes from (`problem_id`, or
+the question where a format has none), so that a validation split never puts
+records that share a prefix on both sides (`datamodules.base.hold_out`).
 
 Unknown extra keys are allowed (a schema version, for example). A bad record
 raises `RecordError` naming the file, the line and the key; a file that is not
@@ -28,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,19 +64,32 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True)
 class SFTExample:
-    """One supervised example: loss is taken on `response` only."""
+    """One supervised example: loss is taken on `response` only; `group` is its problem."""
 
     prompt: str
     response: str
+    group: str = ""
 
 
 @dataclass(frozen=True)
 class PairExample:
-    """One preference pair: `prompt + chosen` should score above `prompt + rejected`."""
+    """One preference pair: `prompt + chosen` should score above `prompt + rejected`.
+
+    `weight` is the pair's share of its step (Eq. 4, module docstring); `group`
+    its problem.
+    """
 
     prompt: str
     chosen: str
     rejected: str
+    weight: float = 1.0
+    group: str = ""
+
+
+def _user_turn(prompt: str) -> str:
+    """The problem part of a prompt: everything before the assistant's turn."""
+    cut = prompt.find("<|assistant|>")
+    return prompt if cut < 0 else prompt[:cut]
 
 
 def _iter_objects(path: Path) -> Iterator[tuple[int, object]]:
@@ -142,17 +166,19 @@ def read_sft(path: str | os.PathLike) -> list[SFTExample]:
             response = _field(record, "response", str, where)
             for key in ("mean_q", "min_q"):
                 _field(record, key, (int, float), where)
+            group = str(record.get("problem_id", question))
         else:
             question = _field(record, "query", str, where)
             response = _field(record, "response", str, where)
-        examples.append(SFTExample(prompt=build_prompt(question), response=response))
+            group = question
+        examples.append(SFTExample(build_prompt(question), response, group))
     return examples
 
 
 def read_pairs(path: str | os.PathLike) -> list[PairExample]:
     """Read preference pairs from a .jsonl (extractor) or .json (official rStar) file."""
     path = Path(path)
-    pairs, same = [], []
+    rows, same = [], []
     for lineno, record in _iter_objects(path):
         where = f"{path}:{lineno}"
         if path.suffix == ".jsonl":
@@ -161,18 +187,32 @@ def read_pairs(path: str | os.PathLike) -> list[PairExample]:
             rejected = _field(record, "rejected", str, where)
             for key in ("chosen_q", "rejected_q"):
                 _field(record, key, (int, float), where)
+            group = str(record.get("problem_id", _user_turn(prompt)))
+            step = (group, str(record.get("kind", "")), prompt)
         else:
             prompt = _field(record, "prompt", str, where)
             chosen = _field(record, "pos", str, where)
             rejected = _field(record, "neg", str, where)
+            counts = 1
             for key in ("pos_count", "neg_count"):
-                _field(record, key, int, where)
+                value = _field(record, key, int, where)
+                if value < 1:
+                    raise RecordError(f"{where}: key {key!r} is {value}; expected an int >= 1")
+                counts *= value
+            group = _user_turn(prompt)
+            step = counts
         if chosen == rejected:
             same.append(lineno)
             continue
-        pairs.append(PairExample(prompt=prompt, chosen=chosen, rejected=rejected))
+        rows.append((prompt, chosen, rejected, group, step))
     if same:
         lines = ", ".join(map(str, same[:10])) + (", ..." if len(same) > 10 else "")
         log.warning("%s: dropped %d pairs whose chosen text equals the rejected one (lines %s)",
                     path, len(same), lines)
-    return pairs
+    # a step's weight is shared by the pairs of it that are kept
+    sizes = Counter(step for *_, step in rows if isinstance(step, tuple))
+    return [
+        PairExample(prompt, chosen, rejected, 1.0 / (sizes[step] if isinstance(step, tuple) else step),
+                    group)
+        for prompt, chosen, rejected, group, step in rows
+    ]

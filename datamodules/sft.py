@@ -71,7 +71,8 @@ class SFTDataModule(RecordsDataModule):
         train_files: SFT files (.jsonl extractor format or .json official format).
         val_files: validation files; when empty, `val_size` examples are held
             out of the training files (seeded).
-        val_size: examples to hold out when there are no `val_files` (at most all but one).
+        val_size: examples to hold out (whole problems, at least this many examples) when
+            there are no `val_files`; one problem always stays for training.
         max_length: the sequence length (paper: 4096).
         batch_size: examples (or packed rows) per device per step.
         packing: pack several examples per row (no cross-attention between them).

@@ -7,15 +7,16 @@ of those trajectories by PPM score (plain or score-weighted). Here:
 - `mcts`: `trajectories` independent MCTS runs (different attempts, so
   different tree seeds) with PPM-initialised Q-values and no reference answer
   (terminals are rewarded with their PPM score); each run contributes its best
-  trajectory.
+  trajectory that gives an answer (`rstar_pl.search.best_answered`).
 - `best_of_n`: `trajectories` sampled solutions per problem, ranked by the
   PPM's score of their last step (unranked without a PPM: plain vote over all).
 - `beam`: step-level beam search of width `trajectories`, `samples` per node,
   PPM-ranked; its finished trajectories are the candidates.
 
-The search itself is `rstar_pl.search`; this module only turns evaluation
-problems into search problems (without their answers), runs the chosen
-strategy, and votes.
+The vote (`rstar_pl.search.majority_vote`) drops candidates without an answer
+before taking the top K. The search itself is `rstar_pl.search`; this module
+only turns evaluation problems into search problems (without their answers),
+runs the chosen strategy, and votes.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
         BestOfNConfig,
         MCTSConfig,
         Sampling,
-        ranked_trajectories,
+        best_answered,
         run_beam,
         run_best_of_n,
         run_mcts,
@@ -124,9 +125,9 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
             trees = run_mcts(problems, env, config, seed=settings.seed, attempt=attempt,
                              use_reference=False)
             for i, tree in enumerate(trees):
-                best = ranked_trajectories(tree)
-                if best:
-                    found[i].append(best[0])
+                best = best_answered(tree)
+                if best is not None:
+                    found[i].append(best)
         return [sorted(c, key=lambda t: -t.score) for c in found]
     raise ValueError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
 

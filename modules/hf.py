@@ -26,11 +26,12 @@ __all__ = ["init_added_rows", "load_backbone", "resolve_dtype"]
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_dtype(name: str | None) -> torch.dtype | None:
+def resolve_dtype(name: str | None, key: str = "model.dtype") -> torch.dtype | None:
+    """A dtype named in a config (`key` names the setting in the error), or None for null."""
     if name is None:
         return None
     if name not in _DTYPES:
-        raise ValueError(f"model.dtype is {name!r}; allowed: {', '.join(_DTYPES)} or null")
+        raise ValueError(f"{key} is {name!r}; allowed: {', '.join(_DTYPES)} or null")
     return _DTYPES[name]
 
 

@@ -41,18 +41,23 @@ def response_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 
 def pairwise_preference_loss(
-    chosen: torch.Tensor, rejected: torch.Tensor
+    chosen: torch.Tensor, rejected: torch.Tensor, weights: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bradley-Terry loss `-mean log sigmoid(r_pos - r_neg)` over step pairs.
+    """Bradley-Terry loss `-log sigmoid(r_pos - r_neg)` over step pairs, Eq. 4.
 
     The paper writes, per step with 2 positives and 2 negatives,
-    `L = -1/(2*2) * sum log sigmoid(r(x, y_pos) - r(x, y_neg))`: a mean over the
-    four cross pairs. Each row here is one of those pairs, so the mean over
-    rows is the paper's loss averaged over steps.
+    `L = -1/(2*2) * sum log sigmoid(r(x, y_pos) - r(x, y_neg))`: each step
+    counts once, its pairs share that weight. Each row here is one pair, with
+    weight 1/(#pairs of its step) (`datamodules.records.PairExample.weight`;
+    the reference's 1/(pos_count * neg_count)), and the loss is the weighted
+    mean `sum(w * l) / sum(w)`, i.e. the mean over steps of each step's mean
+    pair loss when a batch holds whole steps. Without weights every pair counts
+    once.
 
     Args:
         chosen: [pairs], the values of the positive (higher-Q) steps.
         rejected: [pairs], the values of the negative steps, row by row.
+        weights: [pairs] pair weights, or None for a plain mean.
 
     Returns:
         (loss, margins): the scalar loss and the per-pair margins
@@ -65,4 +70,13 @@ def pairwise_preference_loss(
         )
     margins = chosen.float() - rejected.float()
     # logsigmoid is the numerically stable form of log(sigmoid(x)).
-    return -F.logsigmoid(margins).mean(), margins
+    losses = -F.logsigmoid(margins)
+    if weights is None:
+        return losses.mean(), margins
+    if weights.shape != chosen.shape:
+        raise ValueError(
+            f"weights must have one value per pair, shape {tuple(chosen.shape)}; got "
+            f"{tuple(weights.shape)}"
+        )
+    weights = weights.to(losses.dtype)
+    return (weights * losses).sum() / weights.sum(), margins

@@ -14,6 +14,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from modules.fsdp import FSDPConfig, is_sharded, shard_model
 from modules.hf import load_backbone
 from modules.losses import IGNORE_INDEX, response_lm_loss
 from modules.optim import Schedule, build_optimizer
@@ -34,10 +35,15 @@ class PolicyModule(L.LightningModule):
         schedule: "linear" (paper, Qwen), "cosine" (paper, Phi) or "constant".
         warmup_steps: optimiser steps of linear warmup from 0.
         min_lr_ratio: the decay ends at `min_lr_ratio * lr`.
-        gradient_checkpointing: recompute activations in the backward pass.
+        gradient_checkpointing: recompute each decoder layer's activations in the
+            backward pass (also under FSDP2, where it is the activation checkpointing).
         dtype: dtype of the loaded weights ("float32" keeps fp32 master weights
-            under `precision: bf16-mixed`; "bfloat16" for `bf16-true`).
+            under FSDP2's bf16 policy or `precision: bf16-mixed`; "bfloat16" for
+            `bf16-true`).
         attn_implementation: "sdpa", "eager" or "flash_attention_2".
+        fsdp: how `configure_model` shards the model under a ModelParallelStrategy
+            (`modules.fsdp.FSDPConfig`: layer class, mixed precision, resharding,
+            CPU offload); ignored by other strategies.
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class PolicyModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         dtype: str | None = "float32",
         attn_implementation: str | None = "sdpa",
+        fsdp: FSDPConfig | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -61,6 +68,12 @@ class PolicyModule(L.LightningModule):
             attn_implementation=attn_implementation,
             gradient_checkpointing=gradient_checkpointing,
         )
+
+    def configure_model(self) -> None:
+        """Shard the causal LM per decoder layer when the strategy gives a device mesh (FSDP2)."""
+        if self.device_mesh is None or is_sharded(self.model):
+            return
+        shard_model(self.model, self.device_mesh["data_parallel"], self.hparams.fsdp)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits [batch, seq, vocab] of a padded or packed batch."""

@@ -2,7 +2,8 @@
 
 A batch is what `datamodules.pairs.PairDataModule` yields: `input_ids` and
 `attention_mask` [2B, seq], the B chosen partial trajectories first, then the
-B rejected ones in the same order. The loss is the Bradley-Terry loss of
+B rejected ones in the same order, and `pair_weight` [B], each pair's Eq. 4
+weight. The loss is the weighted Bradley-Terry loss of
 `losses.pairwise_preference_loss`; pairwise accuracy (share of pairs with
 chosen > rejected) and mean margin are torchmetrics metrics, synchronised
 across processes.
@@ -14,6 +15,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from modules.fsdp import FSDPConfig, is_sharded, shard_model
 from modules.losses import pairwise_preference_loss
 from modules.optim import Schedule, build_optimizer
 from modules.value_model import ValueHeadModel
@@ -30,7 +32,9 @@ class PPMModule(L.LightningModule):
         vocab_size: the tokenizer's size (linked from the datamodule).
         lr, weight_decay, betas, schedule, warmup_steps, min_lr_ratio: AdamW and
             its schedule (paper: lr 7e-6, linear).
-        gradient_checkpointing, dtype, attn_implementation: as in `PolicyModule`.
+        gradient_checkpointing, dtype, attn_implementation, fsdp: as in
+            `PolicyModule`; under FSDP the value head is a group of its own whose
+            parameters stay in fp32 whatever `fsdp.param_dtype` says.
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class PPMModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         dtype: str | None = "float32",
         attn_implementation: str | None = "sdpa",
+        fsdp: FSDPConfig | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -58,6 +63,13 @@ class PPMModule(L.LightningModule):
             for stage in ("train", "val", "test") for name in ("accuracy", "margin")
         })
 
+    def configure_model(self) -> None:
+        """Shard the backbone per decoder layer when the strategy gives a device mesh (FSDP2)."""
+        if self.device_mesh is None or is_sharded(self.model):
+            return
+        shard_model(self.model, self.device_mesh["data_parallel"], self.hparams.fsdp,
+                    fp32_modules=[self.model.value_head])
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """[n, seq] -> [n] values in [-1, 1]."""
         return self.model(input_ids, attention_mask)
@@ -65,7 +77,9 @@ class PPMModule(L.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         values = self(batch["input_ids"], batch["attention_mask"])
         pairs = values.size(0) // 2
-        loss, margins = pairwise_preference_loss(values[:pairs], values[pairs:])
+        loss, margins = pairwise_preference_loss(
+            values[:pairs], values[pairs:], batch.get("pair_weight")
+        )
         accuracy, margin = self.metrics[f"{stage}_accuracy"], self.metrics[f"{stage}_margin"]
         # Calling (not `update`) caches the batch value that `on_step` logging reads.
         accuracy((margins > 0).float())

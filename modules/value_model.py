@@ -4,7 +4,8 @@
 
 where `h` is the backbone's last hidden state [batch, seq, hidden] and the
 last real token is the last position whose attention mask is 1, so left and
-right padding give the same values. Position ids are counted over real tokens
+right padding give the same values. The head computes in fp32 whatever the
+backbone's dtype. Position ids are counted over real tokens
 only, so a left-padded row sees the same positions as the text alone.
 
 The same module (and the same tanh) serves training (`PPMModule`) and
@@ -91,7 +92,11 @@ class ValueHeadModel(nn.Module):
         ).last_hidden_state
         rows = torch.arange(hidden.size(0), device=hidden.device)
         last = hidden[rows, last_token_index(attention_mask)]
-        return torch.tanh(self.value_head(last).squeeze(-1).float())
+        # The head runs in fp32 whatever the backbone computes in (bf16 weights,
+        # autocast or FSDP mixed precision): a value is one dot product whose
+        # rounding would otherwise decide close pairs.
+        with torch.autocast(last.device.type, enabled=False):
+            return torch.tanh(self.value_head(last.float()).squeeze(-1))
 
     def save(self, out_dir: str | os.PathLike, state_dict: dict | None = None) -> None:
         """Write backbone and head to `out_dir` (see the module docstring).

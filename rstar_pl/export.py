@@ -12,9 +12,12 @@ Plain transformers code scores a text with it as
     value = tanh(h @ head["weight"].T + head["bias"])
 
 `HFExport` is the callback that writes these folders at the end of `fit`;
-under FSDP it gathers the full state dict first (a collective call on every
-rank), rank 0 writes, and all ranks wait for the folder to be complete.
-`load_policy` and `load_ppm` accept an export folder or a Lightning `.ckpt`.
+under FSDP2 it gathers the full state dict first (`modules.fsdp.export_state_dict`,
+a collective call on every rank), rank 0 writes the same files an unsharded
+run writes, and all ranks wait for the folder to be complete.
+`load_policy` and `load_ppm` accept an export folder or a Lightning `.ckpt`
+file (a sharded FSDP2 checkpoint folder is refused with the command that
+consolidates it into one file).
 """
 
 from __future__ import annotations
@@ -65,11 +68,12 @@ class HFExport(Callback):
         self.dirpath = dirpath
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from modules.fsdp import export_state_dict
         from modules.policy import PolicyModule
         from modules.ppm import PPMModule
 
         # Collective under FSDP (every rank must call it); a plain state_dict otherwise.
-        state = trainer.strategy.lightning_module_state_dict()
+        state = export_state_dict(trainer)
         if trainer.is_global_zero:
             tokenizer = trainer.datamodule.tokenizer
             if isinstance(pl_module, PolicyModule):
@@ -85,6 +89,12 @@ class HFExport(Callback):
 def _read_ckpt(path: Path) -> tuple[dict, dict]:
     import torch
 
+    if path.is_dir():
+        raise ValueError(
+            f"{path}: a sharded (FSDP2) checkpoint folder, which only training resumes from; load the "
+            f"stage's export folder instead, or make one file of it first: python -m "
+            f"lightning.fabric.utilities.consolidate_checkpoint {path} --output_file {path.stem}-full.ckpt"
+        )
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if "hyper_parameters" not in ckpt or "model" not in ckpt["hyper_parameters"]:
         raise ValueError(f"{path}: not a checkpoint of a PolicyModule/PPMModule (no hyper_parameters.model)")

@@ -1,51 +1,44 @@
-"""FSDP for decoder-only Hugging Face models, configurable from YAML.
+"""Removed: the FSDP1 strategy `rstar_pl.fsdp.DecoderLayerFSDP`; kept for one release to say so.
 
-Lightning's `FSDPStrategy` takes the auto-wrap and activation-checkpointing
-policies as sets of classes, which a YAML file cannot name directly. This
-subclass takes the decoder layer's import path instead:
+It wrapped Lightning's `FSDPStrategy` (FSDP1), which refuses CPUs and so was
+never trained or tested here. FSDP is now FSDP2 (`torch.distributed.fsdp.fully_shard`)
+through Lightning's `ModelParallelStrategy`, tested on CPU with two processes:
 
     trainer:
       strategy:
-        class_path: rstar_pl.fsdp.DecoderLayerFSDP
-        init_args:
-          layer_class: transformers.models.qwen2.modeling_qwen2.Qwen2DecoderLayer
+        class_path: modules.strategy.FSDP2Strategy
+      precision: 32-true
+    model:
+      init_args:
+        gradient_checkpointing: true        # was activation_checkpointing
+        fsdp:                               # was layer_class (now found from the model)
+          param_dtype: bfloat16
+          reduce_dtype: float32
 
-Each decoder layer becomes one FSDP unit and (optionally) one activation
-checkpoint; checkpoints and exports use the full (unsharded) state dict, so the
-`HFExport` callback can write an ordinary Hugging Face folder. Multi-node is
-`trainer.num_nodes`. Lightning refuses FSDP on CPU: use `strategy: ddp` there.
+A config that still names the old class fails with that message. This file
+goes in the release after next.
 """
 
 from __future__ import annotations
 
-import importlib
+from lightning.pytorch.strategies import ModelParallelStrategy
 
-from lightning.pytorch.strategies import FSDPStrategy
+__all__ = ["DecoderLayerFSDP"]
 
-__all__ = ["DecoderLayerFSDP", "import_class"]
-
-
-def import_class(path: str) -> type:
-    """`"package.module.Class"` -> the class, with a clear error when it does not exist."""
-    module_name, _, name = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError):
-        raise ValueError(
-            f"trainer.strategy.init_args.layer_class {path!r} is not an importable class; "
-            "expected e.g. transformers.models.qwen2.modeling_qwen2.Qwen2DecoderLayer"
-        ) from None
+_MESSAGE = (
+    "trainer.strategy class_path rstar_pl.fsdp.DecoderLayerFSDP (FSDP1) was removed; use "
+    "`class_path: modules.strategy.FSDP2Strategy` with `precision: 32-true`, and put the mixed "
+    "precision and layer settings under model.init_args.fsdp (e.g. {param_dtype: bfloat16, "
+    "reduce_dtype: float32}) and activation checkpointing in model.init_args.gradient_checkpointing "
+    "(see configs/round1.yaml)"
+)
 
 
-class DecoderLayerFSDP(FSDPStrategy):
-    """`FSDPStrategy` wrapping (and checkpointing) each decoder layer.
+class DecoderLayerFSDP(ModelParallelStrategy):
+    """Refuses to be built; its message names the replacement (module docstring).
 
-    Args:
-        layer_class: import path of the model's decoder layer class.
-        activation_checkpointing: recompute each layer's activations in backward.
-        sharding_strategy: "FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD" or "NO_SHARD".
-        state_dict_type: "full" (one file, what the exports need) or "sharded".
-        cpu_offload: keep parameters on CPU between uses.
+    A Strategy subclass only so that LightningCLI accepts the class path and
+    this message, rather than a type error, is what the user reads.
     """
 
     def __init__(
@@ -56,12 +49,5 @@ class DecoderLayerFSDP(FSDPStrategy):
         state_dict_type: str = "full",
         cpu_offload: bool = False,
     ) -> None:
-        layer = import_class(layer_class)
-        super().__init__(
-            auto_wrap_policy={layer},
-            activation_checkpointing_policy={layer} if activation_checkpointing else None,
-            sharding_strategy=sharding_strategy,
-            state_dict_type=state_dict_type,
-            cpu_offload=cpu_offload,
-        )
-        self.layer_class = layer
+        # The old signature, so that old configs parse and reach this message.
+        raise ValueError(_MESSAGE)

@@ -7,7 +7,9 @@ search expands a node: the policy writes a step and stops at `<end_of_step>`,
 code steps so far runs in the sandbox and its real output is inserted as the
 `<output>...<end_of_output>` block; the policy continues until it writes the
 answer step. A policy that writes more code after an output gets it run too, up
-to `max_code_runs` times.
+to `max_code_runs` times (that program starts afresh after the output block:
+`steps.join_code`). What the model sees of a run is `steps.program_output`, the
+same text search stores for a `code_end` node.
 
 Stopping at every step (rather than generating up to `<end_of_code>` in one
 call) costs one prefill per step but keeps the limits the same as search's
@@ -38,6 +40,7 @@ from rstar_pl.steps import (
     format_output,
     join_code,
     parse_trajectory,
+    program_output,
 )
 
 __all__ = ["Solution", "solve_greedy"]
@@ -72,15 +75,6 @@ class Solution:
 def _program(response: str) -> str:
     """The program of a response that ends with <end_of_code>."""
     return join_code(parse_trajectory(response))
-
-
-def _output_text(result: Any) -> str:
-    """What the model sees of one execution: stdout, or the error that ended it."""
-    if result.ok:
-        return result.stdout
-    if result.timed_out:
-        return (result.stdout + "\nTimeoutError: the program ran too long").strip()
-    return (result.stdout + "\n" + (result.error or "error")).strip()
 
 
 def solve_greedy(
@@ -152,7 +146,7 @@ def solve_greedy(
                 to_run.append(i)
         results = sandbox.run_many(programs) if programs else []
         for i, result in zip(to_run, results, strict=True):
-            responses[i] += format_output(_output_text(result), max_chars=output_chars)
+            responses[i] += format_output(program_output(result, max_chars=output_chars))
             runs[i] += 1
         active = sorted(going_on + to_run)
     return [

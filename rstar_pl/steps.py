@@ -19,18 +19,26 @@ also on `<end_of_output>`); one stop is one tree node. After `<end_of_code>` the
 system runs the whole program and inserts the `<output>` block itself, then the
 model writes the answer step.
 
+What "the whole program" is (`join_code`): the code of the code steps written
+since the last `<end_of_code>` before it, each on its own lines. A program that
+follows an output block starts afresh, as in the reference implementation,
+which restarts at the last output block: the model has seen the output and
+writes new code (often a correction) that must stand on its own.
+
 This module turns one sampled completion plus its stop string into a typed
-`Step`, joins the code of a path into one program, formats the inserted output,
-extracts the final `\\boxed{}` answer and renders whole trajectories back to
-text (and parses them again: `parse_trajectory(render_trajectory(...))` is the
-identity on well-formed input).
+`Step`, joins the code of a path into one program, formats what the model sees
+of a program's run (`program_output`, the one formatter that search, greedy
+solving and the harness share), extracts the final `\\boxed{}` answer and
+renders whole trajectories back to text (and parses them again:
+`parse_trajectory(render_trajectory(...))` is the identity on well-formed
+input).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from rstar_pl.grading.extract import extract_boxed, extract_boxed_answers
 
@@ -56,6 +64,7 @@ __all__ = [
     "join_code",
     "parse_step",
     "parse_trajectory",
+    "program_output",
     "render_trajectory",
 ]
 
@@ -240,20 +249,60 @@ def parse_step(text: str, stop: str | None) -> Step:
 
 
 def join_code(steps: Sequence[Step]) -> str:
-    """The program of a path: the code of every code step, in order."""
-    return "".join(step.code for step in steps if step.kind != "answer")
+    """The program that runs at the end of `steps` (a path's steps in order).
 
-
-def format_output(output: str, *, max_chars: int | None = None) -> str:
-    """The block the system inserts after a code_end step.
-
-    Long outputs are cut to their last `max_chars` characters (the printed
-    answer is at the end).
+    It is the code of the code steps after the last `code_end` step that comes
+    before the final code step (see the module docstring: a program after an
+    output block starts afresh), answer steps left out. Each step's code ends a
+    line, so `x = 1` and `y = x + 1` written without newlines still join into
+    two statements.
     """
-    output = output.strip()
-    if max_chars is not None and len(output) > max_chars:
-        output = "..." + output[-max_chars:]
-    return f"\n{OUTPUT}{output}{END_OF_OUTPUT}\n"
+    codes = [step for step in steps if step.kind != "answer"]
+    start = 0
+    for k in range(len(codes) - 1):
+        if codes[k].kind == "code_end":
+            start = k + 1
+    parts = []
+    for step in codes[start:]:
+        code = step.code
+        parts.append(code if code.endswith("\n") else code + "\n")
+    return "".join(parts)
+
+
+class RunResult(Protocol):
+    """What `program_output` reads of a sandbox run (`rstar_pl.sandbox.ExecResult`)."""
+
+    stdout: str
+    error: str | None
+    timed_out: bool
+
+
+def program_output(result: RunResult, *, max_chars: int = 1024) -> str:
+    """What the model sees of one program run, the text of its `<output>` block.
+
+    The program's stdout; when it did not end normally, followed by the one-line
+    reason (`Type: message` of the exception, or the sandbox's timeout or limit
+    message). Search (a `code_end` node's output), greedy solving and the
+    harness all show a run this way, so the policy meets one format in training
+    and at test time. Longer text keeps its last `max_chars` characters, after
+    "..." (the printed answer and the error are at the end).
+    """
+    text = result.stdout or ""
+    reason = result.error
+    if reason is None and getattr(result, "timed_out", False):
+        reason = "TimeoutError: the program ran too long"
+    if reason is not None:
+        text = text.rstrip("\n") + "\n" + reason.strip()
+    text = text.strip()
+    if len(text) > max_chars:
+        text = "..." + text[-max_chars:]
+    return text
+
+
+def format_output(output: str) -> str:
+    """The block the system inserts after a code_end step, around the text that
+    `program_output` made of the run."""
+    return f"\n{OUTPUT}{output.strip()}{END_OF_OUTPUT}\n"
 
 
 def render_trajectory(question: str | None, steps: Sequence[Step]) -> str:

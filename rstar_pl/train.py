@@ -384,8 +384,17 @@ def run_round(
         raise RoundConfigError(f"--launch {launch!r}; allowed: subprocess, inprocess")
     if "run_dir" not in config:
         raise RoundConfigError("round config has no top-level 'run_dir'")
+    if len(stages) > 1 and "TORCHELASTIC_RUN_ID" in os.environ:
+        # Every stage would rendezvous again through torchrun's one store, whose keys the
+        # first stage has already used: the second would wait forever.
+        raise RoundConfigError(
+            "under torchrun a round trains one stage per launch: add --stage policy, then run "
+            "the same torchrun command again with --stage ppm"
+        )
     run_dir = Path(config["run_dir"])
-    locking = (exclusive_output(run_dir, "fit", what="run_dir") if subcommand == "fit"
+    # Under torchrun or srun every rank runs this command: the first holds the lock for them all.
+    first_rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+    locking = (exclusive_output(run_dir, "fit", what="run_dir") if subcommand == "fit" and first_rank
                else nullcontext())
     with locking as lock:
         if config.get("tiny_model") and not Path(config["tiny_model"]).exists():

@@ -19,11 +19,15 @@ is defined and how a PPM prior enters visits and value_sum):
   problems), `meta` (search settings: rollouts, n, c, annotation, ...);
 - `nodes`: a list indexed by node id; each node has `id`, `parent` (null for
   the root), `depth`, `text` (as generated, stop string included; "" for the
-  root), `kind` (`root`, `step`, `code_end`, `answer`), `output` (program
-  output of a `code_end` step), `error` (why a code step failed, or null),
-  `terminal`, `answer` (the final \\boxed{} answer of an answer step),
-  `correct` (grade of a terminal against the reference; null when there is none),
-  `visits`, `value_sum`, `prior` (the PPM value or null);
+  root), `kind` (`root`, `step`, `code_end`, `answer`), `output` (what the
+  model sees of a `code_end` step's run, `steps.program_output`), `error` (why
+  a candidate is not a valid step: its code failed or it is not well formed;
+  such a child is kept for diagnosis, never explored, never visited), `terminal`
+  (an answer, the depth limit, or a node whose expansions gave no valid child),
+  `answer` (the final \\boxed{} answer of an answer step), `correct` (grade of
+  a terminal against the reference; null when there is none), `visits`,
+  `value_sum`, `prior` (the PPM value, a terminal's known outcome +1/-1 in
+  PPM-augmented annotation with a reference, or null);
 - `rollouts`: a list of `{"path": [node ids from the root], "reward": r}`.
 
 Q(node) = value_sum / visits, and visits = [prior is not None] + #rollouts

@@ -1,5 +1,6 @@
 """Every YAML in configs/ loads; training configs carry the paper's hyperparameters and
-parse against the classes they name; FSDP is configured for GPUs.
+parse against the classes they name; FSDP2 is configured for GPUs (tests/test_fsdp.py
+trains with the same setting on CPU).
 
 Rule for which files are training configs: a YAML with a top-level `policy`, `ppm` or
 `trainer` key. Others (search and evaluation configs, e.g. configs/search/) are only
@@ -53,8 +54,12 @@ def test_round_has_the_paper_hyperparameters(path):
     for stage in (policy, ppm):
         assert stage["model"]["init_args"]["lr"] == 7e-6
         assert stage["model"]["init_args"]["schedule"] == "linear"
-        assert stage["trainer"]["precision"] == "bf16-mixed"
-        assert stage["trainer"]["strategy"]["class_path"] == "rstar_pl.fsdp.DecoderLayerFSDP"
+        # FSDP2 over every GPU; bf16 compute, fp32 master weights and reduce; layer recompute.
+        assert stage["trainer"]["strategy"] == {"class_path": "modules.strategy.FSDP2Strategy"}
+        assert stage["trainer"]["precision"] == "32-true"
+        init = stage["model"]["init_args"]
+        assert init["fsdp"] == {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
+        assert init["dtype"] == "float32" and init["gradient_checkpointing"] is True
 
 
 @pytest.mark.parametrize("path", ROUNDS, ids=lambda p: p.name)
@@ -83,18 +88,24 @@ def test_a_typo_in_a_stage_config_is_rejected_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == ""  # no usage text
 
 
-def test_fsdp_strategy_from_the_round_config():
-    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+def test_fsdp2_strategy_shards_over_every_process():
+    from lightning.pytorch.strategies import ModelParallelStrategy
 
+    from modules.strategy import FSDP2Strategy
+
+    strategy = FSDP2Strategy()
+    assert isinstance(strategy, ModelParallelStrategy)
+    assert strategy._data_parallel_size == "auto" and strategy._tensor_parallel_size == 1
+    assert strategy._save_distributed_checkpoint is True
+    with pytest.raises(ValueError, match="tensor_parallel_size is 2; allowed: 1"):
+        FSDP2Strategy(tensor_parallel_size=2)
+
+
+def test_the_fsdp1_strategy_is_refused_with_the_new_class_path():
     from rstar_pl.fsdp import DecoderLayerFSDP
 
-    args = load_round_config([str(ROUNDS[1])])["policy"]["trainer"]["strategy"]["init_args"]
-    strategy = DecoderLayerFSDP(**args)
-    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {Qwen2DecoderLayer}
-    assert strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes == {Qwen2DecoderLayer}
-    assert strategy._state_dict_type == "full"
-    with pytest.raises(ValueError, match="not an importable class"):
-        DecoderLayerFSDP(layer_class="transformers.NoSuchLayer")
+    with pytest.raises(ValueError, match="modules.strategy.FSDP2Strategy"):
+        DecoderLayerFSDP(layer_class="transformers.models.qwen2.modeling_qwen2.Qwen2DecoderLayer")
 
 
 def test_tiny_override_runs_on_cpu():
@@ -107,7 +118,7 @@ def test_tiny_override_runs_on_cpu():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP needs CUDA; Lightning refuses it on CPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (bf16 FSDP2 on a GPU)")
 def test_fsdp_policy_stage_on_gpu(tiny_model_dir, tmp_path):
     from rstar_pl.export import load_policy
     from rstar_pl.train import main
@@ -116,8 +127,8 @@ def test_fsdp_policy_stage_on_gpu(tiny_model_dir, tmp_path):
     argv = [
         "--config", str(ROUNDS[1]), "--config", str(ROOT / "configs" / "tiny.yaml"), "--stage", "policy",
         f"--run_dir={run}", f"--tiny_model={tiny_model_dir}", f"--data_dir={ROOT / 'configs/tiny_data'}",
-        "--policy.trainer.accelerator=gpu", "--policy.trainer.devices=1", "--policy.trainer.precision=bf16-mixed",
-        "--policy.trainer.strategy={class_path: rstar_pl.fsdp.DecoderLayerFSDP}",
+        "--policy.trainer.accelerator=gpu", "--policy.trainer.devices=1",
+        "--policy.trainer.strategy={class_path: modules.strategy.FSDP2Strategy}",
         "--policy.trainer.max_steps=2", "--launch", "inprocess",
     ]
     assert main("fit", argv) == 0

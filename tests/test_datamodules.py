@@ -242,3 +242,62 @@ def test_hold_out_keeps_at_least_one_training_record(tiny_model_dir, tmp_path):
     dm = SFTDataModule(str(tiny_model_dir), [path], val_size=5)
     dm.setup()
     assert (len(dm._train), len(dm._val)) == (1, 2)
+
+
+def _pair_line(problem: str, prompt: str, i: int, kind: str = "step") -> dict:
+    return {"problem_id": problem, "prompt": prompt, "chosen": f"good {i}", "rejected": f"bad {i}",
+            "chosen_q": 1.0, "rejected_q": -1.0, "kind": kind}
+
+
+def test_pair_weights_give_each_step_total_weight_one(tmp_path, data_dir):
+    """Eq. 4: a step's pairs share its weight. Extractor pairs are grouped by
+    (problem, kind, prompt): p0's root step has 4 pairs (1/4 each), its second
+    step 1 pair; p0's final pairs (same prompt as the root step, other kind) 2.
+    Official records carry pos_count x neg_count."""
+    rows = [_pair_line("p0", "Q0", i) for i in range(4)] + [_pair_line("p0", "Q0 s1", 4)]
+    rows += [_pair_line("p0", "Q0", i, kind="final") for i in (5, 6)]
+    pairs = read_pairs(_write_jsonl(tmp_path / "pairs.jsonl", rows))
+    assert [p.weight for p in pairs] == [0.25] * 4 + [1.0, 0.5, 0.5]
+    official = read_pairs(data_dir / "rstar_format/ppm_pairs_example.json")
+    raw = json.loads((data_dir / "rstar_format/ppm_pairs_example.json").read_text())
+    assert [p.weight for p in official] == [1 / (r["pos_count"] * r["neg_count"]) for r in raw]
+
+
+def test_pair_batches_carry_the_weights(tiny_model_dir, tmp_path):
+    rows = [_pair_line("p0", "Q0", i) for i in range(2)] + [_pair_line("p1", "Q1", 2)]
+    dm = PairDataModule(str(tiny_model_dir), [_write_jsonl(tmp_path / "pairs.jsonl", rows)],
+                        batch_size=3)
+    dm.setup()
+    loader = torch.utils.data.DataLoader(dm._train, batch_size=3, collate_fn=dm._collate())
+    assert next(iter(loader))["pair_weight"].tolist() == [0.5, 0.5, 1.0]
+
+
+def test_official_pair_counts_must_be_positive(tmp_path):
+    bad = {"prompt": "p", "pos": "a", "neg": "b", "pos_count": 0, "neg_count": 2}
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps([bad]))
+    with pytest.raises(RecordError, match=r"pairs\.json:1: key 'pos_count' is 0; expected"):
+        read_pairs(path)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_validation_split_is_by_problem(tiny_model_dir, tmp_path, seed):
+    """Pairs (and SFT records) of one problem share prefixes: a problem is all in
+    training or all in validation, never both."""
+    rows = [_pair_line(f"p{k}", f"Q{k} {j}", j) for k, n in enumerate((3, 2, 1, 4)) for j in range(n)]
+    dm = PairDataModule(str(tiny_model_dir), [_write_jsonl(tmp_path / "pairs.jsonl", rows)],
+                        val_size=3, seed=seed)
+    dm.setup()
+    tok = dm.tokenizer
+    def problems(part):
+        return {tok.decode(c).split(" ")[0] for c, _, _ in part}
+    assert dm._val and not problems(dm._train) & problems(dm._val)
+    assert len(dm._val) >= 3
+    sft = [_sft_line(k) for k in range(4) for _ in range(2)]
+    for k, record in enumerate(sft):
+        record["response"] = RESPONSE + f" #{k}"
+    sdm = SFTDataModule(str(tiny_model_dir), [_write_jsonl(tmp_path / "sft.jsonl", sft)],
+                        val_size=3, seed=seed)
+    sdm.setup()
+    held = {e.prompt for e in sdm.val_examples}
+    assert len(held) == 2 and len(sdm.val_examples) == 4  # two whole problems of 2 records

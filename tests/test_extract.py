@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from rstar_pl.extract import ExtractConfig, bounded_edit_distance, extract, main
+from rstar_pl.extract import (
+    ExtractConfig,
+    bounded_edit_distance,
+    extract,
+    extract_with_report,
+    main,
+)
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt, format_output
 from rstar_pl.treeio import TreeWriter
@@ -214,12 +220,156 @@ def test_cli_writes_three_files(tmp_path):
         "rejected_q",
         "kind",
     }
+    report = json.loads((out / "report.json").read_text())
+    assert report["problems"] == 3 and report["pairs"]["step"] == 1
     # with the reference filters only the pairs that differ by 20+ characters stay:
     # S1 vs S2 at the root, and the final pair against the S2 trajectory
     assert [(p["kind"], p["rejected_q"]) for p in read["pairs"]] == [
         ("step", -1.0),
         ("final", -1.0),
     ]
+
+
+# ---- only graded answers are right or wrong ------------------------------------------
+
+E1 = "<code>\n# Step 1: use b\na = b + 1\n<end_of_step>"
+S3 = "<code>\n# Step 1: count to many\na = sum(range(10))\n<end_of_step>"
+
+
+def errors_tree() -> Tree:
+    """P4, reference 2: one correct answer; the other rollouts end without one.
+
+        0 root
+        +- 1 S1 -- 2 C1 (output 2) -- 3 answer 2 (correct)
+        +- 4 S2: its samples all failed: 5 E1 (NameError), 4 terminal (no valid child)
+        +- 6 S3 at the depth limit (terminal, no answer)
+
+    rollouts: 3 (+1), 4 (-1), 6 (-1)
+    """
+    t = Tree.new("P4", "What is 1 + 1?", "2", build_prompt("What is 1 + 1?"), seed=4)
+    s1 = t.add_child(0, S1, "step")
+    c1 = t.add_child(s1, C1, "code_end", output="2")
+    a1 = t.add_child(c1, _answer("2"), "answer", terminal=True, answer="2", correct=True)
+    s2 = t.add_child(0, S2, "step")
+    t.add_child(s2, E1, "step", error="NameError: name 'b' is not defined")
+    t.end_without_valid_child(s2)
+    s3 = t.add_child(0, S3, "step", terminal=True, correct=False)
+    assert (a1, s2, s3) == (3, 4, 6)
+    for end in (a1, s2, s3):
+        t.backup(end, t.terminal_reward(end))
+    return t
+
+
+def test_a_problem_whose_every_answer_is_correct_is_easy_whatever_else_happened():
+    data = extract([errors_tree()])
+    assert data["difficulty"] == [
+        {"problem_id": "P4", "difficulty": "easy", "correct": 1, "wrong": 0}
+    ]
+    assert data["pairs"] == []  # no wrong answer: nothing to pair against
+    assert [r["response"] for r in data["sft"]] == [S1 + C1 + format_output("2") + _answer("2")]
+
+
+def mixed_with_dead_end() -> Tree:
+    """P5, reference 2:
+
+        0 root
+        +- 1 S1 -- 2 C1 (output 2) -- 3 answer 2 (correct)
+        +- 4 S2 -- 5 C3 (output 5) -- 6 answer 5 (wrong)
+        +- 7 S3: no valid child (8 E1 failed)
+        +- 9 E1 at the root: failed (error child)
+
+    rollouts: 3 (+1), 6 (-1), 7 (-1). Q: S1 1, S2 -1, S3 -1.
+    """
+    t = Tree.new("P5", "What is 1 + 1?", "2", build_prompt("What is 1 + 1?"), seed=5)
+    s1 = t.add_child(0, S1, "step")
+    c1 = t.add_child(s1, C1, "code_end", output="2")
+    a1 = t.add_child(c1, _answer("2"), "answer", terminal=True, answer="2", correct=True)
+    s2 = t.add_child(0, S2, "step")
+    c3 = t.add_child(s2, C3, "code_end", output="5")
+    a3 = t.add_child(c3, _answer("5"), "answer", terminal=True, answer="5", correct=False)
+    s3 = t.add_child(0, S3, "step")
+    t.add_child(s3, E1, "step", error="NameError: name 'b' is not defined")
+    t.end_without_valid_child(s3)
+    t.add_child(0, E1, "step", error="NameError: name 'b' is not defined")
+    for end in (a1, a3, s3):
+        t.backup(end, t.terminal_reward(end))
+    return t
+
+
+def test_negatives_and_final_pairs_are_wrong_answers_only():
+    pairs = extract([mixed_with_dead_end()])["pairs"]
+    prompt = build_prompt("What is 1 + 1?")
+    right = S1 + C1 + format_output("2") + _answer("2")
+    wrong = S2 + C3 + format_output("5") + _answer("5")
+    got = [(p["kind"], p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"])
+           for p in pairs]
+    # S3 (Q -1, reached no answer) is neither a step negative nor a final one
+    assert got == [
+        ("step", prompt, S1, S2, 1.0, -1.0),
+        ("final", prompt, right, wrong, 1.0, -1.0),
+    ]
+    assert extract([mixed_with_dead_end()])["difficulty"][0]["wrong"] == 1
+
+
+def test_error_pairs_only_on_request():
+    default = extract([mixed_with_dead_end()])["pairs"]
+    assert all(p["kind"] != "error" for p in default)
+    pairs = extract([mixed_with_dead_end()], ExtractConfig(error_pairs=True))["pairs"]
+    errors = [p for p in pairs if p["kind"] == "error"]
+    # at the root: S1 (reached a correct answer) against the failed E1; a failed
+    # step's Q is taken as -1 (no rollout visits it)
+    assert [(p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"])
+            for p in errors] == [(build_prompt("What is 1 + 1?"), S1, E1, 1.0, -1.0)]
+    assert [p for p in pairs if p["kind"] != "error"] == default
+
+
+def old_tree_with_an_error_on_the_path() -> Tree:
+    """A tree written before failed steps were discarded: a rollout went through
+    the failed step E1 (NameError) and still reached the correct answer."""
+    t = Tree.new("P6", "What is 1 + 1?", "2", build_prompt("What is 1 + 1?"), seed=6)
+    e = t.add_child(0, E1, "step", error="NameError: name 'b' is not defined")
+    c = t.add_child(e, "\n# a = 1 again\na = 1\nprint(a + 1)\n<end_of_code>", "code_end",
+                    output="2")
+    a = t.add_child(c, _answer("2"), "answer", terminal=True, answer="2", correct=True)
+    s1 = t.add_child(0, S1, "step")
+    c1 = t.add_child(s1, C1, "code_end", output="2")
+    a1 = t.add_child(c1, _answer("2"), "answer", terminal=True, answer="2", correct=True)
+    t.backup(a, 1.0)
+    t.backup(a1, 1.0)
+    return t
+
+
+def test_sft_never_holds_a_failed_step():
+    sft = extract([old_tree_with_an_error_on_the_path()])["sft"]
+    assert [r["response"] for r in sft] == [S1 + C1 + format_output("2") + _answer("2")]
+
+
+def test_report_counts_by_hand():
+    """mixed_tree (P1): 4 rollouts, all answers: 1 correct + 2 wrong trajectories;
+    step pairs at depth 1 (root) and 2 (after S1); 2 final pairs.
+    errors_tree (P4): 3 rollouts: an answer, a no-valid-child, a depth limit.
+    easy_tree (P2): 3 rollouts, 3 correct; SFT 0.625 tie broken by min Q (no tie)."""
+    report = extract_with_report([mixed_tree(), errors_tree(), easy_tree()])[1]
+    assert report["problems"] == 3
+    assert report["rollouts"] == 10
+    assert report["rollout_endings"] == {
+        "answer": 8, "depth_limit": 1, "no_valid_child": 1, "error": 0, "no_boxed_answer": 0
+    }
+    assert report["trajectories"] == {"answered": 7, "correct": 5, "wrong": 2, "unanswered": 2}
+    assert report["step_pairs_by_depth"] == {"1": 1, "2": 1}
+    assert report["pairs"] == {"step": 2, "final": 2, "error": 0}
+    assert report["sft"] == {"records": 4, "ties": 0}
+    assert report["difficulty"] == {"easy": 2, "medium": 1, "hard": 0}
+
+
+def test_report_counts_sft_ties_decided_by_node_order():
+    """Three correct one-step trajectories with equal Q: the top-2 cut is a tie."""
+    t = Tree.new("P7", "What is 2 + 2?", "4", build_prompt("What is 2 + 2?"), seed=7)
+    for value in ("4", "4.0", "04"):
+        end = t.add_child(0, _answer(value), "answer", terminal=True, answer=value, correct=True)
+        t.backup(end, 1.0)
+    report = extract_with_report([t])[1]
+    assert report["sft"] == {"records": 2, "ties": 1}
 
 
 # --- the input and output layer: finding trees, duplicates, replacing outputs -------------------
@@ -232,7 +382,8 @@ def _write_trees(path, trees) -> None:
 
 
 def _outputs(out) -> dict[str, str]:
-    return {n: (out / f"{n}.jsonl").read_text() for n in ("sft", "pairs", "difficulty")}
+    texts = {n: (out / f"{n}.jsonl").read_text() for n in ("sft", "pairs", "difficulty")}
+    return {**texts, "report": (out / "report.json").read_text()}
 
 
 @pytest.fixture
@@ -308,7 +459,9 @@ def test_a_failure_while_writing_replaces_no_output(good_data, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         main(["--trees", str(trees), "--out", str(out), "--sft-per-problem", "1"])
     assert _outputs(out) == before
-    assert sorted(p.name for p in out.iterdir()) == ["difficulty.jsonl", "pairs.jsonl", "sft.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "difficulty.jsonl", "pairs.jsonl", "report.json", "sft.jsonl"
+    ]
 
 
 def test_a_non_utf8_tree_file_names_the_file_and_line(tmp_path):

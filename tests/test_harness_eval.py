@@ -483,10 +483,14 @@ def test_cli_search_with_a_real_policy_and_ppm(mode, tiny_model_dir, ppm_dir, be
                  "--rollouts", "2", "--max-tokens", "6", "--max-depth", "2", "--device", "cpu",
                  "--no-progress"]) == 0
     (record,) = _lines(out / "aime2024" / "predictions.jsonl")
-    assert 1 <= len(record["candidates"]) <= 2 and record["num_tokens"] > 0
+    # A random policy's 6-token steps rarely run: a chain whose first step fails gives
+    # no candidate (failed steps are not explored), so there may be none at all.
+    assert len(record["candidates"]) <= 2 and record["num_tokens"] > 0
     scores = [score for _, score in record["candidates"]]
     assert all(-1 <= s <= 1 for s in scores)
-    if mode != "best_of_n":
+    if mode == "mcts":  # each run contributes its best answered trajectory
+        assert all(answer is not None for answer, _ in record["candidates"])
+    if mode != "best_of_n" or not scores:
         return  # MCTS ranks by the terminal's Q, which mixes PPM values and rewards
     # Best-of-N ranks by the PPM's value of each whole trajectory.
     scorer = PPMScorer.from_path(ppm_dir)

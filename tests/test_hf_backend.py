@@ -13,7 +13,7 @@ from test_harness_eval import QUESTION, SOLUTION, solver_model_dir  # noqa: F401
 
 from rstar_pl.backends.base import PolicyBackend
 from rstar_pl.backends.hf import HFBackend
-from rstar_pl.steps import END_OF_CODE, END_OF_STEP, STOP_STRINGS, build_prompt
+from rstar_pl.steps import END_OF_CODE, END_OF_STEP, STEP_TOKENS, STOP_STRINGS, build_prompt
 
 PROMPT = build_prompt(QUESTION)
 STEP1, _, REST = SOLUTION.partition(END_OF_STEP)
@@ -79,6 +79,23 @@ def test_left_padded_batch_matches_one_by_one(solver):
     single = [solver.generate([p], stop=STOP_STRINGS, max_tokens=limit)[0] for p in prompts]
     assert batched == single
     assert batched[0][0].text == STEP1
+
+
+def test_step_tags_registered_as_special_tokens_are_kept(solver_model_dir):  # noqa: F811
+    """A tokenizer may register the step tags as *special* tokens (many chat models
+    do); decoding keeps them and strips only padding and end-of-sequence."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(solver_model_dir)
+    ids = tok.convert_tokens_to_ids(list(STEP_TOKENS))
+    tok.add_special_tokens({"additional_special_tokens": list(STEP_TOKENS)})
+    assert tok.convert_tokens_to_ids(list(STEP_TOKENS)) == ids  # same tokens, now special
+    assert set(STEP_TOKENS) <= set(tok.all_special_tokens)
+    backend = HFBackend(AutoModelForCausalLM.from_pretrained(solver_model_dir), tok, device="cpu")
+    [[first]] = backend.generate([PROMPT], stop=STOP_STRINGS, max_tokens=40)
+    assert (first.text, first.stop) == (STEP1, END_OF_STEP)
+    [[whole]] = backend.generate([PROMPT], stop=(), max_tokens=80)
+    assert (whole.text, whole.stop) == (SOLUTION, None)  # the EOS that ended it is not text
 
 
 def test_greedy_n_gives_copies(solver):

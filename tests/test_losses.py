@@ -40,6 +40,25 @@ def test_pairwise_loss_is_the_mean_over_the_paper_2x2_pairs():
     assert loss.item() == pytest.approx(0.3796248, abs=1e-6)
 
 
+def test_pairwise_loss_weights_each_step_once_eq4():
+    """Eq. 4: each step (shared prompt) has total weight 1, each of its pairs
+    1/#pairs. A batch with one 2x2 step (the four pairs above, mean 0.3796248)
+    and one 1x1 step (margin 0: -log sigmoid(0) = ln 2 = 0.6931472):
+
+    loss = (0.3796248 + 0.6931472) / 2 = 0.5363860
+    (a plain mean over the 5 rows would give (1.5184991 + 0.6931472) / 5 = 0.4423293)
+    """
+    chosen = torch.tensor([0.9, 0.9, 0.5, 0.5, 0.2])
+    rejected = torch.tensor([-0.3, 0.1, -0.3, 0.1, 0.2])
+    weights = torch.tensor([0.25, 0.25, 0.25, 0.25, 1.0])
+    loss, margins = pairwise_preference_loss(chosen, rejected, weights)
+    assert margins.tolist() == pytest.approx([1.2, 0.8, 0.8, 0.4, 0.0])
+    assert loss.item() == pytest.approx(0.5363860, abs=1e-6)
+    assert pairwise_preference_loss(chosen, rejected)[0].item() == pytest.approx(0.4423293, abs=1e-6)
+    with pytest.raises(ValueError, match="weights"):
+        pairwise_preference_loss(chosen, rejected, torch.ones(4))
+
+
 def test_pairwise_loss_gradient_pushes_chosen_up_and_rejected_down():
     """d/dc of -log sigmoid(c - r) = -(1 - sigmoid(c - r)); at c = r it is -1/2 per pair,
     divided by the 1 pair: -0.5 for chosen, +0.5 for rejected."""

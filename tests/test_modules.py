@@ -109,12 +109,13 @@ def test_ppm_learns_to_rank_and_exports(tiny_model_dir, tmp_path):
                         enable_model_summary=False, default_root_dir=tmp_path)
     dm.setup()
     batch = next(iter(torch.utils.data.DataLoader(dm._train, batch_size=12, collate_fn=dm._collate())))
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
     with torch.no_grad():
-        before = module(**batch)
+        before = module(**inputs)
     trainer.fit(module, datamodule=dm)
     module.eval()
     with torch.no_grad():
-        after = module(**batch)
+        after = module(**inputs)
     margin_before = (before[:12] - before[12:]).mean()
     margin_after = (after[:12] - after[12:]).mean()
     assert margin_before == 0  # the head starts at zero

@@ -119,6 +119,12 @@ def _scripted_args(config: GenerateConfig) -> dict:
     return dict(config.backend.args)
 
 
+def _scripted_replica() -> dict:
+    """`replica:` for `backend.kind: ray`: the scripted backend of the config."""
+    config, _ = parse_config(ARGS)
+    return {"kind": "scripted", "args": _scripted_args(config)}
+
+
 # --- routing, by hand -------------------------------------------------------------------------
 
 
@@ -140,7 +146,7 @@ def test_route_by_key_keeps_a_key_on_its_replica_and_balances_new_keys():
 
 def test_two_scripted_replicas_write_the_trees_of_one_engine(one_engine, tmp_path):
     out = tmp_path / "trees"
-    replica = json.dumps({"kind": "scripted", "args": {"p_wrong": 0.3, "p_error": 0.1, "seed": 0}})
+    replica = json.dumps(_scripted_replica())
     config, dumped = _config(
         out, "--backend.kind", "ray",
         "--backend.args", f'{{"num_replicas": 2, "replica": {replica}}}',
@@ -183,7 +189,7 @@ def test_a_run_resumed_with_another_number_of_replicas_completes_the_same_trees(
     """Shards stay the unit of resume: a run stopped after 2 of the 4 problems and
     resumed on 1 replica instead of 2 writes the other 2 trees, each tree once."""
     out = tmp_path / "trees"
-    replica = {"kind": "scripted", "args": {"p_wrong": 0.3, "p_error": 0.1, "seed": 0}}
+    replica = _scripted_replica()
     for replicas, limit in ((2, "2"), (1, "4")):
         config, dumped = _config(
             out, "--problems.limit", limit, "--backend.kind", "ray",

@@ -53,9 +53,11 @@ def test_example_config_writes_trees_with_the_schedule(full_run):
     # attempt 1 (16 rollouts, new seed) exactly for the problems attempt 0 left unsolved
     assert set(second) == {pid for pid, t in first.items() if not t.solved()}
     assert second, "the example should leave some problem for the second attempt"
+    # each tree spends its budget unless it ran out of unknown outcomes (closed root)
     for pid, tree in second.items():
-        assert len(tree.rollouts) == 16 and tree.seed != first[pid].seed
-    assert all(len(t.rollouts) == 8 for t in first.values())
+        assert len(tree.rollouts) in (16, *([] if not tree.closed[0] else range(1, 16)))
+        assert tree.seed != first[pid].seed
+    assert all(len(t.rollouts) == 8 or t.closed[0] for t in first.values())
     # the config used is saved beside the trees and parses back to the same settings
     saved = yaml.safe_load((full_run / CONFIG_NAME).read_text())
     assert saved["schedule"] == [8, 16] and saved["search"]["n"] == 4
@@ -94,6 +96,46 @@ def test_extract_after_generate(full_run, tmp_path):
     for record in sft:
         answer = parse_trajectory(record["response"])[-1].answer
         assert is_equivalent(answer, references[record["problem_id"]])
+
+
+def test_sft_records_run_and_print_exactly_their_output(full_run, tmp_path):
+    """Every SFT response, parsed and joined, runs in the sandbox: each program
+    (the code since the previous output block) prints exactly its <output>."""
+    from rstar_pl.extract import main as extract_main
+    from rstar_pl.sandbox import Sandbox
+    from rstar_pl.steps import join_code, program_output
+
+    assert extract_main(["--trees", str(full_run), "--out", str(tmp_path)]) == 0
+    sft = [json.loads(x) for x in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert sft
+    programs, outputs = [], []
+    for record in sft:
+        steps = parse_trajectory(record["response"])
+        for k, step in enumerate(steps):
+            if step.kind == "code_end":
+                programs.append(join_code(steps[: k + 1]))
+                outputs.append(step.output)
+    with Sandbox(timeout=120) as box:
+        results = box.run_many(programs)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert [program_output(r) for r in results] == outputs
+
+
+def test_round1_width_report_shows_deep_pairs_and_answered_rollouts(tmp_path, capsys):
+    """The scripted config at round-1 width (n = 12) and 8 rollouts."""
+    from rstar_pl.extract import main as extract_main
+
+    out = tmp_path / "trees"
+    assert main(["--config", str(CONFIG), "--out_dir", str(out), "--search.n", "12",
+                 "--schedule", "[8]", *SLOW_MACHINE]) == 0
+    assert extract_main(["--trees", str(out), "--out", str(tmp_path / "data")]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "data" / "report.json").read_text())
+    assert "step pairs by depth" in printed and "rollouts ending in" in printed
+    assert any(int(depth) >= 2 and n for depth, n in report["step_pairs_by_depth"].items())
+    endings = report["rollout_endings"]
+    assert endings["error"] == 0 and endings["answer"] > report["rollouts"] / 2
+    assert report["rollouts"] <= 80 and report["problems"] == 10
 
 
 def test_rerun_in_the_same_folder_adds_nothing(full_run, capsys):
@@ -208,6 +250,19 @@ def test_config_errors_are_one_clear_line(tmp_path):
     wrong.write_text(CONFIG.read_text().replace("annotation: terminal", "annotation: magic"))
     with pytest.raises(ConfigError, match="annotation"):
         parse_config(["--config", str(wrong)])
+
+
+def test_first_play_value_is_a_config_setting():
+    import math
+
+    assert parse_config(["--config", str(CONFIG)])[0].search.unvisited == 1.0
+    for given, parsed in (("inf", math.inf), ("parent_q", "parent_q"), ("-0.5", -0.5)):
+        config, dumped = parse_config(["--config", str(CONFIG), "--search.unvisited", given])
+        assert config.search.unvisited == parsed
+        # the saved config parses back to the same setting
+        assert yaml.safe_load(dumped)["search"]["unvisited"] in (given, parsed)
+    with pytest.raises(ValueError, match="search.unvisited must be 'inf', 'parent_q' or a number"):
+        parse_config(["--config", str(CONFIG), "--search.unvisited", "first"])
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path):

@@ -90,13 +90,15 @@ def test_q_of_good_steps_exceeds_q_of_bad_steps_and_q_recomputes(problems, scrip
         visits, value_sum = recompute_statistics(tree)
         assert visits == tree.visits
         assert value_sum == pytest.approx(tree.value_sum)
-        assert len(tree.rollouts) == 8
+        # 8 rollouts, unless the tree ran out of unknown outcomes first (closed root)
+        assert len(tree.rollouts) == 8 or (tree.closed[0] and len(tree.rollouts) < 8)
         good, bad = _good_nodes(tree, scripts[tree.question])
         good_q += [tree.q(i) for i in good if tree.visits[i]]
         bad_q += [tree.q(i) for i in bad if tree.visits[i]]
     assert good_q and bad_q
-    # a wrong step can never lead to the right answer: every visit scores -1
-    assert max(bad_q) == -1.0
+    # a wrong step leads to the right answer only when a later wrong step happens to
+    # cancel it (x - 1, then + 1), which deep trees do meet: most score -1
+    assert statistics.median(bad_q) == -1.0
     assert statistics.mean(good_q) > statistics.mean(bad_q) + 0.5
 
 
@@ -109,7 +111,8 @@ def test_ppm_guided_mcts_solves_more_than_best_of_n_at_equal_rollouts(problems, 
         env = _env(scripts, sandbox, p_wrong=0.5, p_error=0.1, seed=seed, scorer=True)
         _, ranked = run_best_of_n(problems, env, BestOfNConfig(n=8), seed=seed)
         bon_solved += sum(bool(r and r[0].correct) for r in ranked)
-    # measured: 14 vs 7 of 20 (each: top-ranked trajectory correct)
+    # measured: 15 vs 4 of 20 (each: top-ranked trajectory correct; 14 vs 7 before failed
+    # steps were discarded)
     assert mcts_solved >= bon_solved + 4
 
 
@@ -148,16 +151,20 @@ def test_duplicates_dropped_and_errors_threshold_and_depth_limit(problems, scrip
     assert all(len(ch) <= 1 for ch in perfect.children)
     assert perfect.solved() and perfect.rollouts[0][1] == 1.0
 
+    # every sample fails: error children are kept but never explored; errors_threshold
+    # is the number of expansions in a row that fail before the node has "no valid child"
     broken = _env(scripts, sandbox, p_wrong=0, p_error=1.0)
-    once = run_mcts([problem], broken, MCTSConfig(rollouts=3, n=2, errors_threshold=1), seed=0)[0]
-    assert all(ERROR_MARK in once.text[i] for i in range(1, len(once)))
-    assert all(
-        once.terminal[i] and once.error[i] and once.depth[i] == 1 for i in range(1, len(once))
-    )
-    assert [r for _, r in once.rollouts] == [-1.0, -1.0, -1.0]
-    twice = run_mcts([problem], broken, MCTSConfig(rollouts=3, n=2, errors_threshold=2), seed=0)[0]
-    assert {twice.depth[i] for i in range(1, len(twice)) if twice.terminal[i]} == {2}
-    assert all(not twice.terminal[i] for i in range(1, len(twice)) if twice.depth[i] == 1)
+    for threshold in (1, 2):
+        tree = run_mcts(
+            [problem], broken, MCTSConfig(rollouts=3, n=2, errors_threshold=threshold), seed=0
+        )[0]
+        assert len(tree) == 1 + 2 * threshold  # `threshold` expansions of the root, 2 samples each
+        assert all(ERROR_MARK in tree.text[i] and tree.error[i] for i in range(1, len(tree)))
+        assert all(tree.depth[i] == 1 and not tree.terminal[i] for i in range(1, len(tree)))
+        assert all(tree.visits[i] == 0 and tree.prior[i] is None for i in range(1, len(tree)))
+        # the root itself is the dead end: one rollout, then nothing is left to search
+        assert tree.terminal[0] and tree.closed[0]
+        assert tree.rollouts == [([0], -1.0)]
 
     shallow = run_mcts(
         [problem], _env(scripts, sandbox), MCTSConfig(rollouts=4, n=3, max_depth=2), seed=0
@@ -183,9 +190,18 @@ def test_ppm_annotation_starts_q_at_the_scorer_value(problems, scripts, sandbox)
     env = _env(scripts, sandbox, scorer=True)
     tree = run_mcts(problems[:1], env, MCTSConfig(rollouts=4, n=3, annotation="ppm"), seed=0)[0]
     scorer = env.scorer
-    assert all(p is not None for p in tree.prior[1:])
+    kinds = set()
     for i in range(1, len(tree)):
-        assert tree.prior[i] == pytest.approx(scorer.score([tree.context(i)])[0])
+        if tree.error[i] is not None:  # not part of the search: no prior
+            kinds.add("error")
+            assert tree.prior[i] is None
+        elif tree.terminal[i]:  # a known outcome is not overwritten by the PPM
+            kinds.add("terminal")
+            assert tree.prior[i] == (1.0 if tree.correct[i] else -1.0)
+        else:
+            kinds.add("step")
+            assert tree.prior[i] == pytest.approx(scorer.score([tree.context(i)])[0])
+    assert kinds >= {"terminal", "step"}
     visits, value_sum = recompute_statistics(tree)
     assert visits == tree.visits and value_sum == pytest.approx(tree.value_sum)
 

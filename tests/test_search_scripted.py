@@ -8,8 +8,10 @@ import pytest
 
 from rstar_pl.backends.scripted import (
     ERROR_MARK,
+    VARIANT_MARK,
     Script,
     ScriptedBackend,
+    ScriptedScorer,
     ScriptError,
     correct_step_text,
 )
@@ -71,3 +73,21 @@ def test_round1_few_shot_prompt_is_followed_too():
     prompt = build_prompt(SCRIPT.question, few_shot=True)  # two worked examples first
     [[first]] = backend.generate([prompt], n=1)
     assert first.full_text == correct_step_text(SCRIPT, 0)
+
+
+def test_a_correct_step_has_a_second_way_of_writing_it():
+    backend = ScriptedBackend([SCRIPT], p_wrong=0.0, p_error=0.0, p_variant=0.5, seed=0)
+    prompt = build_prompt(SCRIPT.question)
+    texts = Counter(c.full_text for c in backend.generate([prompt], n=40, seed=[3],
+                                                         temperature=1.0)[0])
+    plain, other = correct_step_text(SCRIPT, 0), correct_step_text(SCRIPT, 0, variant=True)
+    assert set(texts) == {plain, other} and 8 < texts[other] < 32
+    assert other == plain.replace("<code>\n", f"<code>\n{VARIANT_MARK}\n", 1)
+    # the next step follows either way, and the stand-in PPM counts both as correct
+    for first in (plain, other):
+        [[nxt]] = backend.generate([prompt + first], n=1)
+        assert nxt.full_text == correct_step_text(SCRIPT, 1)
+    scorer = ScriptedScorer([SCRIPT], noise=0.0)
+    assert scorer.score([prompt + plain, prompt + other]) == [0.6, 0.6]
+    with pytest.raises(ScriptError, match="p_variant"):
+        ScriptedBackend([SCRIPT], p_wrong=0.5, p_error=0.2, p_variant=0.5)

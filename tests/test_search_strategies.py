@@ -69,13 +69,19 @@ def test_best_of_n_returns_n_trajectories_ranked_by_score(problems, sandbox):
     env = _env(problems, sandbox, noise=0.3)
     trees, ranked = run_best_of_n(problems[:4], env, BestOfNConfig(n=5), seed=0)
     for tree, trajs in zip(trees, ranked):
-        assert len(trajs) == 5  # every chain ends in one terminal
-        assert len(tree.children[0]) == 5  # duplicates kept at the root
+        assert len(tree.children[0]) == 5  # one sample per chain; duplicates kept at the root
         assert all(len(tree.children[i]) <= 1 for i in range(1, len(tree)))
+        # every chain ends in one trajectory, except one whose first step failed
+        # (errors_threshold 1): it never left the root
+        lost = sum(tree.error[c] is not None for c in tree.children[0])
+        assert len(trajs) == 5 - lost
+        assert all(tree.error[i] is None for t in trajs for i in t.nodes)
         scores = [t.score for t in trajs]
         assert scores == sorted(scores, reverse=True)
         for t in trajs:
-            assert t.score == tree.prior[t.nodes[-1]]
+            end = t.nodes[-1]
+            # the PPM's score of an answer; -1 for a chain that ended without one
+            assert t.score == (tree.prior[end] if tree.answer[end] is not None else -1.0)
 
 
 def _same(a: str, b: str) -> bool:
@@ -89,10 +95,13 @@ def test_majority_vote_plain_weighted_and_top_k():
     assert majority_vote(answers, scores, equivalent=_same) == "4"
     # weighted: 4 -> (1.9 + 0.1 + 0.2)/2 = 1.1 ; 5 -> (1.8 + 1.7)/2 = 1.75
     assert majority_vote(answers, scores, weighted=True, equivalent=_same) == "5"
-    # top-3 by score: None(1.0), "4"(0.9), "5"(0.8): a 1-1 tie broken by the higher best score
-    assert majority_vote(answers, scores, top_k=3, equivalent=_same) == "4"
-    # top-4: "4", "5", "5" -> "5"
-    assert majority_vote(answers, scores, top_k=4, equivalent=_same) == "5"
+    # answer-less candidates are dropped before the top K: None(1.0) takes no place
+    # top-2 of the answered: "4"(0.9), "5"(0.8): a 1-1 tie broken by the higher best score
+    assert majority_vote(answers, scores, top_k=2, equivalent=_same) == "4"
+    # top-3: "4", "5", "5" -> "5"
+    assert majority_vote(answers, scores, top_k=3, equivalent=_same) == "5"
+    # top-5: "4" x3 (0.9, -0.8, -0.9) vs "5" x2 -> "4"
+    assert majority_vote(answers, scores, top_k=5, equivalent=_same) == "4"
     assert majority_vote([None, None], [0.1, 0.2]) is None
     with pytest.raises(ValueError, match="needs scores"):
         majority_vote(["1"], weighted=True)

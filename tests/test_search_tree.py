@@ -61,10 +61,75 @@ def test_backup_adds_reward_to_every_node_on_the_path():
     assert tree.value_sum == [1.0, 1.0, 2.0, 2.0, -1.0]
     assert tree.q(s1) == pytest.approx(1 / 3)
     assert tree.rollouts == [([0, 1, 2, 3], 1.0), ([0, 1, 4], -1.0), ([0, 1, 2, 3], 1.0)]
-    # select_leaf follows UCT down to a terminal: root children {s1}; s1's children:
-    # s2 (Q 1, N 2), bad (Q -1, N 1); ln 3 = 1.0986 -> s2 = 1 + 2*sqrt(1.0986/2) = 2.48,
-    # bad = -1 + 2*sqrt(1.0986) = 1.10 -> s2, then its only child
-    assert select_leaf(tree, 2.0) == good
+    # both answers are known: nothing is left to select anywhere, the tree is closed
+    assert tree.closed == [True] * 5
+    assert select_leaf(tree, 2.0) is None
+
+
+def test_selection_skips_error_children_and_known_terminals():
+    """Error children are never selected, not even unvisited; an answer a rollout
+    has reached is never selected again, and a node whose children are all
+    closed (or errors) is closed itself, up to the root."""
+    tree = _tree()
+    err = tree.add_child(0, "e<end_of_step>", "step", error="NameError: name 'e' is not defined")
+    s1 = tree.add_child(0, "s1<end_of_step>", "step")
+    assert select_child(tree, 0, 2.0) == s1  # first-play inf, but err is not selectable
+    a1 = tree.add_child(
+        s1, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", correct=True
+    )
+    s2 = tree.add_child(s1, "s2<end_of_step>", "step")
+    tree.backup(a1, 1.0)
+    # a1 (Q 1, N 1) would win UCT against the unvisited s2 under first-play 0
+    # (1 + 2*sqrt(ln 1 / 1) = 1 > 0), but a known answer is skipped
+    assert select_child(tree, s1, 2.0, unvisited=0.0) == s2
+    assert not tree.closed[s1] and select_leaf(tree, 2.0, unvisited=0.0) == s2
+    dead = tree.add_child(s2, "x<end_of_step>", "step", error="SyntaxError: invalid syntax")
+    tree.end_without_valid_child(s2)
+    assert tree.terminal[s2] and tree.correct[s2] is False and tree.answer[s2] is None
+    tree.backup(s2, tree.terminal_reward(s2))
+    # s2 closed -> s1's children all closed -> s1 closed -> the root's only valid child
+    # is closed -> the root is closed; the error children changed nothing on the way
+    assert [tree.closed[i] for i in (0, s1, a1, s2)] == [True] * 4
+    assert not tree.closed[err] and not tree.closed[dead]
+    assert tree.visits[err] == tree.visits[dead] == 0
+    assert tree.visits[0] == 2 and tree.value_sum[0] == 0.0
+    assert select_leaf(tree, 2.0) is None
+    # the closed state is a function of the file: a loaded tree has the same
+    assert Tree.from_record(tree.to_record()).closed == tree.closed
+
+
+def test_first_play_value_of_unvisited_children_by_hand():
+    """Root N 3, value -1 (Q -1/3); child a N 2, value -2 (Q -1); child b unvisited.
+
+    c = 1: UCT(a) = -1 + sqrt(ln 3 / 2) = -1 + sqrt(0.549306) = -1 + 0.741151 = -0.258849.
+    b scores its first-play value: inf -> b; 0 -> b; parent_q = -1/3 -> a;
+    -0.2 -> b; -0.5 -> a.
+    """
+    tree = _tree()
+    a = tree.add_child(0, "a<end_of_step>", "step")
+    b = tree.add_child(0, "b<end_of_step>", "step")
+    tree.visits[0], tree.value_sum[0] = 3, -1.0
+    tree.visits[a], tree.value_sum[a] = 2, -2.0
+    expected = {"inf": b, 0.0: b, "parent_q": a, -0.2: b, -0.5: a}
+    for unvisited, child in expected.items():
+        assert select_child(tree, 0, 1.0, unvisited=unvisited) == child, unvisited
+    assert select_child(tree, 0, 1.0) == b  # the default is plain UCT: unvisited first
+
+
+def test_unvisited_answers_stay_selectable():
+    tree = _tree()
+    s1 = tree.add_child(0, "s1<end_of_step>", "step")
+    a1 = tree.add_child(
+        s1, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", correct=True
+    )
+    a2 = tree.add_child(
+        s1, "<answer>\\boxed{3}<end_of_answer>", "answer", terminal=True, answer="3", correct=False
+    )
+    tree.backup(a1, 1.0)
+    assert not tree.closed[s1]
+    assert select_leaf(tree, 2.0, unvisited=0.0) == a2
+    tree.backup(a2, -1.0)
+    assert tree.closed[s1] and tree.closed[0]
 
 
 def test_prior_is_one_pseudo_visit_and_q_recomputes_from_rollouts():
@@ -132,7 +197,7 @@ def test_record_round_trip_and_fields():
     }
     back = Tree.from_record(record)
     assert back.to_record() == record
-    assert back.error_run == [0, 1, 0]
+    assert back.closed == [False, False, False]  # b was never a terminal
     assert back.children == [[1], [2], []]
 
 

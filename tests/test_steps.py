@@ -20,6 +20,7 @@ from rstar_pl.steps import (
     join_code,
     parse_step,
     parse_trajectory,
+    program_output,
     render_trajectory,
 )
 
@@ -161,9 +162,65 @@ def test_extract_boxed_on_ten_thousand_nested_braces_is_fast():
     assert extract_boxed("\\boxed{" + "{" * 10_000 + "}" * 10_001) == "{" * 10_000 + "}" * 10_000
 
 
-def test_format_output_cuts_long_output_from_the_left():
-    block = format_output("x" * 50 + "ANSWER", max_chars=10)
-    assert block == "\n<output>...xxxxANSWER<end_of_output>\n"
+def test_program_output_cuts_long_output_from_the_left():
+    result = _Run(stdout="x" * 50 + "ANSWER\n")
+    assert program_output(result, max_chars=10) == "...xxxxANSWER"
+    assert format_output(program_output(result, max_chars=10)) == (
+        "\n<output>...xxxxANSWER<end_of_output>\n"
+    )
+
+
+class _Run:
+    """A sandbox result as `rstar_pl.sandbox.ExecResult` has it."""
+
+    def __init__(self, stdout="", error=None, timed_out=False):
+        self.stdout, self.error, self.timed_out = stdout, error, timed_out
+
+    @property
+    def ok(self):
+        return self.error is None and not self.timed_out
+
+
+@pytest.mark.parametrize(
+    ("result", "shown"),
+    [
+        (_Run("16.0\n"), "16.0"),
+        (_Run("1\n2\n", "NameError: name 'y' is not defined"),
+         "1\n2\nNameError: name 'y' is not defined"),
+        (_Run("", "ZeroDivisionError: division by zero"), "ZeroDivisionError: division by zero"),
+        (_Run("3\n", "Timeout: the run took longer than 1 s", timed_out=True),
+         "3\nTimeout: the run took longer than 1 s"),
+        # a sandbox that flags a timeout without a message still says so
+        (_Run("3\n", None, timed_out=True), "3\nTimeoutError: the program ran too long"),
+    ],
+)
+def test_program_output_is_stdout_then_the_one_line_reason_it_stopped(result, shown):
+    assert program_output(result) == shown
+
+
+def test_join_code_puts_every_step_on_its_own_lines():
+    # a policy may write steps without surrounding newlines
+    steps = [parse_step("x = 1", END_OF_STEP), parse_step("y = x + 1", END_OF_STEP),
+             parse_step("print(y)", END_OF_CODE)]
+    program = join_code(steps)
+    assert program == "x = 1\ny = x + 1\nprint(y)\n"
+    scope: dict = {}
+    exec(compile(program, "<path>", "exec"), scope)
+    assert scope["y"] == 2
+
+
+def test_program_after_an_output_block_starts_afresh():
+    """After <end_of_code> and its output, the next program is the code written
+    since then (the reference restarts at the last output block)."""
+    first = [parse_step("<code>\nx = 1\n", END_OF_STEP),
+             parse_step("print(x)\n", END_OF_CODE).with_output("1")]
+    again = [parse_step("\ny = 2\n", END_OF_STEP), parse_step("print(y)\n", END_OF_CODE)]
+    assert join_code(first) == "\nx = 1\nprint(x)\n"
+    assert join_code([*first, again[0]]) == "\ny = 2\n"
+    assert join_code([*first, *again]) == "\ny = 2\nprint(y)\n"
+    # an answer step between them changes nothing
+    answer = parse_step("<answer>\\boxed{1}", END_OF_ANSWER)
+    assert join_code([*first, answer, *again]) == "\ny = 2\nprint(y)\n"
 
 
 def test_step_tokens_are_distinct_and_contain_the_stops():
@@ -202,9 +259,9 @@ def test_render_then_parse_is_identity(steps):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(code_text, min_size=1, max_size=6))
-def test_join_code_is_the_concatenation_of_step_codes(codes):
+def test_join_code_is_the_concatenation_of_step_codes_each_ending_a_line(codes):
     steps = [parse_step(code, END_OF_STEP) for code in codes]
-    assert join_code(steps) == "".join(codes)
+    assert join_code(steps) == "".join(c if c.endswith("\n") else c + "\n" for c in codes)
 
 
 @settings(max_examples=300, deadline=None)

@@ -5,7 +5,9 @@ already in memory) and serves `generate(prompts, n=..., stop=..., ...)` with
 `model.generate`: prompts are left-padded and batched, stop strings are handled
 by transformers' `stop_strings` criterion (a row stops as soon as its text ends
 with one), and each completion is cut at its first stop string, which is
-reported in `Completion.stop`. Token counts include the stop string (or the
+reported in `Completion.stop`. Decoding drops only padding and end-of-sequence
+tokens, never other special tokens: the step tags may be registered as special
+tokens. Token counts include the stop string (or the
 end-of-sequence token) that ended the row.
 
 Sampling is seeded per call (`seed`), inside a forked RNG state so that the
@@ -163,7 +165,12 @@ class HFBackend:
             length -= 1
         ended_early = length < len(ids)
         ended_by_eos = length > 0 and ids[length - 1] in self.eos_ids
-        text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
+        # Only padding and end-of-sequence are not text: a tokenizer may register the
+        # step tags as special tokens, and skip_special_tokens would drop them.
+        text = self.tokenizer.decode(
+            [i for i in ids[:length] if i != pad and i not in self.eos_ids],
+            skip_special_tokens=False,
+        )
         hits = [(text.find(s), s) for s in stop if s in text]
         if hits:
             cut, which = min(hits)

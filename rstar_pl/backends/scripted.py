@@ -14,6 +14,9 @@ one or more lines whose last line is `name = ...` or (the final step)
   (it uses a name containing `undefined_`); the trajectory stays at step k;
 - with probability `p_wrong`: a *wrong step*, the correct code with its value
   shifted by a small nonzero integer, so the final answer comes out wrong;
+- with probability `p_variant`: the correct step written another way (the
+  same code under an extra comment line, `VARIANT_MARK`), so that a problem
+  has several correct trajectories that share prefixes, as a real policy's do;
 - otherwise the correct step (always the same text, so duplicates collapse).
 
 After the `<end_of_code>` step and its `<output>` block, the backend writes the
@@ -25,7 +28,8 @@ batch. `temperature=0` always gives the correct step. Like every backend, it
 accepts one seed per prompt.
 
 `ScriptedScorer` plays the PPM: +`margin` for a trajectory whose steps so far are
-all correct, -`margin` otherwise, plus seeded noise in [-noise, noise].
+all correct (either way of writing them), -`margin` otherwise, plus seeded noise
+in [-noise, noise].
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from rstar_pl.steps import (
 
 __all__ = [
     "ERROR_MARK",
+    "VARIANT_MARK",
     "Script",
     "ScriptError",
     "ScriptedBackend",
@@ -60,6 +65,7 @@ __all__ = [
 ]
 
 ERROR_MARK = "undefined_"
+VARIANT_MARK = "# (the same step, written another way)"
 _ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)")
 _PRINT = re.compile(r"^\s*print\((.*)\)\s*$")
 
@@ -124,11 +130,22 @@ def _is_error_step(step: Step) -> bool:
     return step.kind != "answer" and ERROR_MARK in step.text
 
 
-def correct_step_text(script: Script, k: int) -> str:
-    """The exact text of the correct k-th (0-based) step, stop string included."""
+def correct_step_text(script: Script, k: int, variant: bool = False) -> str:
+    """The exact text of the correct k-th (0-based) step, stop string included;
+    `variant`: its other way of writing (module docstring)."""
     lead = CODE + "\n" if k == 0 else "\n"
     stop = END_OF_CODE if k == len(script.steps) - 1 else END_OF_STEP
-    return f"{lead}{script.steps[k].strip()}\n{stop}"
+    code = script.steps[k].strip()
+    if variant:
+        code = f"{VARIANT_MARK}\n{code}"
+    return f"{lead}{code}\n{stop}"
+
+
+def _is_correct(script: Script, k: int, text: str) -> bool:
+    return k < len(script.steps) and text in (
+        correct_step_text(script, k),
+        correct_step_text(script, k, variant=True),
+    )
 
 
 def _wrong_code(code: str, delta: int) -> str:
@@ -154,14 +171,17 @@ class ScriptedBackend:
         *,
         p_wrong: float = 0.2,
         p_error: float = 0.1,
+        p_variant: float = 0.0,
         seed: int = 0,
     ) -> None:
-        if not (0 <= p_wrong and 0 <= p_error and p_wrong + p_error <= 1):
+        if not (0 <= p_wrong and 0 <= p_error and 0 <= p_variant
+                and p_wrong + p_error + p_variant <= 1):
             raise ScriptError(
-                f"p_wrong and p_error must be >= 0 with sum <= 1, got {p_wrong}, {p_error}"
+                "p_wrong, p_error and p_variant must be >= 0 with sum <= 1, got "
+                f"{p_wrong}, {p_error}, {p_variant}"
             )
         self.scripts = _Scripts(scripts)
-        self.p_wrong, self.p_error, self.seed = p_wrong, p_error, seed
+        self.p_wrong, self.p_error, self.p_variant, self.seed = p_wrong, p_error, p_variant, seed
         self.calls = 0
 
     def step_position(self, prompt: str) -> tuple[Script, int, list[Step]]:
@@ -191,6 +211,8 @@ class ScriptedBackend:
         elif u < self.p_error + self.p_wrong:
             delta = rng.choice((-3, -2, -1, 1, 2, 3)) * rng.randint(1, 9)
             body = body.replace(script.steps[k].strip(), _wrong_code(script.steps[k], delta))
+        elif u < self.p_error + self.p_wrong + self.p_variant:
+            body = correct_step_text(script, k, variant=True)[: -len(stop)]
         return Completion(body, stop, len(body) // 4 + 1)
 
     def generate(
@@ -239,7 +261,7 @@ class ScriptedScorer:
             script, steps = self.scripts.locate(text)
             good = True
             for k, step in enumerate(s for s in steps if s.kind != "answer"):
-                if k >= len(script.steps) or step.text != correct_step_text(script, k):
+                if not _is_correct(script, k, step.text):
                     good = False
             rng = random.Random(derive_seed(self.seed, "score", text))
             value = (self.margin if good else -self.margin) + rng.uniform(-self.noise, self.noise)

@@ -1,10 +1,16 @@
 """Step-level beam search ranked by the PPM, many problems in lock-step.
 
 Each level expands every live beam node of every problem in one backend call
-(`samples_per_node` samples each) and scores every new step in one scorer call;
-each problem keeps its `beam_width` best non-terminal new steps by PPM score.
-Terminals are collected as finished solutions. The paper's setting is beam 8,
-8 samples per node: faster than MCTS, slightly weaker.
+(`samples_per_node` samples each) and scores every new step in one scorer call
+(`lockstep.run_lockstep`); each problem keeps its best non-terminal new steps
+by PPM score. Terminals are collected as finished solutions, and the beam
+shrinks as answers are found: a problem with `k` finished answers keeps
+`beam_width - k` nodes, so it ends with at most `beam_width` answered
+trajectories, as in the reference implementation. Error children are never
+kept; a node whose samples all fail is retried up to `errors_threshold` times
+in a row (it competes for the beam as it is), then it ends ("no valid child")
+as a finished trajectory without an answer. The paper's setting is beam 8, 8
+samples per node: faster than MCTS, slightly weaker.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rstar_pl.search.expand import Sampling, SearchEnv, expand
+from rstar_pl.search.expand import Expansion, Sampling, SearchEnv
+from rstar_pl.search.lockstep import Lead, run_lockstep
 from rstar_pl.search.mcts import SearchProblem, new_tree
-from rstar_pl.search.seeding import derive_seed
 from rstar_pl.search.trajectory import Trajectory, ranked_trajectories
 from rstar_pl.search.tree import ROOT, Tree
 
@@ -46,32 +52,53 @@ def run_beam(
     if env.scorer is None:
         raise ValueError("beam search ranks steps with a PPM: give SearchEnv a scorer")
     trees = [new_tree(p, seed, 0, config.few_shot) for p in problems]
-    beams: list[list[int]] = [[ROOT] for _ in trees]
-    finished: list[list[int]] = [[] for _ in trees]
-    level = 0
-    while True:
-        requests = [(trees[i], node) for i, beam in enumerate(beams) for node in beam]
-        if not requests:
-            break
-        kids = expand(
-            requests,
-            env,
-            n=config.samples_per_node,
-            sampling=config.sampling,
-            max_depth=config.max_depth,
-            errors_threshold=config.errors_threshold,
-            score="all",
-            call_seed=derive_seed(seed, "beam", level),
-        )
-        level += 1
-        candidates: list[list[int]] = [[] for _ in trees]
-        index = {id(tree): i for i, tree in enumerate(trees)}
-        for (tree, _), new in zip(requests, kids):
-            i = index[id(tree)]
-            for child in new:
-                (finished[i] if tree.terminal[child] else candidates[i]).append(child)
-        for i, tree in enumerate(trees):
-            # stable sort: equal scores keep sampling order, so results are reproducible
-            candidates[i].sort(key=lambda c, t=tree: -t.prior[c])
-            beams[i] = candidates[i][: config.beam_width]
-    return trees, [ranked_trajectories(t, f) for t, f in zip(trees, finished)]
+    beam = _Beam(trees, config.beam_width)
+    expansion = Expansion(
+        n=config.samples_per_node, sampling=config.sampling, max_depth=config.max_depth, score="all"
+    )
+    run_lockstep(
+        trees,
+        env,
+        beam,
+        expansion,
+        errors_threshold=config.errors_threshold,
+        seed_parts=(seed, "beam"),
+    )
+    return trees, [ranked_trajectories(t, f) for t, f in zip(trees, beam.finished)]
+
+
+class _Beam:
+    """Beam search as a lock-step strategy (`lockstep.py`)."""
+
+    def __init__(self, trees: list[Tree], width: int) -> None:
+        self.trees, self.width = trees, width
+        self.candidates: list[list[Lead]] = [[Lead(i, ROOT)] for i in range(len(trees))]
+        self.finished: list[list[int]] = [[] for _ in trees]
+        self.answers = [0] * len(trees)
+
+    def leads(self, i: int) -> list[Lead]:
+        tree, pool = self.trees[i], self.candidates[i]
+        self.candidates[i] = []
+        # stable sort: equal scores keep sampling order, so results are reproducible
+        pool.sort(key=lambda lead: -(tree.prior[lead.node] or 0.0))
+        return pool[: max(0, self.width - self.answers[i])]
+
+    def _finish(self, i: int, node: int) -> None:
+        self.finished[i].append(node)
+        if self.trees[i].answer[node] is not None:
+            self.answers[i] += 1
+
+    def grown(self, lead: Lead, children: list[int]) -> None:
+        tree = self.trees[lead.tree]
+        for child in children:
+            if tree.terminal[child]:
+                self._finish(lead.tree, child)
+            else:
+                self.candidates[lead.tree].append(Lead(lead.tree, child))
+
+    def retry(self, lead: Lead) -> None:
+        self.candidates[lead.tree].append(lead)
+
+    def ended(self, lead: Lead) -> None:
+        if lead.node != ROOT and self.trees[lead.tree].terminal[lead.node]:
+            self._finish(lead.tree, lead.node)

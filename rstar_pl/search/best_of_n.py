@@ -2,10 +2,14 @@
 scorer's value of the whole trajectory (an outcome-reward baseline for the
 paper's ablations).
 
-The root is expanded with N samples (duplicates kept: they continue
-independently), then each live chain is extended by one sample per level, all
-problems in lock-step (one backend call per level). Without a scorer every
-score is 0 and the ranking keeps sampling order.
+Each problem runs N chains from the root, each extended by one sample per
+level, all problems in lock-step (one backend call per level,
+`lockstep.run_lockstep`); duplicates are kept, since the chains are
+independent. A chain whose sample fails is retried at the same node up to
+`errors_threshold` times in a row; then it ends there, as a trajectory without
+an answer ("no valid child"), or with no trajectory at all if it never left
+the root. A trajectory without an answer scores -1; without a scorer every
+answer scores 0 and the ranking keeps sampling order.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rstar_pl.search.expand import Sampling, SearchEnv, expand
+from rstar_pl.search.expand import Expansion, Sampling, SearchEnv
+from rstar_pl.search.lockstep import Lead, run_lockstep
 from rstar_pl.search.mcts import SearchProblem, new_tree
-from rstar_pl.search.seeding import derive_seed
 from rstar_pl.search.trajectory import Trajectory, trajectory
 from rstar_pl.search.tree import ROOT, Tree
 
@@ -44,33 +48,62 @@ def run_best_of_n(
     """Sample N trajectories per problem; return the trees and, per problem, the
     trajectories best first by score."""
     trees = [new_tree(p, seed, 0, config.few_shot) for p in problems]
-    score = "terminal" if env.scorer is not None else "none"
-    live: list[list[int]] = [[ROOT] for _ in trees]
-    finished: list[list[int]] = [[] for _ in trees]
-    level = 0
-    while True:
-        requests = [(i, node) for i, nodes in enumerate(live) for node in nodes]
-        if not requests:
-            break
-        kids = expand(
-            [(trees[i], node) for i, node in requests],
-            env,
-            n=config.n if level == 0 else 1,
-            sampling=config.sampling,
-            max_depth=config.max_depth,
-            errors_threshold=config.errors_threshold,
-            score=score,
-            dedupe=False,
-            call_seed=derive_seed(seed, "best_of_n", level),
-        )
-        level += 1
-        live = [[] for _ in trees]
-        for (i, _), new in zip(requests, kids):
-            for child in new:
-                (finished[i] if trees[i].terminal[child] else live[i]).append(child)
+    chains = _Chains(trees, config.n)
+    expansion = Expansion(
+        n=1,
+        sampling=config.sampling,
+        max_depth=config.max_depth,
+        score="terminal" if env.scorer is not None else "none",
+        dedupe=False,
+    )
+    run_lockstep(
+        trees,
+        env,
+        chains,
+        expansion,
+        errors_threshold=config.errors_threshold,
+        seed_parts=(seed, "best_of_n"),
+    )
     ranked: list[list[Trajectory]] = []
-    for tree, ends in zip(trees, finished):
-        scored = [(tree.prior[t] if tree.prior[t] is not None else 0.0, t) for t in ends]
+    for tree, ends in zip(trees, chains.finished):
+        scored = [(_score(tree, t), t) for t in ends]
         scored.sort(key=lambda st: -st[0])
         ranked.append([trajectory(tree, t, s) for s, t in scored])
     return trees, ranked
+
+
+def _score(tree: Tree, end: int) -> float:
+    """The scorer's value of an answer (0 without a scorer); -1 for a chain that
+    ended without one, as MCTS rewards it."""
+    if tree.answer[end] is None:
+        return -1.0
+    return tree.prior[end] if tree.prior[end] is not None else 0.0
+
+
+class _Chains:
+    """Best-of-N as a lock-step strategy: N chains per tree (`lockstep.py`)."""
+
+    def __init__(self, trees: list[Tree], n: int) -> None:
+        self.trees = trees
+        self.live: list[list[Lead]] = [
+            [Lead(i, ROOT, chain=j) for j in range(n)] for i in range(len(trees))
+        ]
+        self.finished: list[list[int]] = [[] for _ in trees]
+
+    def leads(self, i: int) -> list[Lead]:
+        out, self.live[i] = self.live[i], []
+        return out
+
+    def grown(self, lead: Lead, children: list[int]) -> None:
+        (child,) = children  # one sample per chain
+        if self.trees[lead.tree].terminal[child]:
+            self.finished[lead.tree].append(child)
+        else:
+            self.live[lead.tree].append(Lead(lead.tree, child, chain=lead.chain))
+
+    def retry(self, lead: Lead) -> None:
+        self.live[lead.tree].append(lead)
+
+    def ended(self, lead: Lead) -> None:
+        if lead.node != ROOT and self.trees[lead.tree].terminal[lead.node]:
+            self.finished[lead.tree].append(lead.node)

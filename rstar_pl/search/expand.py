@@ -2,26 +2,31 @@
 the frontier nodes of many trees at once.
 
 Every search strategy (MCTS, step-level beam search, best-of-N) grows its trees
-through `expand`. Given (tree, node) requests it
+through `expand`, in named phases over typed `Candidate` records:
 
-1. sends every request's context (prompt + steps so far) to the policy backend
-   in **one** `generate` call, `n` samples each;
-2. drops duplicate completions of the same node;
-3. parses each completion into a step (`steps.parse_step`); one that is not a
-   well-formed step becomes an error node;
-4. verifies every new code step in **one** `sandbox.run_many` call, running the
-   whole program of its path (the code of the earlier error-free code steps,
-   then the new step); a code step that raises is an error node, and the output
-   of a `<end_of_code>` step is the program's stdout;
-5. grades answer steps against the tree's reference (`grading.is_equivalent`);
-6. marks terminals: answer steps, nodes after `errors_threshold` consecutive
-   errors, nodes at `max_depth`;
-7. optionally scores new nodes with the scorer in **one** `score` call (the
-   value becomes the node's prior, `q^0 = PPM(prefix)`).
+1. `_sample`: every request's context (prompt + steps so far) goes to the
+   policy backend in **one** `generate` call, `n` samples each;
+2. `_parse`: each completion becomes a candidate step (`steps.parse_step`);
+   duplicates of the same node are dropped (by the parsed step's text, so a
+   round-1 completion that ran on past `<end_of_code>` into an output block of
+   its own is stored, and compared, without that invented output); one that
+   is not a well-formed step is an error candidate;
+3. `_run_programs`: every new code step is verified in **one**
+   `sandbox.run_many` call, running the program of its path
+   (`steps.join_code`); a step whose program fails is an error candidate, and
+   a `<end_of_code>` step's output is what `steps.program_output` makes of the
+   run;
+4. `_mark_terminals`: answer steps and steps at `max_depth` are terminal;
+   answers are graded against the tree's reference (`grading.is_equivalent`);
+5. `_score`: new valid steps get a prior from the scorer in **one** `score`
+   call (`q^0 = PPM(prefix)`), except that, with `known_terminals` and a
+   reference answer, a terminal starts from its known outcome instead
+   (+1 correct, -1 otherwise);
+6. `_attach`: the candidates become children, errors included (see `tree.py`:
+   an error child is kept for diagnostics and takes no part in the search).
 
-Why failed steps are left out of later programs: the policy may repair an error
-in its next step; keeping failing code would make every later step fail too and
-`errors_threshold > 1` would mean nothing.
+What happens to a node that got no valid child (retry or "no valid child") is
+the lock-step driver's business (`lockstep.py`), the same for every strategy.
 """
 
 from __future__ import annotations
@@ -31,12 +36,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rstar_pl.backends.base import PolicyBackend, Scorer
-from rstar_pl.search.seeding import derive_seed
+from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
 from rstar_pl.search.tree import Tree
-from rstar_pl.steps import STOP_STRINGS, StepFormatError, format_output, join_code, parse_step
+from rstar_pl.steps import (
+    STOP_STRINGS,
+    Step,
+    StepFormatError,
+    format_output,
+    join_code,
+    parse_step,
+    program_output,
+)
 
-__all__ = ["Sampling", "SearchEnv", "expand"]
+__all__ = ["Candidate", "Expansion", "Sampling", "SearchEnv", "expand"]
 
 
 @dataclass(frozen=True)
@@ -89,144 +101,208 @@ class SearchEnv:
         return self._grades[key]
 
 
-def _error_line(result: Any) -> str:
-    if getattr(result, "timed_out", False):
-        return "timed out"
-    text = (result.error or "error").strip()
-    return text.splitlines()[-1] if text else "error"
+@dataclass(frozen=True)
+class Expansion:
+    """How a strategy grows a node: what differs between MCTS, beam and best-of-N."""
+
+    n: int
+    """Samples per expanded node."""
+    sampling: Sampling = field(default_factory=Sampling)
+    max_depth: int = 16
+    """A step at this depth is terminal."""
+    score: Literal["all", "terminal", "none"] = "none"
+    """Which new valid steps the scorer values: all, only terminals, or none."""
+    known_terminals: bool = False
+    """With a reference answer, a terminal's prior is its outcome (+1/-1), not the
+    scorer's value (PPM-augmented annotation of training trees)."""
+    dedupe: bool = True
+    """Drop a sample whose step text equals another child's of the same node."""
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One sampled next step of a node, on its way to becoming a child.
+
+    `error` is None for a valid step; otherwise why it is not one (`format: ...`
+    for a completion that is not a step, else the program's one-line error).
+    """
+
+    text: str
+    kind: str = "step"
+    step: Step | None = None
+    error: str | None = None
+    output: str | None = None
+    answer: str | None = None
+    terminal: bool = False
+    correct: bool | None = None
+    prior: float | None = None
 
 
 def expand(
     requests: Sequence[tuple[Tree, int]],
     env: SearchEnv,
+    expansion: Expansion,
     *,
-    n: int,
-    sampling: Sampling,
-    max_depth: int,
-    errors_threshold: int,
-    score: Literal["all", "terminal", "none"] = "none",
-    dedupe: bool = True,
-    call_seed: int = 0,
+    seeds: int | Sequence[int],
 ) -> list[list[int]]:
     """Grow one level: add the children of every (tree, node) request.
 
-    Returns the new child ids of each request, in request order. Each request
-    node must not have been expanded before.
+    `seeds` is one seed per request (or one for the call, for a backend without
+    per-prompt seeds). Returns the new child ids of each request, in request
+    order, error children included.
     """
     if not requests:
         return []
     contexts = [tree.context(node) for tree, node in requests]
-    seeds: int | list[int] = call_seed
-    if getattr(env.backend, "per_prompt_seeds", True):
-        seeds = [derive_seed(tree.seed, node) for tree, node in requests]
+    affinity = [tree.seed for tree, _ in requests]  # a tree's nodes share its prefix
+    completions = _sample(contexts, env, expansion, seeds, affinity)
+    candidates = [
+        _parse(tree, node, comps, expansion.dedupe)
+        for (tree, node), comps in zip(requests, completions)
+    ]
+    _run_programs(requests, candidates, env)
+    _mark_terminals(requests, candidates, env, expansion.max_depth)
+    if expansion.score != "none":
+        _score(requests, contexts, candidates, env, expansion)
+    return [_attach(tree, node, kids) for (tree, node), kids in zip(requests, candidates)]
+
+
+def _sample(
+    contexts: list[str],
+    env: SearchEnv,
+    expansion: Expansion,
+    seeds: int | Sequence[int],
+    affinity: list[int],
+) -> list[list[Completion]]:
+    sampling = expansion.sampling
     completions = env.backend.generate(
         contexts,
-        n=n,
+        n=expansion.n,
         stop=sampling.stop,
         max_tokens=sampling.max_tokens,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         seed=seeds,
-        affinity=[tree.seed for tree, _ in requests],  # a tree's nodes share its prefix
+        affinity=affinity,
     )
     env.calls["generate"] += 1
     env.calls["prompts"] += len(contexts)
-    if len(completions) != len(requests):
+    if len(completions) != len(contexts):
         raise ValueError(
-            f"backend returned {len(completions)} completion lists for {len(requests)} prompts"
+            f"backend returned {len(completions)} completion lists for {len(contexts)} prompts"
         )
+    return completions
 
-    # specs[r] = list of dicts describing the children of request r, before they exist
-    specs: list[list[dict[str, Any]]] = []
-    programs: list[str] = []
-    program_of: list[tuple[int, int]] = []
-    for r, ((tree, node), comps) in enumerate(zip(requests, completions)):
-        prefix_steps = None
-        seen: set[str] = set()
-        kids: list[dict[str, Any]] = []
-        for comp in comps:
+
+def _parse(tree: Tree, node: int, completions: list[Completion], dedupe: bool) -> list[Candidate]:
+    seen = {tree.text[c] for c in tree.children[node]} if dedupe else set()
+    raw: set[str] = set()
+    kids = []
+    for comp in completions:
+        if dedupe:  # the same completion twice: skip it before parsing (the common case)
             full = comp.full_text
-            if dedupe and full in seen:
+            if full in raw:
                 continue
-            seen.add(full)
-            spec: dict[str, Any] = {"text": full, "kind": "step", "error": None, "output": None}
-            try:
-                step = parse_step(comp.text, comp.stop)
-            except StepFormatError as err:
-                spec["error"] = f"format: {err}"
-                kids.append(spec)
+            raw.add(full)
+        try:
+            step = parse_step(comp.text, comp.stop)
+        except StepFormatError as err:
+            candidate = Candidate(comp.full_text, error=f"format: {err}")
+        else:
+            candidate = Candidate(step.text, step.kind, step, answer=step.answer)
+        if dedupe:
+            if candidate.text in seen:
                 continue
-            spec["kind"] = step.kind
-            if step.kind == "answer":
-                spec["answer"] = step.answer
-            else:
-                if prefix_steps is None:
-                    prefix_steps = [
-                        tree.step(i)
-                        for i in tree.path(node)[1:]
-                        if tree.kind[i] != "answer" and tree.error[i] is None
-                    ]
-                programs.append(join_code([*prefix_steps, step]))
-                program_of.append((r, len(kids)))
-            kids.append(spec)
-        specs.append(kids)
+            seen.add(candidate.text)
+        kids.append(candidate)
+    return kids
 
-    if programs:
-        results = env.sandbox.run_many(programs)
-        env.calls["run_many"] += 1
-        env.calls["programs"] += len(programs)
-        for (r, k), result in zip(program_of, results):
-            spec = specs[r][k]
-            if result.ok and not getattr(result, "timed_out", False):
-                if spec["kind"] == "code_end":
-                    spec["output"] = (result.stdout or "").strip()[-env.output_max_chars :]
-            else:
-                spec["error"] = _error_line(result)
-                if spec["kind"] == "code_end":
-                    spec["output"] = spec["error"]
 
-    for (tree, node), kids, context in zip(requests, specs, contexts):
-        depth = tree.depth[node] + 1
-        for spec in kids:
-            run = tree.error_run[node] + 1 if spec["error"] is not None else 0
-            is_answer = spec["kind"] == "answer"
-            spec["terminal"] = is_answer or run >= errors_threshold or depth >= max_depth
-            if spec["terminal"]:
-                answer = spec.get("answer")
-                if answer is not None and tree.reference is not None:
-                    spec["correct"] = env.grade(answer, tree.reference)
-                elif tree.reference is not None:
-                    spec["correct"] = False
-            if score == "all" or (score == "terminal" and spec["terminal"]):
-                block = format_output(spec["output"]) if spec["kind"] == "code_end" else ""
-                spec["context"] = context + spec["text"] + block
+def _run_programs(
+    requests: Sequence[tuple[Tree, int]], candidates: list[list[Candidate]], env: SearchEnv
+) -> None:
+    programs: list[str] = []
+    owners: list[Candidate] = []
+    for (tree, node), kids in zip(requests, candidates):
+        prefix: list[Step] | None = None
+        for kid in kids:
+            if kid.error is not None or kid.kind == "answer":
+                continue
+            if prefix is None:
+                prefix = [tree.step(i) for i in tree.path(node)[1:]]
+            programs.append(join_code([*prefix, kid.step]))
+            owners.append(kid)
+    if not programs:
+        return
+    results = env.sandbox.run_many(programs)
+    env.calls["run_many"] += 1
+    env.calls["programs"] += len(programs)
+    for kid, result in zip(owners, results, strict=True):
+        failed = result.error is not None or getattr(result, "timed_out", False)
+        if kid.kind == "code_end":
+            kid.output = program_output(result, max_chars=env.output_max_chars)
+        if failed:
+            kid.error = result.error or "TimeoutError: the program ran too long"
 
-    to_score = [spec for kids in specs for spec in kids if "context" in spec]
-    if to_score:
-        if env.scorer is None:
-            raise ValueError("this search scores steps with a PPM but no scorer was given")
-        values = env.scorer.score([spec["context"] for spec in to_score])
-        env.calls["score"] += 1
-        env.calls["scored"] += len(to_score)
-        for spec, value in zip(to_score, values):
-            spec["prior"] = max(-1.0, min(1.0, float(value)))
 
-    new_ids: list[list[int]] = []
-    for (tree, node), kids in zip(requests, specs):
-        ids = []
-        for spec in kids:
-            ids.append(
-                tree.add_child(
-                    node,
-                    spec["text"],
-                    spec["kind"],
-                    output=spec["output"],
-                    error=spec["error"],
-                    terminal=spec["terminal"],
-                    answer=spec.get("answer"),
-                    correct=spec.get("correct"),
-                    prior=spec.get("prior"),
-                )
-            )
-        new_ids.append(ids)
-    return new_ids
+def _mark_terminals(
+    requests: Sequence[tuple[Tree, int]],
+    candidates: list[list[Candidate]],
+    env: SearchEnv,
+    max_depth: int,
+) -> None:
+    for (tree, node), kids in zip(requests, candidates):
+        at_limit = tree.depth[node] + 1 >= max_depth
+        for kid in kids:
+            if kid.error is not None:
+                continue
+            kid.terminal = kid.kind == "answer" or at_limit
+            if kid.terminal and tree.reference is not None:
+                kid.correct = kid.answer is not None and env.grade(kid.answer, tree.reference)
+
+
+def _score(
+    requests: Sequence[tuple[Tree, int]],
+    contexts: list[str],
+    candidates: list[list[Candidate]],
+    env: SearchEnv,
+    expansion: Expansion,
+) -> None:
+    texts: list[str] = []
+    owners: list[Candidate] = []
+    for (tree, _), context, kids in zip(requests, contexts, candidates):
+        for kid in kids:
+            if kid.error is not None or (expansion.score == "terminal" and not kid.terminal):
+                continue
+            if kid.terminal and expansion.known_terminals and tree.reference is not None:
+                kid.prior = 1.0 if kid.correct else -1.0
+                continue
+            block = format_output(kid.output) if kid.kind == "code_end" else ""
+            texts.append(context + kid.text + block)
+            owners.append(kid)
+    if not texts:
+        return
+    if env.scorer is None:
+        raise ValueError("this search scores steps with a PPM but no scorer was given")
+    values = env.scorer.score(texts)
+    env.calls["score"] += 1
+    env.calls["scored"] += len(texts)
+    for kid, value in zip(owners, values, strict=True):
+        kid.prior = max(-1.0, min(1.0, float(value)))
+
+
+def _attach(tree: Tree, node: int, kids: list[Candidate]) -> list[int]:
+    return [
+        tree.add_child(
+            node,
+            kid.text,
+            kid.kind,
+            output=kid.output,
+            error=kid.error,
+            terminal=kid.terminal,
+            answer=kid.answer,
+            correct=kid.correct,
+            prior=kid.prior,
+        )
+        for kid in kids
+    ]

@@ -2,21 +2,47 @@
 
 One rollout: select from the root by UCT down to a leaf; if the leaf is
 terminal, back up its reward; otherwise expand it (n samples), step to the
-best child by UCT (the first new child, or the highest prior with a PPM), and
-repeat from there until a terminal is reached, whose reward is backed up along
-the path. Every tree of a batch advances one expansion per iteration, so each
-iteration is one backend call (and one sandbox call, one scorer call) for the
-whole batch.
+best new child by UCT, and repeat from there until a terminal is reached, whose
+reward is backed up along the path. All trees of a batch advance one expansion
+per level through `lockstep.run_lockstep`, so each level is one backend call
+(and one sandbox call, one scorer call) for the whole batch.
 
     UCT(child) = Q(child) + c * sqrt(ln N(parent) / N(child))
 
-Unvisited children (N = 0, no prior) are tried first, in the order they were
-sampled. With a PPM prior every child starts with one pseudo-visit (see
-`tree.py`), so the prior itself ranks new children.
+Selection considers only *selectable* children (`Tree.selectable`): an error
+child (its program failed) is never chosen, and a closed child (a terminal
+some rollout has reached, or a node with nothing left to find) is skipped, so
+no rollout re-visits a known answer. A node whose samples all fail is expanded
+again up to `errors_threshold` times in a row, then it is terminal ("no valid
+child") and the rollout ends there with reward -1 (it gave no answer). When the
+root is closed the tree is exhausted and stops early.
+
+First-play value: a child with N = 0 (no rollout, no prior) has no UCT value;
+`unvisited` says what it scores instead:
+
+- `inf`: every unvisited child is tried before any visited one (textbook UCT);
+  with n samples and few rollouts this grows independent chains from the root;
+- `parent_q`: the parent's Q;
+- a number: that value (the reference implementation scores unvisited children
+  0, so 0 reproduces it).
+
+The default, 1 (the best reward: an untried step is taken to be as good as a
+correct one), was chosen by measurement on the scripted round-1 setting (README,
+"Measured"): a child whose rollouts reached a correct answer keeps its UCT above
+1 and is explored again, so trees share prefixes and yield step pairs below the
+first step, while a child that reached only wrong answers gives way to its
+untried siblings until `ln N(parent)` outgrows its visits. `inf` grows
+independent chains (half the shared prefix, most pairs at depth 1); 0 and
+`parent_q` go deeper into wrong prefixes and solve fewer problems.
+
+With a PPM prior every child starts with one pseudo-visit (see `tree.py`), so
+the prior itself ranks new children and `unvisited` does not apply.
 
 Annotation: "terminal" (rounds 1-2) backs up +1/-1 only; "ppm" (rounds 3-4 and
-test time) also starts each new node's Q at the scorer's value. Without a
-reference answer (test time) a terminal's reward is its PPM score.
+test time) also starts each new non-terminal node's Q at the scorer's value,
+while a terminal with a reference answer starts from its known outcome (+1/-1).
+Without a reference answer (test time) a terminal is scored too, and its reward
+is its PPM score.
 """
 
 from __future__ import annotations
@@ -26,12 +52,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from rstar_pl.search.expand import Sampling, SearchEnv, expand
+from rstar_pl.search.expand import Expansion, Sampling, SearchEnv
+from rstar_pl.search.lockstep import Lead, run_lockstep
 from rstar_pl.search.seeding import derive_seed
 from rstar_pl.search.tree import ROOT, Tree
 from rstar_pl.steps import build_prompt
 
-__all__ = ["MCTSConfig", "SearchProblem", "new_tree", "run_mcts", "select_child", "select_leaf"]
+__all__ = [
+    "FirstPlay",
+    "MCTSConfig",
+    "first_play",
+    "SearchProblem",
+    "new_tree",
+    "run_mcts",
+    "select_child",
+    "select_leaf",
+]
+
+#: What an unvisited child scores in selection: "inf", "parent_q" or a number.
+FirstPlay = float | str
 
 
 class SearchProblem(Protocol):
@@ -55,7 +94,12 @@ class MCTSConfig:
     max_depth: int = 16
     """Depth limit in steps; a node at this depth is terminal."""
     errors_threshold: int = 1
-    """Consecutive failed code steps that make a node terminal (2 in round 1)."""
+    """Expansions of a node in a row whose samples all fail before the node is
+    terminal ("no valid child"); 2 in round 1."""
+    unvisited: FirstPlay = 1.0
+    """First-play value of a child no rollout has visited: 'inf' (unvisited
+    first), 'parent_q', or a number (the reference's is 0; default 1, measured).
+    See the module doc."""
     annotation: Literal["terminal", "ppm"] = "terminal"
     """terminal: +-1 rewards only; ppm: new nodes start at the scorer's value."""
     few_shot: bool = False
@@ -72,29 +116,58 @@ class MCTSConfig:
             raise ValueError(
                 f"search.annotation must be 'terminal' or 'ppm', got {self.annotation!r}"
             )
+        self.unvisited = first_play(self.unvisited)
 
 
-def select_child(tree: Tree, node: int, c: float) -> int:
-    """The child of `node` with the highest UCT; the first unvisited child if
-    there is one. Ties go to the earlier child."""
+def first_play(value: FirstPlay) -> float | str:
+    """`value` checked: 'parent_q', or a number (inf allowed); 'inf' becomes math.inf."""
+    if isinstance(value, str) and value.strip() == "parent_q":
+        return "parent_q"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"search.unvisited must be 'inf', 'parent_q' or a number, got {value!r}"
+        ) from None
+    if math.isnan(number) or number == -math.inf:
+        raise ValueError(f"search.unvisited must be 'inf', 'parent_q' or a number, got {value!r}")
+    return number
+
+
+def select_child(tree: Tree, node: int, c: float, unvisited: FirstPlay = math.inf) -> int:
+    """The selectable child of `node` with the highest UCT, an unvisited one
+    scoring `unvisited` (see the module docstring); -1 when none is selectable.
+    Ties go to the earlier child."""
     n_parent = tree.visits[node]
     log_n = math.log(n_parent) if n_parent > 1 else 0.0
+    if unvisited == "parent_q":
+        fresh = tree.q(node)
+    else:
+        fresh = unvisited if isinstance(unvisited, float) else first_play(unvisited)
     best, best_score = -1, -math.inf
     for child in tree.children[node]:
+        if tree.error[child] is not None or tree.closed[child]:
+            continue
         visits = tree.visits[child]
         if visits == 0:
-            return child
-        score = tree.value_sum[child] / visits + c * math.sqrt(log_n / visits)
+            if fresh == math.inf:
+                return child
+            score = fresh
+        else:
+            score = tree.value_sum[child] / visits + c * math.sqrt(log_n / visits)
         if score > best_score:
             best, best_score = child, score
     return best
 
 
-def select_leaf(tree: Tree, c: float) -> int:
-    """Descend from the root by UCT to a terminal or unexpanded node."""
+def select_leaf(tree: Tree, c: float, unvisited: FirstPlay = math.inf) -> int | None:
+    """Descend from the root by UCT to a terminal or unexpanded node; None when
+    the root is closed (the tree has nothing left to search)."""
+    if tree.closed[ROOT]:
+        return None
     node = ROOT
     while not tree.terminal[node] and tree.children[node]:
-        node = select_child(tree, node, c)
+        node = select_child(tree, node, c, unvisited)
     return node
 
 
@@ -150,55 +223,66 @@ def run_mcts(
             annotation=config.annotation,
             max_depth=config.max_depth,
             errors_threshold=config.errors_threshold,
+            # JSON has no infinity: the file says "inf", as the config does
+            unvisited="inf" if config.unvisited == math.inf else config.unvisited,
         )
-    current: list[int | None] = [None] * len(trees)
-    done = [False] * len(trees)
     score = "all" if config.annotation == "ppm" else "none"
-    if any(t.reference is None for t in trees):
-        score = "all" if config.annotation == "ppm" else "terminal"
-    level = 0
-    while True:
-        requests: list[tuple[int, int]] = []
-        for i, tree in enumerate(trees):
-            if done[i]:
-                continue
-            while current[i] is None and len(tree.rollouts) < budget:
-                leaf = select_leaf(tree, config.c)
-                if tree.terminal[leaf]:
-                    tree.backup(leaf, tree.terminal_reward(leaf))
-                else:
-                    current[i] = leaf
-            if current[i] is None:
-                done[i] = True
-                if on_tree_done is not None:
-                    on_tree_done(tree)
-            else:
-                requests.append((i, current[i]))
-        if not requests:
-            break
-        kids = expand(
-            [(trees[i], node) for i, node in requests],
-            env,
-            n=config.n,
-            sampling=config.sampling,
-            max_depth=config.max_depth,
-            errors_threshold=config.errors_threshold,
-            score=score,
-            call_seed=derive_seed(seed, attempt, "level", level),
-        )
-        level += 1
-        for (i, node), new in zip(requests, kids):
-            tree = trees[i]
-            if not new:  # the backend gave nothing: a dead end, scored as wrong
-                tree.terminal[node] = True
-                tree.correct[node] = False if tree.reference is not None else None
-                tree.backup(node, -1.0)
-                current[i] = None
-                continue
-            child = select_child(tree, node, config.c)
-            if tree.terminal[child]:
-                tree.backup(child, tree.terminal_reward(child))
-                current[i] = None
-            else:
-                current[i] = child
+    if score == "none" and any(t.reference is None for t in trees):
+        score = "terminal"
+    expansion = Expansion(
+        n=config.n,
+        sampling=config.sampling,
+        max_depth=config.max_depth,
+        score=score,
+        known_terminals=config.annotation == "ppm",
+    )
+    strategy = _Rollouts(trees, config, budget)
+    run_lockstep(
+        trees,
+        env,
+        strategy,
+        expansion,
+        errors_threshold=config.errors_threshold,
+        seed_parts=(seed, attempt),
+        on_tree_done=on_tree_done,
+    )
     return trees
+
+
+class _Rollouts:
+    """MCTS as a lock-step strategy: one rollout in flight per tree (`lockstep.py`)."""
+
+    def __init__(self, trees: list[Tree], config: MCTSConfig, budget: int) -> None:
+        self.trees, self.budget = trees, budget
+        self.c, self.unvisited = config.c, config.unvisited
+        self.current: list[Lead | None] = [None] * len(trees)
+
+    def leads(self, i: int) -> list[Lead]:
+        tree = self.trees[i]
+        while self.current[i] is None and len(tree.rollouts) < self.budget:
+            leaf = select_leaf(tree, self.c, self.unvisited)
+            if leaf is None:  # exhausted before the budget
+                break
+            if tree.terminal[leaf]:
+                tree.backup(leaf, tree.terminal_reward(leaf))
+            else:
+                self.current[i] = Lead(i, leaf)
+        lead = self.current[i]
+        return [] if lead is None else [lead]
+
+    def grown(self, lead: Lead, children: list[int]) -> None:
+        tree = self.trees[lead.tree]
+        child = select_child(tree, lead.node, self.c, self.unvisited)
+        if tree.terminal[child]:
+            tree.backup(child, tree.terminal_reward(child))
+            self.current[lead.tree] = None
+        else:
+            self.current[lead.tree] = Lead(lead.tree, child)
+
+    def retry(self, lead: Lead) -> None:
+        self.current[lead.tree] = lead
+
+    def ended(self, lead: Lead) -> None:
+        tree = self.trees[lead.tree]
+        tree.backup(lead.node, tree.terminal_reward(lead.node))
+        self.current[lead.tree] = None

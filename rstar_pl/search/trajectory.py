@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rstar_pl.search.tree import Tree
 
-__all__ = ["Trajectory", "ranked_trajectories"]
+__all__ = ["Trajectory", "best_answered", "ranked_trajectories"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,10 @@ def ranked_trajectories(tree: Tree, terminals: list[int] | None = None) -> list[
         terminals = sorted({path[-1] for path, _ in tree.rollouts})
     ranked = sorted(terminals, key=lambda t: -tree.q(t))
     return [trajectory(tree, t, tree.q(t)) for t in ranked]
+
+
+def best_answered(tree: Tree) -> Trajectory | None:
+    """A test-time run's result: its best-ranked trajectory that gives an answer
+    (a depth-limit or dead-end terminal can hold a higher Q, but it has nothing
+    to vote for); None when no rollout reached an answer."""
+    return next((t for t in ranked_trajectories(tree) if t.answer is not None), None)

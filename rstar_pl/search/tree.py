@@ -6,11 +6,14 @@ live in parallel Python lists indexed by node id (`parent[i]`, `text[i]`,
 another node object, so a tree is cheap to walk, to copy and to write out.
 Backup walks the parent array in a loop.
 
-Q-values and the PPM prior
---------------------------
-`Q(i) = value_sum[i] / visits[i]`. A node created with a PPM prior `p`
-(PPM-augmented annotation, `q^0 = PPM(prefix)`) starts with one pseudo-visit
-worth `p`: `visits = 1`, `value_sum = p`. A node without a prior starts at
+Q-values and the prior
+----------------------
+`Q(i) = value_sum[i] / visits[i]`. A node created with a prior `p` starts with
+one pseudo-visit worth `p`: `visits = 1`, `value_sum = p`. The prior is
+`q^0 = PPM(prefix)` in PPM-augmented annotation, except for a terminal whose
+outcome is already known, which starts from it: with a reference answer, an
+answer terminal's prior is its graded reward +1 / -1 and another terminal's
+(depth limit, no answer) is -1. A node without a prior starts at
 `visits = 0`, `value_sum = 0`. Each rollout (a root-to-terminal `path` with a
 `reward`) then adds 1 to `visits` and `reward` to `value_sum` of every node on
 its path. Hence, for every node::
@@ -20,6 +23,19 @@ its path. Hence, for every node::
 
 which is how anyone can recompute every Q of a tree file from its rollouts
 (`recompute_statistics` does it, and a test checks it).
+
+Error children and closed nodes
+-------------------------------
+A candidate step whose program fails (or that is not a well-formed step) is
+kept as a child with its `error` text, for diagnostics, but it is not part of
+the search: it is never selected, never a rollout's leaf, so it adds nothing to
+any ancestor's visits or value, and it gets no prior. A node whose expansion
+left it no valid child is terminal ("no valid child",
+`end_without_valid_child`). A node is *closed* when selection has nothing left
+to find in it: a terminal some rollout has reached (its outcome is known), or a
+node whose children are all errors or closed. Closing propagates upward at
+each backup; a closed root means the tree is exhausted. `closed` is not
+written to the file: it follows from the nodes and rollouts.
 
 The tree-file record (`to_record`, schema "rstar-tree/1") is described in
 `rstar_pl/treeio.py`.
@@ -92,8 +108,8 @@ class Tree:
     value_sum: list[float] = field(default_factory=list)
     prior: list[float | None] = field(default_factory=list)
     children: list[list[int]] = field(default_factory=list)
-    #: consecutive failed code steps ending at each node (0 for a good node)
-    error_run: list[int] = field(default_factory=list)
+    #: selection has nothing left to find under the node (module docstring)
+    closed: list[bool] = field(default_factory=list)
     rollouts: list[tuple[list[int], float]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -108,14 +124,14 @@ class Tree:
         attempt: int = 0,
     ) -> Tree:
         tree = cls(str(problem_id), question, reference, prompt, int(seed), int(attempt))
-        tree._append(-1, 0, "", "root", None, None, False, None, None, None, 0)
+        tree._append(-1, 0, "", "root", None, None, False, None, None, None)
         return tree
 
     def __len__(self) -> int:
         return len(self.parent)
 
     def _append(
-        self, parent, depth, text, kind, output, error, terminal, answer, correct, prior, error_run
+        self, parent, depth, text, kind, output, error, terminal, answer, correct, prior
     ) -> int:
         node = len(self.parent)
         self.parent.append(parent)
@@ -131,7 +147,7 @@ class Tree:
         self.value_sum.append(0.0 if prior is None else float(prior))
         self.prior.append(None if prior is None else float(prior))
         self.children.append([])
-        self.error_run.append(error_run)
+        self.closed.append(False)
         if parent >= 0:
             self.children[parent].append(node)
         return node
@@ -152,7 +168,6 @@ class Tree:
         """Append one step under `parent` and return its id."""
         if kind not in NODE_KINDS[1:]:
             raise ValueError(f"node kind must be one of {NODE_KINDS[1:]}, got {kind!r}")
-        error_run = self.error_run[parent] + 1 if error is not None else 0
         return self._append(
             parent,
             self.depth[parent] + 1,
@@ -164,8 +179,13 @@ class Tree:
             answer,
             correct,
             prior,
-            error_run,
         )
+
+    def end_without_valid_child(self, node: int) -> None:
+        """Make `node` terminal: its expansion gave no step that runs ("no valid
+        child"). It gives no answer, so it is not correct."""
+        self.terminal[node] = True
+        self.correct[node] = False if self.reference is not None else None
 
     # ---- walking -----------------------------------------------------------------
 
@@ -218,14 +238,29 @@ class Tree:
             )
         return float(self.prior[node])
 
+    def selectable(self, node: int) -> bool:
+        """A child selection may descend into: no error, not closed."""
+        return self.error[node] is None and not self.closed[node]
+
     def backup(self, node: int, reward: float) -> None:
         """Record one rollout ending at `node`: add a visit and `reward` to every
-        node on its path."""
+        node on its path, then close what the rollout finished (module doc)."""
         path = self.path(node)
         for i in path:
             self.visits[i] += 1
             self.value_sum[i] += reward
         self.rollouts.append((path, float(reward)))
+        if self.terminal[node]:
+            self._close_upward(node)
+
+    def _close_upward(self, node: int) -> None:
+        self.closed[node] = True
+        parent = self.parent[node]
+        while parent >= 0 and not self.closed[parent]:
+            if any(self.selectable(c) for c in self.children[parent]):
+                return
+            self.closed[parent] = True
+            parent = self.parent[parent]
 
     def solved(self) -> bool:
         """True when some rollout reached a correct answer."""
@@ -279,9 +314,6 @@ class Tree:
                     raise TreeRecordError(
                         f"{where}: node {i} has invalid parent {node['parent']!r}"
                     )
-                error_run = (
-                    (tree.error_run[parent] + 1 if node["error"] is not None else 0) if i else 0
-                )
                 tree._append(
                     parent,
                     int(node["depth"]),
@@ -293,7 +325,6 @@ class Tree:
                     node["answer"],
                     node["correct"],
                     node["prior"],
-                    error_run,
                 )
                 tree.visits[i] = int(node["visits"])
                 tree.value_sum[i] = float(node["value_sum"])
@@ -302,6 +333,9 @@ class Tree:
             ]
         except KeyError as err:
             raise TreeRecordError(f"{where}: missing key {err.args[0]!r}") from None
+        for end in {path[-1] for path, _ in tree.rollouts if path}:
+            if tree.terminal[end] and not tree.closed[end]:
+                tree._close_upward(end)
         return tree
 
 

@@ -32,10 +32,12 @@ def majority_vote(
     """The winning answer among the `top_k` best-scored trajectories.
 
     Args:
-        answers: final answers, one per trajectory (None: no answer, no vote).
+        answers: final answers, one per trajectory (None: no answer, no vote, and
+            no place among the top K).
         scores: one score per trajectory in [-1, 1]; without scores every
             trajectory counts and weighted voting is not allowed.
-        top_k: vote over the K highest-scored trajectories only (all if None).
+        top_k: vote over the K highest-scored trajectories that have an answer
+            (all if None).
         weighted: score-weighted instead of plain counting.
         equivalent: answer equivalence; default `grading.is_equivalent`.
 
@@ -51,7 +53,8 @@ def majority_vote(
         raise ValueError(f"majority_vote: top_k must be >= 1, got {top_k}")
     if equivalent is None:
         from rstar_pl.grading import is_equivalent as equivalent
-    order = list(range(len(answers)))
+    # a trajectory without an answer has no vote: it must not take a top-K place
+    order = [i for i in range(len(answers)) if answers[i] is not None]
     if scores is not None:
         order.sort(key=lambda i: -scores[i])  # stable: equal scores keep input order
     if top_k is not None:
@@ -59,8 +62,6 @@ def majority_vote(
     groups: list[list] = []  # [representative, weight, best score]
     for i in order:
         answer = answers[i]
-        if answer is None:
-            continue
         score = scores[i] if scores is not None else 0.0
         weight = (score + 1.0) / 2.0 if weighted else 1.0
         for group in groups:
