@@ -87,6 +87,13 @@ def _records(folder: Path) -> list[str]:
     return sorted(lines)
 
 
+def _scored_by_the_ppm(tree) -> list[int]:
+    """Nodes whose prior is the PPM's value: not failed steps (never scored) and not
+    graded terminals (with PPM annotation their prior is their grade, +1 or -1)."""
+    return [i for i in range(1, len(tree))
+            if tree.prior[i] is not None and tree.correct[i] is None]
+
+
 @pytest.mark.slow
 def test_vllm_ppm_scores_match_transformers(runs, ppm_export):
     from rstar_pl.backends.ppm import PPMScorer
@@ -109,11 +116,13 @@ def test_mcts_on_vllm_writes_valid_trees_whose_q_recomputes(runs, ppm_export):
     hf_ppm = PPMScorer.from_path(ppm_export, max_length=MAX_LENGTH)
     valid = 0
     for tree in trees:
-        assert len(tree.rollouts) == 6
+        # failed steps are never explored: a tree whose root has no valid child left
+        # is exhausted early (the random tiny policy writes few steps that run)
+        assert len(tree.rollouts) == 6 or (tree.closed[0] and 1 <= len(tree.rollouts) < 6)
         visits, value_sum = recompute_statistics(tree)
         assert visits == tree.visits and value_sum == pytest.approx(tree.value_sum)
         # the priors that vLLM's PPM gave during the search are transformers' values
-        scored = [i for i in range(1, len(tree)) if tree.prior[i] is not None]
+        scored = _scored_by_the_ppm(tree)
         valid += sum(1 for i in range(1, len(tree)) if tree.error[i] is None)
         if scored:  # a node's PPM text is its context: prompt, steps, output blocks
             for i, value in zip(scored, hf_ppm.score([tree.context(i) for i in scored])):
@@ -172,8 +181,9 @@ def test_prefix_caching_serves_prompt_tokens_from_the_cache(runs):
 @pytest.mark.slow
 @pytest.mark.real_model
 def test_mcts_on_vllm_with_smollm2_and_its_ppm(smollm2_dir, tmp_path, one_torch_thread):
-    """The same end to end on the real model: SmolLM2-135M-Instruct as the policy, a
-    PPM on its Llama backbone (random head) served by vLLM's pooling runner."""
+    """The same end to end on the real model: SmolLM2-135M-Instruct as the policy (with
+    round 1's few-shot prompt, so that it writes steps that run and trees grow below
+    the root), a PPM on its Llama backbone (random head) served by vLLM's pooling runner."""
     import torch
 
     from datamodules.tokenizer import load_tokenizer
@@ -197,11 +207,17 @@ def test_mcts_on_vllm_with_smollm2_and_its_ppm(smollm2_dir, tmp_path, one_torch_
     assert max(abs(a - b) for a, b in zip(result["ppm_values"], expected)) < PPM_TOLERANCE
     trees = load_trees([tmp_path / "once"])
     assert len(trees) == 2
+    compared = 0
     for tree in trees:
         visits, value_sum = recompute_statistics(tree)
         assert visits == tree.visits and value_sum == pytest.approx(tree.value_sum)
-        scored = [i for i in range(1, len(tree)) if tree.prior[i] is not None]
+        scored = _scored_by_the_ppm(tree)
         for i, value in zip(scored, hf_ppm.score([tree.context(i) for i in scored])):
             assert tree.prior[i] == pytest.approx(value, abs=PPM_TOLERANCE)
+        compared += len(scored)
+    # with the few-shot prompt the model writes steps that run: the search went below
+    # the first level, and the PPM scored (and transformers re-scored) those steps
+    assert max(max(tree.depth) for tree in trees) >= 2
+    assert compared > 0
     cache = result["cache_after"]
     assert cache["total"] == cache["computed"] + cache["cached"] and cache["cached"] > 0

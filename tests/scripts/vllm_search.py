@@ -14,7 +14,8 @@ each with its own memory budget), then:
   Prometheus counters (the policy's: its engine started last) at the end;
 - rerun: runs `generate` into `WORK/rerun` with fresh engines (a new process);
 - once: scores `WORK/texts.json` and runs `generate` into `WORK/once` on a
-  smaller workload (2 problems, 2 rollouts), for a real model.
+  smaller workload (2 problems, 2 rollouts, depth 4) with round 1's few-shot
+  prompt, for a real model.
 
 Writes `WORK/<mode>.json`. vLLM starts worker processes, hence `__main__`.
 """
@@ -34,11 +35,19 @@ def config_args(policy: str, ppm: str, out: Path, small: bool = False) -> list[s
     backend = {"model": policy, **engine}
     # float32 like the transformers scorer it is compared with ("auto" is bfloat16 on CPU)
     scorer = {"path": ppm, "max_length": 64, **engine, "max_model_len": 64, "dtype": "float32"}
-    size = ["--problems.limit", "2", "--schedule", "[2]", "--search.n", "4"] if small else [
-        "--problems.limit", "3", "--schedule", "[6]", "--search.n", "6"]
+    size = ["--problems.limit", "3", "--schedule", "[6]", "--search.n", "6",
+            "--search.sampling.max_tokens", "40"]
+    if small:  # a real model: round 1's few-shot prompt and stops, so that it writes steps
+        backend["max_model_len"] = 2048  # the prompt alone is about 600 tokens
+        size = ["--problems.limit", "2", "--schedule", "[2]", "--search.n", "4",
+                "--search.max_depth", "4", "--search.few_shot", "true",
+                "--search.sampling", json.dumps({
+                    "temperature": 0.7, "top_p": 0.95, "max_tokens": 64,
+                    "stop": ["<end_of_step>", "<end_of_code>", "<end_of_answer>",
+                             "<end_of_output>"]})]
     return [
         "--config", str(ROOT / "configs/search/scripted.yaml"), "--out_dir", str(out), *size,
-        "--search.annotation", "ppm", "--search.sampling.max_tokens", "40",
+        "--search.annotation", "ppm",
         "--sandbox", '{"timeout": 120}',
         "--backend.kind", "rstar_pl.backends.vllm:VLLMBackend", "--backend.args", json.dumps(backend),
         "--scorer.kind", "rstar_pl.backends.vllm:VLLMScorer", "--scorer.args", json.dumps(scorer),
