@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generation.py [--problems 8] [--rollouts 4] [--n 4]
         [--max-tokens 32] [--repeats 3] [--only scripted,hf,ray,vllm] [--model tiny]
+        [--max-depth 16] [--direct-prompts 64]
 
 The same search (the built-in problems, PPM-augmented MCTS: a policy call and
 a PPM call per depth level, the real sandbox, real grading) runs through
@@ -198,6 +199,8 @@ def main() -> None:
     parser.add_argument("--only", default="scripted,hf,ray,vllm")
     parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
     parser.add_argument("--max-depth", type=int, default=16)
+    parser.add_argument("--direct-prompts", type=int, default=64,
+                        help="prompts of the VLLMBackend vs LLM.generate comparison")
     args = parser.parse_args()
     only = set(args.only.split(","))
 
@@ -277,9 +280,11 @@ def main() -> None:
             served = (after["cached"] - before["cached"]) / max(1, after["total"] - before["total"])
             print(f"  (vLLM: two engines started in {startup:.0f} s, not counted; "
                   f"{100 * served:.0f}% of the policy's prompt tokens came from its prefix cache)")
-            prompts = [build_prompt(f"What is {a} times {a + 7}?") for a in range(64)]
+            prompts = [build_prompt(f"What is {a} times {a + 7}?")
+                       for a in range(args.direct_prompts)]
             ours, direct, ratio = direct_vs_backend(policy, prompts, args)
-            print(f"VLLMBackend vs LLM.generate, 64 prompts x {args.n} samples x {args.max_tokens} "
+            print(f"VLLMBackend vs LLM.generate, {len(prompts)} prompts x {args.n} samples x "
+                  f"{args.max_tokens} "
                   f"tokens, seeded, stop strings: {ours:.0f} vs {direct:.0f} tokens/s, "
                   f"ratio {ratio:.2f}", flush=True)
     if len(rows) > 1 and rows[0]["name"] == "scripted":
