@@ -34,7 +34,7 @@ def test_round1_is_the_teacher_and_trains_the_imported_model(tmp_path):
     policy, ppm = fit["policy"], fit["ppm"]
     assert policy["model"]["init_args"]["model"] == base
     assert policy["data"]["init_args"]["train_files"] == [str(paths.round(1) / "sft.jsonl")]
-    assert policy["trainer"]["accelerator"] == "cpu" and policy["trainer"]["max_steps"] == 30
+    assert policy["trainer"]["accelerator"] == "cpu" and policy["trainer"]["max_steps"] == 20
     assert policy["model"]["init_args"]["lr"] == 2.0e-4
     assert ppm["model"]["init_args"]["model"] == str(paths.round(1) / "policy")
     assert ppm["data"]["init_args"]["train_files"] == [str(paths.round(1) / "pairs.jsonl")]
