@@ -129,12 +129,12 @@ def serve(sock: socket.socket, spawn, chunk: int) -> None:
                         return
                     run_dir = os.fsdecode(request)
                     pid, fds = spawn(run_dir)
+                    kids[pid] = fds[4]  # before telling: if the zygote has gone, still reaped below
+                    sel.register(fds[4], selectors.EVENT_READ, pid)
                     sock.sendmsg([b"%d %s" % (pid, request)],
                                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
                     for fd in fds[:4]:
                         os.close(fd)
-                    kids[pid] = fds[4]
-                    sel.register(fds[4], selectors.EVENT_READ, pid)
                 else:
                     pid = key.data
                     _, wait_status, usage = os.wait4(pid, 0)
