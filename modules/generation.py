@@ -26,8 +26,8 @@ extraction yields no record (nothing solved), the datamodule keeps its data.
 
 Memory: the generation backend and the sandbox are built for the run and
 dropped after it (`gc.collect()`, and `torch.cuda.empty_cache()` on GPUs)
-before training continues; the log says the process's resident memory before
-and after. On a GPU the training process keeps its weights, gradients and
+before training continues; the log (and `generation.json`) says the
+process's resident memory before and after, and its peak so far. On a GPU the training process keeps its weights, gradients and
 optimiser state while the engine runs beside it: give vLLM only what is left,
 e.g. `generate: {backend: {args: {gpu_memory_utilization: 0.3}}}`, or
 generation with a 7B policy will not fit next to a 7B training.
@@ -71,12 +71,15 @@ _BACKENDS = {
 }
 
 
-def resident_mib() -> float | None:
-    """This process's resident memory in MiB (Linux), None where unknown."""
+def resident_mib(field: str = "VmRSS") -> float | None:
+    """This process's resident memory in MiB (Linux), None where unknown.
+
+    `field` "VmHWM" gives the peak so far instead of the current value.
+    """
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -273,7 +276,7 @@ class GenerateBetweenEpochs(Callback):
             pl_module.train(was_training)
             gc.collect()
             _empty_accelerator_cache()
-        after = resident_mib()
+        after, peak = resident_mib(), resident_mib("VmHWM")
         argv = ["--trees", config.out_dir, "--out", str(folder)]
         for key, value in self.extract.items():
             argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -281,11 +284,11 @@ class GenerateBetweenEpochs(Callback):
         records = folder / ("pairs.jsonl" if _serves_pairs(trainer.datamodule) else "sft.jsonl")
         count = sum(1 for line in records.open(encoding="utf-8") if line.strip())
         summary = {"epoch": epoch, "served": str(records), "records": count, "trees": counts,
-                   "rss_mib_before": before, "rss_mib_after": after}
+                   "rss_mib_before": before, "rss_mib_after": after, "rss_mib_peak": peak}
         log.info(
             "generation after epoch %d: %d new trees (%d solved), %d records in %s; resident "
-            "memory %s MiB before, %s MiB after", epoch, counts["written"], counts["solved"],
-            count, records, _mib(before), _mib(after),
+            "memory %s MiB before, %s MiB after (peak so far %s MiB)", epoch, counts["written"],
+            counts["solved"], count, records, _mib(before), _mib(after), _mib(peak),
         )
         _write_json(folder / MARKER, summary)
         return summary

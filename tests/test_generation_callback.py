@@ -171,6 +171,7 @@ def test_transformers_backend_generates_with_the_exported_weights(tiny_model_dir
     assert len(_tree_lines(tmp_path)) == len(second)
     (generation,) = callback.generations
     assert generation["records"] == 0 and generation["rss_mib_after"] > 0
+    assert generation["rss_mib_peak"] >= max(generation["rss_mib_before"], generation["rss_mib_after"])
     prompts_a = {build_prompt(p.question) for p in first}
     assert recorder.seen[1] <= prompts_a and callback.served is None
 
