@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo lint bench
+.PHONY: venv browser test demo lint bench
 
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,7 +23,18 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 
 venv: $(STAMP)
 
-test: venv
+# The viewer's test opens its page in a real headless browser: Debian's chromium and
+# chromium-driver, installed here when missing (as root, or through sudo). Where neither
+# works this target fails, naming the packages, rather than letting the test skip.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver \
+	  || { echo "make browser: could not install chromium and chromium-driver (apt-get);" \
+	       "install them to run the viewer's browser test" >&2; exit 1; }; }
+
+test: venv browser
 	$(PY) -m ruff check rstar_pl datamodules modules harness tests benchmarks
 	$(PY) -m pytest -q
 

@@ -1,6 +1,9 @@
 """The `harness` command: evaluate checkpoints on the math benchmarks.
 
     harness tasks
+    harness scaling --checkpoint DIR --ppm DIR --tasks gsm8k [--max-trajectories 64] [--mcts]
+    harness lm-eval --model rstar-search --model_args pretrained=DIR,ppm=DIR --tasks rstar_math500
+    harness processbench --ppm DIR [--splits gsm8k,math,olympiadbench,omnimath] [--data-dir DIR]
     harness eval [--config configs/eval.yaml] --checkpoint DIR --tasks math500,aime2024 [--limit N]
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
                  [--search mcts|beam|best_of_n --trajectories N --ppm DIR]
@@ -21,19 +24,10 @@ import sys
 __all__ = ["build_parser", "main"]
 
 
-def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from harness.evaluate import BACKENDS, SEARCH_MODES, EvalConfig
+def _add_model_flags(p: argparse.ArgumentParser, defaults, *, out_help: str) -> None:
+    """The flags `harness eval` and `harness scaling` share: model, data, generation."""
+    from harness.evaluate import BACKENDS
 
-    defaults = EvalConfig(checkpoint="", tasks=["math500"])
-    p = sub.add_parser(
-        "eval",
-        help="solve benchmark problems with a checkpoint and grade them",
-        description="Step-format evaluation, greedy or with test-time search and a majority "
-        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
-        "summary.json and config.json, and resumes an interrupted run from them.",
-    )
-    p.add_argument("--config", default=None,
-                   help="YAML file of EvalConfig fields; command-line flags override it")
     p.add_argument("--checkpoint", default=None,
                    help="policy: Hugging Face model folder (or Lightning .ckpt); required")
     p.add_argument("--tasks", default=None,
@@ -42,14 +36,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None,
                    help="folder of rStar-format benchmark files (default $RSTAR_DATA_DIR, "
                    "else the Hugging Face hub)")
-    p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
+    p.add_argument("--out", default=defaults.out, help=f"{out_help} (default {defaults.out})")
     p.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
                    help=f"generation backend (default {defaults.backend})")
-    p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
-                   help=f"test-time search (default {defaults.search})")
-    p.add_argument("--trajectories", type=int, default=defaults.trajectories,
-                   help="MCTS runs / best-of-N samples / beam width per problem "
-                   f"(default {defaults.trajectories})")
     p.add_argument("--ppm", default=None,
                    help="process preference model folder or .ckpt (needed by mcts and beam)")
     p.add_argument("--samples", type=int, default=defaults.samples,
@@ -58,9 +47,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"MCTS rollouts per run (default {defaults.rollouts})")
     p.add_argument("--temperature", type=float, default=defaults.temperature,
                    help=f"search sampling temperature (default {defaults.temperature})")
-    p.add_argument("--top-k", type=int, default=None,
-                   help="vote over the K best-scored trajectories (default all)")
-    p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
     p.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
                    help=f"token limit of one step (default {defaults.max_tokens})")
     p.add_argument("--max-depth", type=int, default=defaults.max_depth,
@@ -85,7 +71,151 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="discard earlier results in --out instead of resuming")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bar")
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from harness.evaluate import SEARCH_MODES, EvalConfig
+
+    defaults = EvalConfig(checkpoint="", tasks=["math500"])
+    p = sub.add_parser(
+        "eval",
+        help="solve benchmark problems with a checkpoint and grade them",
+        description="Step-format evaluation, greedy or with test-time search and a majority "
+        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
+        "summary.json and config.json, and resumes an interrupted run from them.",
+    )
+    p.add_argument("--config", default=None,
+                   help="YAML file of EvalConfig fields; command-line flags override it")
+    _add_model_flags(p, defaults, out_help="output folder")
+    p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
+                   help=f"test-time search (default {defaults.search})")
+    p.add_argument("--trajectories", type=int, default=defaults.trajectories,
+                   help="MCTS runs / best-of-N samples / beam width per problem "
+                   f"(default {defaults.trajectories})")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="vote over the K best-scored trajectories (default all)")
+    p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
+    _add_aggregate(p, defaults)
     return p
+
+
+def _add_aggregate(p: argparse.ArgumentParser, defaults) -> None:
+    from rstar_pl.search.aggregate import AGGREGATIONS
+
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default=defaults.aggregate,
+                   help="best_of_n, beam, scaling: trajectory score from step scores "
+                   f"(default {defaults.aggregate})")
+
+
+def _add_scaling(sub: argparse._SubParsersAction) -> None:
+    from harness.scaling import ScalingConfig
+
+    defaults = ScalingConfig(checkpoint="", tasks=["math500"], ppm="-")
+    p = sub.add_parser(
+        "scaling",
+        help="accuracy against the number of trajectories (pass@k, votes, PPM best-of-k)",
+        description="Sample K candidates per problem once, score every step with the PPM, and "
+        "draw accuracy against k = 1, 2, 4, ... K for pass@k, majority vote, PPM best-of-k, "
+        "PPM-weighted vote and (with --mcts) PPM-guided MCTS, with 95%% intervals from "
+        "resampling the pool. Writes OUT/scaling.png, scaling.json, scaling.md and the pools "
+        "(resumable).",
+    )
+    _add_model_flags(p, defaults, out_help="output folder")
+    p.set_defaults(tasks=None)  # --tasks also takes rStar-format problem files (name: their stem)
+    p.add_argument("--max-trajectories", type=int, default=defaults.max_trajectories,
+                   help=f"K, candidates per problem (default {defaults.max_trajectories})")
+    p.add_argument("--mcts", action="store_true",
+                   help="also K PPM-guided MCTS runs per problem (costly)")
+    _add_aggregate(p, defaults)
+    p.add_argument("--resamples", type=int, default=defaults.resamples,
+                   help=f"resampling draws per k (default {defaults.resamples})")
+
+
+def _run_scaling(args: argparse.Namespace) -> int:
+    from harness.scaling import ScalingConfig, format_markdown, run_scaling
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    for flag in ("checkpoint", "tasks", "ppm"):
+        if not options.get(flag):
+            raise ValueError(f"--{flag} is required")
+    config = ScalingConfig(**options)
+    results = run_scaling(config)
+    print(format_markdown(results, config))
+    print(f"figure in {config.out}/scaling.png; numbers in scaling.json and scaling.md")
+    return 0
+
+
+def _add_processbench(sub: argparse._SubParsersAction) -> None:
+    from harness.processbench import SPLITS, ProcessBenchConfig
+
+    defaults = ProcessBenchConfig(ppm="")
+    p = sub.add_parser(
+        "processbench",
+        help="how well a PPM finds the first wrong step (ProcessBench F1)",
+        description="Score every step prefix of ProcessBench's solutions with a PPM, predict "
+        "the first step scored below a threshold, and report per split the accuracy on "
+        "erroneous and on correct samples and their F1, for three threshold protocols "
+        "(0; tuned on gsm8k; best per split, an upper bound). Writes OUT/summary.json, "
+        "table.md and per-split scores; resumes an interrupted run.",
+    )
+    p.add_argument("--ppm", required=True, help="PPM export folder or Lightning .ckpt")
+    p.add_argument("--splits", default=",".join(SPLITS),
+                   help=f"comma-separated splits (default {','.join(SPLITS)})")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of <split>.json files (default: the hub, Qwen/ProcessBench)")
+    p.add_argument("--revision", default=None, help="hub revision to pin")
+    p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
+    p.add_argument("--limit", type=int, default=None,
+                   help="N samples of each split, erroneous and correct in the split's shares")
+    p.add_argument("--tune-on", default=defaults.tune_on,
+                   help=f"split whose best threshold is applied to all (default "
+                   f"{defaults.tune_on})")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help=f"step prefixes per forward pass (default {defaults.batch_size})")
+    p.add_argument("--max-length", type=int, default=defaults.max_length,
+                   help=f"tokens per prefix, cut from the left (default {defaults.max_length})")
+    p.add_argument("--device", default=None, help="torch device (default: CUDA if available)")
+    p.add_argument("--dtype", default=defaults.dtype, help="dtype of the PPM weights")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard scores already in --out instead of resuming")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="hide the progress bar")
+
+
+def _run_processbench(args: argparse.Namespace) -> int:
+    from harness.processbench import ProcessBenchConfig, format_table, run_processbench
+    from harness.step_errors import SplitScore
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    config = ProcessBenchConfig(**options)
+    summary = run_processbench(config)
+    protocols = {key: {s: SplitScore(**v) for s, v in per.items()}
+                 for key, per in summary["protocols"].items()}
+    print(format_table(protocols, tune_on=config.tune_on), end="")
+    print(f"results in {config.out}")
+    return 0
+
+
+def _run_lm_eval(argv: list[str]) -> int:
+    """lm-eval's own command line with the `rstar-search` model registered and our tasks'
+    folder on its include path (unless one is given)."""
+    from pathlib import Path
+
+    import harness.lm_eval_model  # noqa: F401  (registers rstar-search)
+
+    if "--include_path" not in argv and not any(a.startswith("--include_path=") for a in argv):
+        argv = [*argv, "--include_path", str(Path(__file__).resolve().parent / "tasks")]
+    from lm_eval.__main__ import cli_evaluate
+
+    saved = sys.argv
+    sys.argv = ["lm_eval", *argv]
+    try:
+        cli_evaluate()
+    except SystemExit as err:  # lm-eval's argparse exits on --help and bad flags
+        return int(err.code or 0) if not isinstance(err.code, str) else 2
+    finally:
+        sys.argv = saved
+    return 0
 
 
 def load_eval_config_file(path: str) -> dict:
@@ -119,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tasks", help="list the benchmark tasks, their files and hub datasets")
     parser.eval_parser = _add_eval(sub)  # type: ignore[attr-defined]
+    _add_processbench(sub)
+    _add_scaling(sub)
+    sub.add_parser("lm-eval", add_help=False,
+                   help="lm-eval's command line with the rstar-search model and our tasks "
+                   "(harness lm-eval --model rstar-search --model_args pretrained=DIR,... "
+                   "--tasks rstar_math500)")
     return parser
 
 
@@ -148,6 +284,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `harness` console script (and `rstar-pl harness`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lm-eval"]:  # everything after it is lm-eval's, unparsed here
+        return _run_lm_eval(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -157,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)
         if args.command == "tasks":
             return _run_tasks()
+        if args.command == "processbench":
+            return _run_processbench(args)
+        if args.command == "scaling":
+            return _run_scaling(args)
         return _run_eval(args)
     except (ValueError, OSError) as err:
         # Bad input, or an output that cannot be written: one line; anything else is a bug

@@ -40,6 +40,7 @@ from harness.report import (
 from harness.search_eval import SearchOutcome, solve_with_search
 from harness.tasks import Problem, TaskSpec, load_problems, resolve_tasks
 from rstar_pl.backends.base import PolicyBackend
+from rstar_pl.search.aggregate import AGGREGATIONS
 
 __all__ = [
     "BACKENDS",
@@ -58,7 +59,7 @@ SEARCH_MODES = ("greedy", "mcts", "beam", "best_of_n")
 _GENERATION_KEYS = (
     "checkpoint", "backend", "search", "trajectories", "ppm", "max_tokens", "max_depth",
     "max_code_runs", "few_shot", "seed", "code_timeout", "samples", "rollouts", "temperature",
-    "top_k", "weighted_vote",
+    "top_k", "weighted_vote", "aggregate",
 )
 
 
@@ -102,6 +103,9 @@ class EvalConfig:
     """Search modes: vote over the K best-scored trajectories (default: all)."""
     weighted_vote: bool = False
     """Search modes: PPM-score-weighted vote instead of counting."""
+    aggregate: str = "last"
+    """best_of_n, beam (and harness scaling): a trajectory's score from its step scores:
+    last (the paper's), min, mean or prod (`rstar_pl.search.aggregate`)."""
     max_tokens: int = 1024
     """Token limit of one step."""
     max_depth: int = 16
@@ -155,6 +159,8 @@ class EvalConfig:
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (self.code_timeout > 0, f"--code-timeout must be > 0, got {self.code_timeout}"),
             (self.grade_timeout > 0, f"--grade-timeout must be > 0, got {self.grade_timeout}"),
+            (self.aggregate in AGGREGATIONS, f"--aggregate must be one of "
+                                             f"{', '.join(AGGREGATIONS)}, got {self.aggregate!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -162,6 +168,11 @@ class EvalConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: EvalConfig's defaults, for resume checks of folders saved before a setting existed.
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(EvalConfig)
+                             if f.default is not dataclasses.MISSING}
 
 
 def make_backend(config: EvalConfig, model_dir: Path) -> PolicyBackend:
@@ -231,7 +242,8 @@ def _check_resume(task_dir: Path, config: EvalConfig) -> None:
     saved = json.loads(saved_path.read_text(encoding="utf-8"))
     new = config.to_dict()
     for key in _GENERATION_KEYS:
-        if saved.get(key) != new.get(key):
+        # a key added later (aggregate) reads as its default in older folders
+        if saved.get(key, _DEFAULTS.get(key)) != new.get(key):
             raise EvalConfigError(
                 f"{task_dir} holds results made with {key}={saved.get(key)!r}, not "
                 f"{new.get(key)!r}; use another --out or pass --overwrite to start over"

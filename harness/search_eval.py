@@ -9,9 +9,10 @@ of those trajectories by PPM score (plain or score-weighted). Here:
   (terminals are rewarded with their PPM score); each run contributes its best
   trajectory that gives an answer (`rstar_pl.search.best_answered`).
 - `best_of_n`: `trajectories` sampled solutions per problem, ranked by the
-  PPM's score of their last step (unranked without a PPM: plain vote over all).
+  PPM's score of their last step, or their steps' scores aggregated by
+  `aggregate` (unranked without a PPM: plain vote over all).
 - `beam`: step-level beam search of width `trajectories`, `samples` per node,
-  PPM-ranked; its finished trajectories are the candidates.
+  PPM-ranked (by `aggregate` too); its finished trajectories are the candidates.
 
 The vote (`rstar_pl.search.majority_vote`) drops candidates without an answer
 before taking the top K. The search itself is `rstar_pl.search`; this module
@@ -23,13 +24,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
 from rstar_pl.steps import build_prompt
 
-__all__ = ["SearchOutcome", "SearchSettings", "solve_with_search"]
+__all__ = ["SearchOutcome", "SearchSettings", "solve_with_search", "tree_stats"]
 
 
 class SearchSettings(Protocol):
@@ -43,6 +44,7 @@ class SearchSettings(Protocol):
     temperature: float
     top_k: int | None
     weighted_vote: bool
+    aggregate: str
     max_tokens: int
     max_depth: int
     few_shot: bool
@@ -59,12 +61,22 @@ class SearchOutcome:
             (the best candidate overall when none did).
         num_tokens: tokens the policy generated for this problem.
         candidates: (answer, score) of every candidate, best first.
+        stats: what the search built for it: `trees`, `nodes` (all trees),
+            `max_depth` (deepest node), `rollouts` (MCTS backups).
     """
 
     answer: str | None
     response: str
     num_tokens: int
     candidates: list[tuple[str | None, float]]
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def tree_stats(trees: Sequence[Any]) -> dict[str, int]:
+    """Size of the search trees of one problem (`SearchOutcome.stats`)."""
+    return {"trees": len(trees), "nodes": sum(len(t) for t in trees),
+            "max_depth": max((max(t.depth) for t in trees), default=0),
+            "rollouts": sum(len(t.rollouts) for t in trees)}
 
 
 @dataclass(frozen=True)
@@ -93,8 +105,9 @@ class _TokenCounter:
 
 
 def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: Any,
-                scorer: Scorer | None) -> list[list[Any]]:
-    """Per problem, the candidate trajectories best first (`rstar_pl.search.Trajectory`)."""
+                scorer: Scorer | None) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Per problem, the candidate trajectories best first (`rstar_pl.search.Trajectory`),
+    and the trees they came from."""
     from rstar_pl.search import (
         BeamConfig,
         BestOfNConfig,
@@ -109,26 +122,31 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
     sampling = Sampling(temperature=settings.temperature, max_tokens=settings.max_tokens)
     if settings.search == "best_of_n":
         config = BestOfNConfig(n=settings.trajectories, max_depth=settings.max_depth,
-                               few_shot=settings.few_shot, sampling=sampling)
-        return run_best_of_n(problems, env, config, seed=settings.seed)[1]
+                               few_shot=settings.few_shot, sampling=sampling,
+                               aggregate=settings.aggregate)
+        trees, ranked = run_best_of_n(problems, env, config, seed=settings.seed)
+        return ranked, [[t] for t in trees]
     if settings.search == "beam":
         config = BeamConfig(beam_width=settings.trajectories, samples_per_node=settings.samples,
                             max_depth=settings.max_depth, few_shot=settings.few_shot,
-                            sampling=sampling)
-        return run_beam(problems, env, config, seed=settings.seed)[1]
+                            sampling=sampling, aggregate=settings.aggregate)
+        trees, ranked = run_beam(problems, env, config, seed=settings.seed)
+        return ranked, [[t] for t in trees]
     if settings.search == "mcts":
         config = MCTSConfig(rollouts=settings.rollouts, n=settings.samples,
                             max_depth=settings.max_depth, annotation="ppm",
                             few_shot=settings.few_shot, sampling=sampling)
         found: list[list[Any]] = [[] for _ in problems]
+        grown: list[list[Any]] = [[] for _ in problems]
         for attempt in range(settings.trajectories):
             trees = run_mcts(problems, env, config, seed=settings.seed, attempt=attempt,
                              use_reference=False)
             for i, tree in enumerate(trees):
+                grown[i].append(tree)
                 best = best_answered(tree)
                 if best is not None:
                     found[i].append(best)
-        return [sorted(c, key=lambda t: -t.score) for c in found]
+        return [sorted(c, key=lambda t: -t.score) for c in found], grown
     raise ValueError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
 
 
@@ -150,7 +168,8 @@ def solve_with_search(
                                       for q in questions])
     env = SearchEnv(backend=counter, sandbox=sandbox, scorer=scorer)
     outcomes = []
-    for i, ranked in enumerate(_candidates(settings, problems, env, scorer)):
+    candidates, trees = _candidates(settings, problems, env, scorer)
+    for i, ranked in enumerate(candidates):
         answers = [t.answer for t in ranked]
         scores = [t.score for t in ranked] if scorer is not None else None
         voted = majority_vote(answers, scores, top_k=settings.top_k,
@@ -163,5 +182,6 @@ def solve_with_search(
             response=shown.response if shown is not None else "",
             num_tokens=counter.tokens[i],
             candidates=[(t.answer, round(t.score, 4)) for t in ranked],
+            stats=tree_stats(trees[i]),
         ))
     return outcomes

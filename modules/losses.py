@@ -3,7 +3,10 @@
 `response_lm_loss` is the policy's supervised loss: next-token cross-entropy
 averaged over the response tokens only (prompt and padding carry the label
 -100). `pairwise_preference_loss` is the process preference model's
-Bradley-Terry loss over (positive, negative) step pairs.
+Bradley-Terry loss over (positive, negative) step pairs. `q_regression_loss`
+and `outcome_loss` train the two reward models the paper compares the PPM
+with (its reward-model ablation): a step-level Q-value regressor and a
+whole-trajectory outcome model.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE_INDEX", "pairwise_preference_loss", "response_lm_loss"]
+__all__ = ["IGNORE_INDEX", "outcome_loss", "pairwise_preference_loss", "q_regression_loss",
+           "response_lm_loss"]
 
 #: Label of a token that carries no loss (prompt, padding, packing boundary).
 IGNORE_INDEX = -100
@@ -80,3 +84,34 @@ def pairwise_preference_loss(
         )
     weights = weights.to(losses.dtype)
     return (weights * losses).sum() / weights.sum(), margins
+
+
+def q_regression_loss(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The Q-value PRM's loss (the paper's "PQM" ablation): mean squared error
+    between the value of a partial trajectory and its step's MCTS Q-value.
+
+    Args:
+        values: [steps] model values in [-1, 1] (tanh).
+        targets: [steps] the steps' Q = value_sum / visits, in [-1, 1].
+    """
+    if values.shape != targets.shape or values.dim() != 1:
+        raise ValueError(f"values and targets must be 1-D of equal length; got "
+                         f"{tuple(values.shape)} and {tuple(targets.shape)}")
+    return F.mse_loss(values.float(), targets.float())
+
+
+def outcome_loss(values: torch.Tensor, targets: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """The outcome reward model's loss (the paper's "ORM" ablation): binary
+    cross-entropy of the final answer being right, with the value read as a
+    probability p = (v + 1) / 2 (tanh's range onto [0, 1]).
+
+    Args:
+        values: [trajectories] model values in [-1, 1] of whole trajectories.
+        targets: [trajectories] +1 for a correct final answer, -1 for a wrong one.
+        eps: p is kept in [eps, 1 - eps] so that a saturated tanh gives a finite loss.
+    """
+    if values.shape != targets.shape or values.dim() != 1:
+        raise ValueError(f"values and targets must be 1-D of equal length; got "
+                         f"{tuple(values.shape)} and {tuple(targets.shape)}")
+    p = ((values.float() + 1) / 2).clamp(eps, 1 - eps)
+    return F.binary_cross_entropy(p, (targets.float() + 1) / 2)

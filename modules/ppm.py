@@ -7,20 +7,36 @@ weight. The loss is the weighted Bradley-Terry loss of
 `losses.pairwise_preference_loss`; pairwise accuracy (share of pairs with
 chosen > rejected) and mean margin are torchmetrics metrics, synchronised
 across processes.
+
+`loss` picks the reward model of the paper's ablation, all with the same value
+model (so the same export, scorer and search use any of them):
+
+- `pairwise` (default): the PPM, Bradley-Terry over step pairs (batches above);
+- `q_regression`: the paper's "PQM", MSE against each step's MCTS Q-value;
+- `outcome`: the paper's "ORM", whole trajectories with binary cross-entropy
+  on the final answer being right.
+
+The two pointwise ones read `datamodules.values.ValueDataModule` batches
+(`input_ids`, `attention_mask` [B, seq], `target` [B]) and log `loss` and
+`sign_accuracy` (share of texts whose value has the target's sign).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
 from modules.fsdp import FSDPConfig, is_sharded, shard_model
-from modules.losses import pairwise_preference_loss
+from modules.losses import outcome_loss, pairwise_preference_loss, q_regression_loss
 from modules.optim import Schedule, build_optimizer
 from modules.value_model import ValueHeadModel
 
-__all__ = ["PPMModule"]
+__all__ = ["LOSSES", "PPMModule"]
+
+LOSSES = ("pairwise", "q_regression", "outcome")
 
 
 class PPMModule(L.LightningModule):
@@ -35,6 +51,7 @@ class PPMModule(L.LightningModule):
         gradient_checkpointing, dtype, attn_implementation, fsdp: as in
             `PolicyModule`; under FSDP the value head is a group of its own whose
             parameters stay in fp32 whatever `fsdp.param_dtype` says.
+        loss: pairwise (the PPM), q_regression or outcome (module docstring).
     """
 
     def __init__(
@@ -50,9 +67,12 @@ class PPMModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         dtype: str | None = "float32",
         attn_implementation: str | None = "sdpa",
+        loss: Literal["pairwise", "q_regression", "outcome"] = "pairwise",
         fsdp: FSDPConfig | None = None,
     ) -> None:
         super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss is {loss!r}; allowed: {', '.join(LOSSES)}")
         self.save_hyperparameters()
         self.model = ValueHeadModel.from_backbone(
             model, vocab_size=vocab_size, dtype=dtype, attn_implementation=attn_implementation,
@@ -60,7 +80,8 @@ class PPMModule(L.LightningModule):
         )
         self.metrics = torch.nn.ModuleDict({
             f"{stage}_{name}": MeanMetric()
-            for stage in ("train", "val", "test") for name in ("accuracy", "margin")
+            for stage in ("train", "val", "test")
+            for name in ("accuracy", "margin", "sign_accuracy")
         })
 
     def configure_model(self) -> None:
@@ -74,7 +95,29 @@ class PPMModule(L.LightningModule):
         """[n, seq] -> [n] values in [-1, 1]."""
         return self.model(input_ids, attention_mask)
 
+    def _pointwise_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        if "target" not in batch:
+            raise ValueError(f"model.loss is {self.hparams.loss!r} but the batch has no 'target' "
+                             "(pair batches are for loss: pairwise); use data.class_path "
+                             "datamodules.values.ValueDataModule")
+        values = self(batch["input_ids"], batch["attention_mask"])
+        targets = batch["target"].to(values.device)
+        fn = q_regression_loss if self.hparams.loss == "q_regression" else outcome_loss
+        loss = fn(values, targets)
+        signs = self.metrics[f"{stage}_sign_accuracy"]
+        signs(((values > 0) == (targets > 0)).float())
+        on_step = stage == "train"
+        kw = {"on_step": on_step, "on_epoch": not on_step, "batch_size": values.size(0)}
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=not on_step, **kw)
+        self.log(f"{stage}/sign_accuracy", signs, prog_bar=True, **kw)
+        return loss
+
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        if self.hparams.loss != "pairwise":
+            return self._pointwise_step(batch, stage)
+        if "target" in batch:
+            raise ValueError("model.loss is 'pairwise' but the batch holds scored texts, not "
+                             "pairs; use datamodules.PairDataModule or set model.loss")
         values = self(batch["input_ids"], batch["attention_mask"])
         pairs = values.size(0) // 2
         loss, margins = pairwise_preference_loss(
@@ -101,7 +144,7 @@ class PPMModule(L.LightningModule):
         return self._step(batch, "test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Values of every row of the batch: [2B], chosen first."""
+        """Values of every row of the batch ([2B], chosen first, for pairs)."""
         return self(batch["input_ids"], batch["attention_mask"])
 
     def configure_optimizers(self) -> dict:

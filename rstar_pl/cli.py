@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("rstar_pl.train:validate_main", "validate a policy or PPM (LightningCLI)"),
     "test": ("rstar_pl.train:test_main", "test a policy or PPM (LightningCLI)"),
     "predict": ("rstar_pl.train:predict_main", "predict with a policy or PPM (LightningCLI)"),
+    "view": ("rstar_pl.view:main", "one problem's search trees as a self-contained HTML page"),
 }
 
 

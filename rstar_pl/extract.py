@@ -41,6 +41,21 @@ Outputs (JSONL, and one JSON report; replaced together):
   or final pairs. Optional filters (the reference code uses 0.5 and 20):
   `--min-margin` (chosen_q - rejected_q) and `--min-edit` (character edit
   distance between chosen and rejected).
+- `step_values.jsonl` and `outcomes.jsonl`, the data of the two pointwise reward
+  models of the paper's ablation (`PPMModule(loss=q_regression | outcome)`,
+  `datamodules.values`), from the same trees as the pairs: `problem_id`,
+  `prompt`, `completion`, `target`, `kind`, with `prompt + completion` the text
+  scored, cut as the pairs are.
+  * `step_values` (`kind: "q"`): every step some rollout passed through (visits
+    > 0, its program did not fail; the root excluded), one record per tree node:
+    `prompt` is `build_prompt(question)` + the steps before it, `completion` the
+    step as a pair's `chosen` holds it, `target` its Q. A step whose rollouts
+    reached no answer keeps its Q (-1 when that is all they did): unlike a pair,
+    a regression target needs no graded answer below it.
+  * `outcomes` (`kind: "outcome"`): every distinct graded trajectory of the
+    problem (one record per response text), whole: `prompt` is
+    `build_prompt(question)`, `completion` the response, `target` +1 when its
+    answer is correct and -1 when it is wrong. Ungraded endings give none.
 - `difficulty.jsonl`: `problem_id`, `difficulty` (easy: every graded
   trajectory correct; medium: mixed; hard: none correct, or none graded),
   `correct`, `wrong`.
@@ -48,7 +63,7 @@ Outputs (JSONL, and one JSON report; replaced together):
   a short table: how the rollouts ended, graded trajectories, step pairs per
   depth of the judged step, pair kinds, SFT records and ties (problems whose
   top-2 cut fell between trajectories of equal mean and min Q, so tree and node
-  order decided), difficulty counts.
+  order decided), difficulty counts, value records.
 
 Input and output (`read_trees`, `write_outputs`): every tree counts once. A
 tree is identified by (problem_id, attempt, seed); a tree met again (the same
@@ -85,7 +100,9 @@ __all__ = [
     "extract_with_report",
     "format_report",
     "main",
+    "outcome_records",
     "read_trees",
+    "step_value_records",
     "trajectories",
     "write_outputs",
 ]
@@ -274,6 +291,30 @@ def _step_pairs(tree: Tree, config: ExtractConfig, kinds: tuple[str, ...]) -> li
     return out
 
 
+def step_value_records(tree: Tree) -> list[dict[str, Any]]:
+    """One tree's Q-labelled steps, in node order (`step_values.jsonl`, module docstring)."""
+    base = build_prompt(tree.question)
+    return [
+        {"problem_id": tree.problem_id, "prompt": base + tree.response(tree.parent[node]),
+         "completion": _step_text(tree, node), "target": tree.q(node), "kind": "q"}
+        for node in range(1, len(tree))
+        if tree.visits[node] > 0 and tree.error[node] is None
+    ]
+
+
+def outcome_records(problem_id: str, question: str,
+                    trajs: Sequence[ScoredPath]) -> list[dict[str, Any]]:
+    """One problem's graded trajectories, each response once, +1 right / -1 wrong
+    (`outcomes.jsonl`, module docstring)."""
+    prompt, seen, out = build_prompt(question), set(), []
+    for t in trajs:
+        if t.graded and t.response not in seen:
+            seen.add(t.response)
+            out.append({"problem_id": problem_id, "prompt": prompt, "completion": t.response,
+                        "target": 1.0 if t.correct else -1.0, "kind": "outcome"})
+    return out
+
+
 def step_pairs(tree: Tree, config: ExtractConfig) -> list[dict[str, Any]]:
     """Per-step preference pairs of one tree (see the module docstring)."""
     return [pair for _, pair in _step_pairs(tree, config, ("step",))]
@@ -286,8 +327,8 @@ def _best_first(trajs: list[ScoredPath]) -> list[ScoredPath]:
 def extract(
     trees: Iterable[Tree], config: ExtractConfig = ExtractConfig()
 ) -> dict[str, list[dict]]:
-    """{"sft": [...], "pairs": [...], "difficulty": [...]} records, problems in
-    order of first appearance."""
+    """{"sft", "pairs", "step_values", "outcomes", "difficulty": [...]} records,
+    problems in order of first appearance."""
     return extract_with_report(trees, config)[0]
 
 
@@ -299,7 +340,7 @@ def extract_with_report(
     by_problem: dict[str, list[Tree]] = {}
     for tree in trees:
         by_problem.setdefault(tree.problem_id, []).append(tree)
-    sft, pairs, difficulty = [], [], []
+    sft, pairs, difficulty, step_values, outcomes = [], [], [], [], []
     tally = _Tally()
     for problem_id, group in by_problem.items():
         question = group[0].question
@@ -307,6 +348,8 @@ def extract_with_report(
             tally.trees(tree)
         trajs = [t for k, tree in enumerate(group) for t in trajectories(tree, k)]
         tally.trajectories(trajs)
+        step_values.extend(r for tree in group for r in step_value_records(tree))
+        outcomes.extend(outcome_records(problem_id, question, trajs))
         good = _best_first([t for t in trajs if t.correct])
         bad = [t for t in trajs if t.graded and not t.correct]
         chosen: list[ScoredPath] = []
@@ -363,7 +406,10 @@ def extract_with_report(
                         }
                     )
     report = tally.report(len(by_problem), len(sft), difficulty)
-    return {"sft": sft, "pairs": pairs, "difficulty": difficulty}, report
+    report["value_records"] = {"step_values": len(step_values), "outcomes": len(outcomes)}
+    data = {"sft": sft, "pairs": pairs, "step_values": step_values, "outcomes": outcomes,
+            "difficulty": difficulty}
+    return data, report
 
 
 class _Tally:
@@ -433,6 +479,10 @@ def format_report(report: dict[str, Any]) -> str:
         ("SFT records / ties", f"{report['sft']['records']} / {report['sft']['ties']}"),
         ("difficulty", f"easy {f['easy']}, medium {f['medium']}, hard {f['hard']}"),
     ]
+    values = report.get("value_records")
+    if values is not None:
+        rows.append(("Q-labelled steps / outcomes",
+                     f"{values['step_values']} / {values['outcomes']}"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
 
@@ -510,7 +560,8 @@ def main(argv: list[str]) -> int:
 
     parser = ArgumentParser(
         prog="rstar-pl extract",
-        description="SFT records, PPM pairs and difficulty from tree files.",
+        description="SFT records, PPM pairs, Q-labelled steps, outcomes and difficulty from "
+        "tree files.",
     )
     parser.add_argument("--trees", nargs="+", required=True, help="tree files or folders of shards")
     parser.add_argument("--out", required=True, help="output folder")

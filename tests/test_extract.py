@@ -222,6 +222,12 @@ def test_cli_writes_three_files(tmp_path):
     }
     report = json.loads((out / "report.json").read_text())
     assert report["problems"] == 3 and report["pairs"]["step"] == 1
+    # the pointwise reward models read the value records as written
+    from datamodules.values import read_values
+
+    steps, outcomes = read_values(out / "step_values.jsonl"), read_values(out / "outcomes.jsonl")
+    assert len(steps) == report["value_records"]["step_values"] > 0
+    assert sorted({o.target for o in outcomes}) == [-1.0, 1.0]
     # with the reference filters only the pairs that differ by 20+ characters stay:
     # S1 vs S2 at the root, and the final pair against the S2 trajectory
     assert [(p["kind"], p["rejected_q"]) for p in read["pairs"]] == [
@@ -321,6 +327,39 @@ def test_error_pairs_only_on_request():
     assert [(p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"])
             for p in errors] == [(build_prompt("What is 1 + 1?"), S1, E1, 1.0, -1.0)]
     assert [p for p in pairs if p["kind"] != "error"] == default
+
+
+def test_q_labelled_steps_and_outcomes_by_hand():
+    """P5 (mixed_with_dead_end): every visited step that did not fail, in node order, with its
+    Q: S1, C1, answer 2 at +1; S2, C3, answer 5 at -1; S3 (no valid child) at -1; the failed
+    E1s (nodes 8, 9) are left out. Outcomes: the graded trajectories 3 (+1) and 6 (-1); S3's
+    ending is not graded."""
+    data = extract([mixed_with_dead_end()])
+    p = build_prompt("What is 1 + 1?")
+    c1, c3 = C1 + format_output("2"), C3 + format_output("5")
+    assert [(r["prompt"], r["completion"], r["target"]) for r in data["step_values"]] == [
+        (p, S1, 1.0), (p + S1, c1, 1.0), (p + S1 + c1, _answer("2"), 1.0),
+        (p, S2, -1.0), (p + S2, c3, -1.0), (p + S2 + c3, _answer("5"), -1.0),
+        (p, S3, -1.0),
+    ]
+    assert {(r["problem_id"], r["kind"]) for r in data["step_values"]} == {("P5", "q")}
+    assert [(r["prompt"], r["completion"], r["target"], r["kind"]) for r in data["outcomes"]] == [
+        (p, S1 + c1 + _answer("2"), 1.0, "outcome"), (p, S2 + c3 + _answer("5"), -1.0, "outcome"),
+    ]
+
+
+def test_q_labels_include_the_ppm_prior_and_outcomes_count_a_response_once():
+    """easy_tree's Q = (prior + rewards) / (1 + visits), node order 1..6 (its docstring):
+    0.5, 0.75, 1.0, 0.5, 0.25, 1.0. The same tree grown twice (another seed) gives its steps
+    twice (two trees' statistics) but each of its 3 responses once as an outcome."""
+    again = easy_tree()
+    again.seed = 9
+    data = extract([easy_tree(), again])
+    targets = [r["target"] for r in data["step_values"]]
+    assert targets == pytest.approx([0.5, 0.75, 1.0, 0.5, 0.25, 1.0] * 2)
+    assert [r["target"] for r in data["outcomes"]] == [1.0, 1.0, 1.0]
+    report = extract_with_report([easy_tree(), again])[1]
+    assert report["value_records"] == {"step_values": 12, "outcomes": 3}
 
 
 def old_tree_with_an_error_on_the_path() -> Tree:
@@ -460,7 +499,8 @@ def test_a_failure_while_writing_replaces_no_output(good_data, monkeypatch):
         main(["--trees", str(trees), "--out", str(out), "--sft-per-problem", "1"])
     assert _outputs(out) == before
     assert sorted(p.name for p in out.iterdir()) == [
-        "difficulty.jsonl", "pairs.jsonl", "report.json", "sft.jsonl"
+        "difficulty.jsonl", "outcomes.jsonl", "pairs.jsonl", "report.json", "sft.jsonl",
+        "step_values.jsonl",
     ]
 
 

@@ -111,3 +111,65 @@ def test_majority_vote_groups_equivalent_answers_with_the_grader():
     # \frac{1}{2} and 0.5 are one answer for the grading module
     answers = ["\\frac{1}{2}", "0.5", "1/3"]
     assert majority_vote(answers, [0.1, 0.2, 0.9]) in ("\\frac{1}{2}", "0.5")
+
+
+# --- step-score aggregation (best-of-N and beam rank by `aggregate`) --------------------------
+
+
+class ForgetfulScorer(ScriptedScorer):
+    """A PPM that forgets: every answer step scores +0.9 whatever came before it; other steps
+    score +0.6 on a path that followed the script so far and -0.6 once it left it. Ranking by
+    the last step ties every answer; ranking by the minimum sinks every path with a wrong step."""
+
+    def score(self, texts):
+        values = super().score(texts)
+        return [0.9 if t.endswith("<end_of_answer>") else v for t, v in zip(texts, values)]
+
+
+def test_path_score_aggregates_the_priors_of_the_path_by_hand():
+    from rstar_pl.search.aggregate import path_score
+    from rstar_pl.search.tree import Tree
+
+    t = Tree.new("p", "q", None, "prompt", seed=0)
+    a = t.add_child(0, "<code>\na = 1\n<end_of_step>", "step", prior=0.5)
+    b = t.add_child(a, "\nb = 2\n<end_of_step>", "step", prior=-0.5)
+    c = t.add_child(b, "<answer>\\boxed{3}<end_of_answer>", "answer", terminal=True, answer="3",
+                    prior=0.0)
+    assert [path_score(t, c, how) for how in ("last", "min", "mean")] == [0.0, -0.5, 0.0]
+    # (0.75 * 0.25 * 0.5) * 2 - 1
+    assert path_score(t, c, "prod") == pytest.approx(-0.8125)
+    assert path_score(t, a, "min") == 0.5
+    with pytest.raises(ValueError, match="best_of_n.aggregate is 'max'; allowed: last, min, "
+                                         "mean, prod"):
+        BestOfNConfig(aggregate="max")
+
+
+@pytest.mark.parametrize("strategy", ["best_of_n", "beam"])
+def test_min_aggregation_ranks_paths_with_a_wrong_step_last(strategy, problems, sandbox):
+    """With the forgetful scorer, `last` gives every answer 0.9; `min` gives 0.6 to a path that
+    followed the script and -0.6 to one with a wrong step, and ranks by it: the scores are
+    exactly those two values, best first, and a right path (when there is one) comes first."""
+    scripts = scripts_from_problems(problems[:4])
+    scorer = ForgetfulScorer(scripts, margin=0.6, noise=0.0)
+    env = SearchEnv(ScriptedBackend(scripts, p_wrong=0.4, p_error=0.0, seed=1), sandbox, scorer)
+    if strategy == "best_of_n":
+        def run(how):
+            return run_best_of_n(problems[:4], env, BestOfNConfig(n=6, aggregate=how), seed=0)
+    else:
+        def run(how):
+            return run_beam(problems[:4], env, BeamConfig(beam_width=3, samples_per_node=2,
+                                                          aggregate=how), seed=0)
+    _, last = run("last")
+    answered = [t for ranked in last for t in ranked if t.answer is not None]
+    assert answered and {t.score for t in answered} == {0.9}
+    _, by_min = run("min")
+    saw_both = False
+    for problem, ranked in zip(problems[:4], by_min):
+        answered = [t for t in ranked if t.answer is not None]
+        scores = [t.score for t in answered]
+        assert scores == sorted(scores, reverse=True)
+        assert set(scores) <= {0.6, -0.6}
+        saw_both |= set(scores) == {0.6, -0.6}
+        if 0.6 in scores:
+            assert answered[0].answer == problem.answer
+    assert saw_both

@@ -9,7 +9,10 @@ independent. A chain whose sample fails is retried at the same node up to
 `errors_threshold` times in a row; then it ends there, as a trajectory without
 an answer ("no valid child"), or with no trajectory at all if it never left
 the root. A trajectory without an answer scores -1; without a scorer every
-answer scores 0 and the ranking keeps sampling order.
+answer scores 0 and the ranking keeps sampling order. An answer's score is its
+steps' PPM values aggregated by `aggregate` (`search.aggregate`): `last`, the
+default, scores only the final step (one scorer call per answer); the other
+rules have every step scored.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rstar_pl.search.aggregate import check_aggregation, path_score
 from rstar_pl.search.expand import Expansion, Sampling, SearchEnv
 from rstar_pl.search.lockstep import Lead, run_lockstep
 from rstar_pl.search.mcts import SearchProblem, new_tree
@@ -33,6 +37,8 @@ class BestOfNConfig:
     errors_threshold: int = 1
     few_shot: bool = False
     sampling: Sampling = field(default_factory=Sampling)
+    aggregate: str = "last"
+    """How step values make an answer's score: last, min, mean or prod."""
 
     def __post_init__(self) -> None:
         if isinstance(self.sampling, dict):
@@ -40,6 +46,7 @@ class BestOfNConfig:
         for name in ("n", "max_depth", "errors_threshold"):
             if getattr(self, name) < 1:
                 raise ValueError(f"best_of_n.{name} must be >= 1, got {getattr(self, name)}")
+        check_aggregation(self.aggregate, "best_of_n.aggregate")
 
 
 def run_best_of_n(
@@ -53,7 +60,8 @@ def run_best_of_n(
         n=1,
         sampling=config.sampling,
         max_depth=config.max_depth,
-        score="terminal" if env.scorer is not None else "none",
+        score="none" if env.scorer is None else "terminal" if config.aggregate == "last"
+        else "all",
         dedupe=False,
     )
     run_lockstep(
@@ -66,18 +74,20 @@ def run_best_of_n(
     )
     ranked: list[list[Trajectory]] = []
     for tree, ends in zip(trees, chains.finished):
-        scored = [(_score(tree, t), t) for t in ends]
+        scored = [(_score(tree, t, config.aggregate), t) for t in ends]
         scored.sort(key=lambda st: -st[0])
         ranked.append([trajectory(tree, t, s) for s, t in scored])
     return trees, ranked
 
 
-def _score(tree: Tree, end: int) -> float:
+def _score(tree: Tree, end: int, how: str) -> float:
     """The scorer's value of an answer (0 without a scorer); -1 for a chain that
     ended without one, as MCTS rewards it."""
     if tree.answer[end] is None:
         return -1.0
-    return tree.prior[end] if tree.prior[end] is not None else 0.0
+    if how == "last":
+        return tree.prior[end] if tree.prior[end] is not None else 0.0
+    return path_score(tree, end, how)
 
 
 class _Chains:
