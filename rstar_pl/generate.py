@@ -14,7 +14,8 @@ the attempt, so the finished set is the same as an uninterrupted run's. The
 config used is saved as `out_dir/generate_config.yaml` when the first tree is
 written (a run that fails before that leaves nothing behind); resuming with a
 config that would change the trees is refused, naming the setting that differs
-(out_dir, batch_size, shards and problems.limit may change).
+(out_dir, batch_size, shards, problems.limit and the placement of Ray replicas
+may change).
 
 One run per shard of an `out_dir` at a time: a run holds the lock
 `out_dir/.generate-SSSSS-of-NNNNN.lock` (`rstar_pl.files.lock`) while it writes,
@@ -26,7 +27,12 @@ Backends plug in by import path: `backend.kind: scripted` or
 `backend.kind: package.module:Class` (or `package.module:Class.factory`) with
 `backend.args` as keyword arguments (same for `scorer`; `scorer.kind: null`
 for none), e.g. `rstar_pl.backends.vllm:VLLMBackend` with `{model: PATH}` and
-`rstar_pl.backends.ppm:PPMScorer.from_path` with `{path: PATH}`.
+`rstar_pl.backends.ppm:PPMScorer.from_path` or
+`rstar_pl.backends.vllm:VLLMScorer` with `{path: PATH}`. `kind: ray` spreads
+either over Ray replicas (`rstar_pl.backends.ray`): `args.replica` is the
+`{kind, args}` each replica holds, and `num_replicas`, `cpus_per_replica`,
+`gpus_per_replica`, `max_restarts`, `address`, `ray_init` and
+`placement_strategy` place them.
 """
 
 from __future__ import annotations
@@ -183,14 +189,14 @@ def _import(kind: str, what: str):
     return target
 
 
-def _construct(factory, what: str, args: dict[str, Any], *leading: Any):
-    """`factory(*leading, **args)`, after checking that it takes these arguments, so
-    that an unknown one is a config error naming it rather than a TypeError."""
+def _check_args(factory, what: str, args: dict[str, Any], *leading: Any) -> None:
+    """Check that `factory(*leading, **args)` takes these arguments, so that an
+    unknown one is a config error naming it rather than a TypeError."""
     name = getattr(factory, "__qualname__", repr(factory))
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # a builtin without a signature: let it check
-        return factory(*leading, **args)
+        return
     try:
         signature.bind(*leading, **args)
     except TypeError as err:
@@ -203,27 +209,72 @@ def _construct(factory, what: str, args: dict[str, Any], *leading: Any):
                 f"{', '.join(named) or 'no arguments'}"
             ) from None
         raise ConfigError(f"{what}.args: {name}: {err}") from None
+
+
+def _construct(factory, what: str, args: dict[str, Any], *leading: Any):
+    """`factory(*leading, **args)`, after `_check_args`."""
+    _check_args(factory, what, args, *leading)
     return factory(*leading, **args)
 
 
-def build_backend(config: ComponentConfig, problems: list[Problem]):
+def _component(config: ComponentConfig, what: str, problems: list[Problem]) -> tuple[Any, tuple]:
+    """(callable, leading arguments) that build the backend or scorer `config` names."""
     if config.kind == "scripted":
-        from rstar_pl.backends.scripted import ScriptedBackend, scripts_from_problems
+        from rstar_pl.backends import scripted
 
-        return _construct(ScriptedBackend, "backend", config.args, scripts_from_problems(problems))
+        cls = scripted.ScriptedBackend if what == "backend" else scripted.ScriptedScorer
+        return cls, (scripted.scripts_from_problems(problems),)
     if not config.kind:
-        raise ConfigError("backend.kind is empty; use 'scripted' or 'package.module:Class'")
-    return _construct(_import(config.kind, "backend"), "backend", config.args)
+        raise ConfigError(f"{what}.kind is empty; use 'scripted' or 'package.module:Class'")
+    return _import(config.kind, what), ()
+
+
+def _ray(config: ComponentConfig, what: str, problems: list[Problem]):
+    """`kind: ray`: Ray replicas of the component in `args.replica` (`{kind, args}`).
+    Args that are not Ray settings (`ray.pool_settings()`) are given to every replica,
+    over `replica.args`, so that a caller that sets e.g. `backend.args.model` reaches them."""
+    from functools import partial
+
+    from rstar_pl.backends.ray import RayBackend, RayScorer, pool_settings
+
+    args = dict(config.args)
+    spec = args.pop("replica", None)
+    if not isinstance(spec, dict) or not spec.get("kind") or set(spec) - {"kind", "args"}:
+        raise ConfigError(
+            f"{what}.kind ray needs {what}.args.replica: {{kind: ..., args: {{...}}}}, the "
+            f"{what} each replica holds; got {spec!r}"
+        )
+    if spec["kind"] == "ray":
+        raise ConfigError(f"{what}.args.replica.kind cannot be ray itself; name the {what} to replicate")
+    pool = {k: args.pop(k) for k in list(args) if k in pool_settings()}
+    replica = ComponentConfig(spec["kind"], {**(spec.get("args") or {}), **args})
+    factory, leading = _component(replica, what, problems)
+    _check_args(factory, f"{what}.args.replica", replica.args, *leading)
+    gpus = pool.get("gpus_per_replica", 0)
+    tp = replica.args.get("tensor_parallel_size", 1)
+    if isinstance(gpus, int | float) and gpus > 1 and tp != gpus:
+        raise ConfigError(
+            f"{what}.args.gpus_per_replica is {gpus} but replica.args.tensor_parallel_size is "
+            f"{tp}; a tensor-parallel replica's engine spans its placement group: set both"
+        )
+    cls = RayBackend if what == "backend" else RayScorer
+    return _construct(cls, what, pool, partial(factory, *leading, **replica.args))
+
+
+def build_backend(config: ComponentConfig, problems: list[Problem]):
+    if config.kind == "ray":
+        return _ray(config, "backend", problems)
+    factory, leading = _component(config, "backend", problems)
+    return _construct(factory, "backend", config.args, *leading)
 
 
 def build_scorer(config: ComponentConfig, problems: list[Problem]):
     if config.kind is None:
         return None
-    if config.kind == "scripted":
-        from rstar_pl.backends.scripted import ScriptedScorer, scripts_from_problems
-
-        return _construct(ScriptedScorer, "scorer", config.args, scripts_from_problems(problems))
-    return _construct(_import(config.kind, "scorer"), "scorer", config.args)
+    if config.kind == "ray":
+        return _ray(config, "scorer", problems)
+    factory, leading = _component(config, "scorer", problems)
+    return _construct(factory, "scorer", config.args, *leading)
 
 
 _FREE_KEYS = ("out_dir", "batch_size", "shard", "num_shards", "config")
@@ -239,6 +290,13 @@ def _essential(text: str) -> tuple[dict, list]:
     values = {k: v for k, v in values.items() if k not in _FREE_KEYS}
     if isinstance(values.get("problems"), dict):
         values["problems"] = {k: v for k, v in values["problems"].items() if k != "limit"}
+    for name in ("backend", "scorer"):  # how many Ray replicas, and where: no tree changes
+        component = values.get(name)
+        if isinstance(component, dict) and component.get("kind") == "ray":
+            from rstar_pl.backends.ray import pool_settings
+
+            args = component.get("args") if isinstance(component.get("args"), dict) else {}
+            component["args"] = {k: v for k, v in args.items() if k not in pool_settings()}
     search = values.get("search") if isinstance(values.get("search"), dict) else {}
     schedule = values.pop("schedule", None) or [search.get("rollouts")]
     values["search"] = {k: v for k, v in search.items() if k != "rollouts"}

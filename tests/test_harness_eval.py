@@ -249,12 +249,19 @@ def test_changed_settings_refuse_to_mix_results(tmp_path, sandbox):
 
 def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, sandbox):
     evaluate(_config(tmp_path, limit=1), backend=CountingBackend(), sandbox=sandbox)
+    from rstar_pl.files import is_locked
+
     out = tmp_path / "out"
-    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def results():  # the lock file records its last holder (with the second), not results
+        return {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".eval.lock"}
+
+    before = results()
     with pytest.raises(EvalConfigError, match="max_tokens=1024, not 64"):
         evaluate(_config(tmp_path, limit=1, max_tokens=64), backend=CountingBackend(),
                  sandbox=sandbox)
-    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert results() == before
+    assert is_locked(out / ".eval.lock") is None
 
 
 def test_a_resumed_summary_keeps_the_seconds_already_spent(tmp_path, sandbox):

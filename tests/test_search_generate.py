@@ -306,8 +306,11 @@ def test_every_search_config_parses_and_names_importable_components(path):
     config, _ = parse_config(["--config", str(path)])
     assert config.rollout_schedule and all(r > 0 for r in config.rollout_schedule)
     for component, what in ((config.backend, "backend"), (config.scorer, "scorer")):
-        if component.kind not in (None, "scripted"):
-            assert callable(_import(component.kind, what))
+        kind = component.kind
+        if kind == "ray":  # Ray replicas of the component named in args.replica
+            kind = component.args["replica"]["kind"]
+        if kind not in (None, "scripted"):
+            assert callable(_import(kind, what))
 
 
 # --- a second run, a failed start, bad input, quiet exits, progress -----------------------------

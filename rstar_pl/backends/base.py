@@ -4,12 +4,13 @@ Search, the harness and data generation never import a model library. They talk
 to a *policy backend* (prompts in, sampled completions out) and a *scorer*
 (partial trajectories in, values in [-1, 1] out). Implementations live one per
 file beside this one: `scripted.py` (tests, no model), `hf.py` (transformers),
-and the vLLM / Ray backends.
+`vllm.py` (vLLM: the policy and the PPM on its pooling runner), `ppm.py` (the
+PPM on transformers) and `ray.py` (replicas of any of them as Ray actors).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -48,6 +49,12 @@ class PolicyBackend(Protocol):
     the whole call, or one int per prompt, so that a prompt's samples do not
     depend on which other prompts share the batch. Temperature 0 means greedy
     (then the `n` completions are equal).
+
+    `affinity`, when given, is one key per prompt: prompts with the same key
+    grow the same tree and share its prefix (search passes the tree's seed). A
+    backend that spreads a call over several engines keeps the prompts of one
+    key on one engine, where that prefix is cached; one with a single engine
+    ignores it. What a backend returns must not depend on it.
     """
 
     def generate(
@@ -60,6 +67,7 @@ class PolicyBackend(Protocol):
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | Sequence[int] | None = None,
+        affinity: Sequence[Hashable] | None = None,
     ) -> list[list[Completion]]: ...
 
 

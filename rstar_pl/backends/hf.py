@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from rstar_pl.backends.base import Completion
@@ -93,6 +93,7 @@ class HFBackend:
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | Sequence[int] | None = None,
+        affinity: Sequence[Hashable] | None = None,
     ) -> list[list[Completion]]:
         """`n` completions per prompt, in prompt order (see `PolicyBackend`)."""
         import torch

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rstar_pl.backends.base import Completion
@@ -240,6 +240,7 @@ class ScriptedBackend:
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | Sequence[int] | None = None,
+        affinity: Sequence[Hashable] | None = None,
     ) -> list[list[Completion]]:
         self.calls += 1
         if isinstance(seed, Sequence):

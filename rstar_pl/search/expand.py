@@ -154,7 +154,8 @@ def expand(
     if not requests:
         return []
     contexts = [tree.context(node) for tree, node in requests]
-    completions = _sample(contexts, env, expansion, seeds)
+    affinity = [tree.seed for tree, _ in requests]  # a tree's nodes share its prefix
+    completions = _sample(contexts, env, expansion, seeds, affinity)
     candidates = [
         _parse(tree, node, comps, expansion.dedupe)
         for (tree, node), comps in zip(requests, completions)
@@ -167,7 +168,11 @@ def expand(
 
 
 def _sample(
-    contexts: list[str], env: SearchEnv, expansion: Expansion, seeds: int | Sequence[int]
+    contexts: list[str],
+    env: SearchEnv,
+    expansion: Expansion,
+    seeds: int | Sequence[int],
+    affinity: list[int],
 ) -> list[list[Completion]]:
     sampling = expansion.sampling
     completions = env.backend.generate(
@@ -178,6 +183,7 @@ def _sample(
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         seed=seeds,
+        affinity=affinity,
     )
     env.calls["generate"] += 1
     env.calls["prompts"] += len(contexts)
