@@ -3,9 +3,9 @@
 `load_tokenizer` makes sure the step tokens of `rstar_pl.steps` are whole
 tokens (added as ordinary, non-special tokens, so decoding keeps them and stop
 strings match) and that a pad token exists. Added tokens take the ids after the
-checkpoint's own vocabulary (`modules.hf` starts their embedding rows at the mean
-of the real rows). A pad token equal to EOS (SmolLM2) is handled where
-the project pads: attention masks and -100 labels mark the padding (so an
+checkpoint's own vocabulary (`modules.hf` starts each one's embedding row at the
+mean of the rows of the pieces its text splits into). A pad token equal to EOS
+(SmolLM2) is handled where the project pads: attention masks and -100 labels mark the padding (so an
 example's final EOS is still learned), and the HF backend counts the EOS that
 ended a row although the padding after it has the same id. `encode_values` and `pad_values`
 turn partial trajectories into the PPM's inputs; the pair datamodule and the
@@ -21,7 +21,7 @@ import torch
 
 from rstar_pl.steps import STEP_TOKENS
 
-__all__ = ["encode_values", "load_tokenizer", "pad_values"]
+__all__ = ["add_step_tokens", "encode_values", "load_tokenizer", "pad_values"]
 
 
 def load_tokenizer(name_or_path: str, *, padding_side: Literal["left", "right"] = "right"):
@@ -33,16 +33,22 @@ def load_tokenizer(name_or_path: str, *, padding_side: Literal["left", "right"] 
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in STEP_TOKENS if t not in vocab]
-    if missing:
-        tokenizer.add_tokens(missing, special_tokens=False)
+    tokenizer = add_step_tokens(AutoTokenizer.from_pretrained(name_or_path))
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"{name_or_path}: tokenizer has neither a pad nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def add_step_tokens(tokenizer):
+    """Add the step tokens `tokenizer` lacks, in `STEP_TOKENS` order (their ids follow its
+    vocabulary in that order, which `modules.hf` relies on to find each new row's text)."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in STEP_TOKENS if t not in vocab]
+    if missing:
+        tokenizer.add_tokens(missing, special_tokens=False)
     return tokenizer
 
 

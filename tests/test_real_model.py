@@ -100,9 +100,20 @@ def test_step_tokens_are_added_after_the_real_vocabulary(smollm2_dir):
     assert tokenizer.decode(ids) == text
 
 
-def test_new_rows_start_at_the_mean_and_leave_greedy_decoding_unchanged(smollm2_dir):
-    """The embedding is tied, so the new rows' logits are h . mean(E) = mean(h . E): the
-    average logit of the real tokens, never the largest, so greedy text is unchanged."""
+def _pieces(directory: Path) -> list[list[int]]:
+    """The ids of each step token's text under the checkpoint's own tokenizer, in
+    STEP_TOKENS order (the order of their ids after the real vocabulary)."""
+    from transformers import AutoTokenizer
+
+    own = AutoTokenizer.from_pretrained(directory)
+    return [own(token, add_special_tokens=False)["input_ids"] for token in STEP_TOKENS]
+
+
+def test_new_rows_start_at_the_mean_of_their_pieces_and_leave_greedy_decoding_unchanged(
+        smollm2_dir):
+    """Each step tag's row is the mean of the rows of the pieces SmolLM2 reads its text as
+    (`<code>` -> `<`, `code`, `>`). The embedding is tied, so its logit is the mean of its
+    pieces' logits, never above the largest real logit: greedy text is unchanged."""
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
@@ -116,24 +127,26 @@ def test_new_rows_start_at_the_mean_and_leave_greedy_decoding_unchanged(smollm2_
     assert weight.shape == (VOCAB + len(STEP_TOKENS), own.shape[1])
     assert model.get_output_embeddings().weight.data_ptr() == weight.data_ptr()  # still tied
     assert torch.equal(weight[:VOCAB], own)
-    mean = own.double().mean(dim=0).float()
-    for row in weight[VOCAB:]:
-        torch.testing.assert_close(row, mean, rtol=0, atol=1e-7)
+    pieces = _pieces(smollm2_dir)
+    assert all(len(p) > 1 for p in pieces)  # each tag was several tokens before
+    for row, ids in zip(weight[VOCAB:], pieces, strict=True):
+        torch.testing.assert_close(row, own[ids].double().mean(dim=0).float(), rtol=0, atol=1e-7)
 
     prompt = tokenizer(_chat(tokenizer, QUESTION), return_tensors="pt")
     with torch.inference_mode():
         logits = model(**prompt).logits[0, -1]
-    torch.testing.assert_close(logits[VOCAB:], logits[:VOCAB].mean().expand(len(STEP_TOKENS)),
-                               rtol=0, atol=1e-4)
+    expected = torch.stack([logits[ids].mean() for ids in pieces])
+    torch.testing.assert_close(logits[VOCAB:], expected, rtol=0, atol=1e-4)
+    assert logits[VOCAB:].max() < logits[:VOCAB].max()
     original = AutoModelForCausalLM.from_pretrained(smollm2_dir)
     ours = model.generate(**prompt, max_new_tokens=10, do_sample=False)
     theirs = original.generate(**prompt, max_new_tokens=10, do_sample=False)
     assert torch.equal(ours, theirs)
 
 
-def test_untied_lm_head_rows_start_at_the_head_mean(smollm2_dir, tmp_path):
+def test_untied_lm_head_rows_start_at_their_pieces_head_rows(smollm2_dir, tmp_path):
     """A small untied Llama with SmolLM2's real tokenizer: input and output rows each
-    start at their own matrix's mean."""
+    start at the mean of their own matrix's rows of the tag's pieces."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from datamodules.tokenizer import load_tokenizer
@@ -148,12 +161,12 @@ def test_untied_lm_head_rows_start_at_the_head_mean(smollm2_dir, tmp_path):
     AutoTokenizer.from_pretrained(smollm2_dir).save_pretrained(tmp_path / "untied")
     tokenizer = load_tokenizer(str(tmp_path / "untied"))
     model = load_backbone(str(tmp_path / "untied"), head=True, vocab_size=len(tokenizer))
-    new = slice(VOCAB, VOCAB + len(STEP_TOKENS))
+    pieces = _pieces(smollm2_dir)
     for loaded, source in [(model.get_input_embeddings().weight, untied.model.embed_tokens.weight),
                            (model.get_output_embeddings().weight, untied.lm_head.weight)]:
         assert torch.equal(loaded[:VOCAB], source)
-        expected = source.detach().double().mean(dim=0).float()
-        for row in loaded[new]:
+        for row, ids in zip(loaded[VOCAB:], pieces, strict=True):
+            expected = source.detach()[ids].double().mean(dim=0).float()
             torch.testing.assert_close(row, expected, rtol=0, atol=1e-7)
     assert not torch.equal(model.get_input_embeddings().weight[VOCAB],
                            model.get_output_embeddings().weight[VOCAB])
@@ -262,7 +275,9 @@ def sft_policy(smollm2_dir, tmp_path_factory):
     return tmp / "policy", module.model.eval()
 
 
-def test_sft_export_reloads_with_the_added_tokens_and_trained_rows(sft_policy):
+def test_sft_export_reloads_with_the_added_tokens_and_trained_rows(smollm2_dir, sft_policy):
+    from safetensors.torch import load_file
+
     from rstar_pl.export import load_policy
 
     folder, trained = sft_policy
@@ -270,11 +285,13 @@ def test_sft_export_reloads_with_the_added_tokens_and_trained_rows(sft_policy):
     assert tokenizer.convert_tokens_to_ids(list(STEP_TOKENS)) == list(
         range(VOCAB, VOCAB + len(STEP_TOKENS)))
     assert model.config.vocab_size == VOCAB + len(STEP_TOKENS)
-    # The step tokens' rows were trained away from the mean; reloading keeps them as trained
-    # (an export's tokenizer already has the tokens, so nothing is initialised again).
+    # The step tokens' rows were trained away from where they started (the mean of their
+    # pieces' rows); reloading keeps them as trained (an export's tokenizer already has the
+    # tokens, so nothing is initialised again).
     rows = trained.get_input_embeddings().weight
-    mean = rows[:VOCAB].mean(dim=0)
-    assert not torch.allclose(rows[VOCAB], mean)
+    own = load_file(smollm2_dir / "model.safetensors")["model.embed_tokens.weight"]
+    start = own[_pieces(smollm2_dir)[0]].mean(dim=0)
+    assert not torch.allclose(rows[VOCAB], start)
     for name, tensor in trained.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
 
