@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Completion", "PolicyBackend", "Scorer"]
+__all__ = ["Completion", "PolicyBackend", "Scorer", "per_prompt"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +77,14 @@ class Scorer(Protocol):
     in [-1, 1], one per text, in order."""
 
     def score(self, texts: Sequence[str]) -> list[float]: ...
+
+
+def per_prompt(value: Any, count: int, what: str) -> list:
+    """`value` for each of `count` prompts: a single int or None is shared by all, a sequence
+    must hold one value per prompt (for `generate`'s `seed` and `affinity`)."""
+    if value is None or isinstance(value, int):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{what}: got {len(values)} values for {count} prompts; give one per prompt")
+    return values

@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from rstar_pl.backends.base import Completion
+from rstar_pl.backends.base import Completion, per_prompt
 
 __all__ = ["RayBackend", "RayScorer", "ReplicaPool", "pool_settings", "route_by_key"]
 
@@ -347,8 +347,8 @@ class RayBackend:
         prompts = list(prompts)
         if not prompts:
             return []
-        seeds = _per_prompt(seed, len(prompts), "seed")
-        keys = None if affinity is None else _per_prompt(list(affinity), len(prompts), "affinity")
+        seeds = per_prompt(seed, len(prompts), "seed")
+        keys = None if affinity is None else per_prompt(list(affinity), len(prompts), "affinity")
         kwargs = dict(n=n, stop=list(stop), max_tokens=max_tokens, temperature=temperature,
                       top_p=top_p)
 
@@ -402,12 +402,3 @@ class RayScorer:
 
     def close(self) -> None:
         self.pool.close()
-
-
-def _per_prompt(value: Any, count: int, what: str) -> list:
-    if value is None or isinstance(value, int):
-        return [value] * count
-    values = list(value)
-    if len(values) != count:
-        raise ValueError(f"{what}: got {len(values)} values for {count} prompts; give one per prompt")
-    return values

@@ -41,7 +41,7 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rstar_pl.backends.base import Completion
+from rstar_pl.backends.base import Completion, per_prompt
 
 __all__ = ["VLLMBackend", "VLLMScorer", "prometheus_cache_stats"]
 
@@ -118,7 +118,7 @@ class VLLMBackend:
         prompts = list(prompts)
         if not prompts:
             return []
-        seeds = _per_prompt(seed, len(prompts))
+        seeds = per_prompt(seed, len(prompts), "seed")
         params = [
             SamplingParams(
                 n=n,
@@ -331,15 +331,6 @@ def _link_backbone(export: Path, view: Path) -> None:
     for item in export.iterdir():
         if item.name not in (HEAD_CONFIG, HEAD_WEIGHTS):
             (view / item.name).symlink_to(item.resolve())
-
-
-def _per_prompt(seed: int | Sequence[int] | None, count: int) -> list[int | None]:
-    if seed is None or isinstance(seed, int):
-        return [seed] * count
-    seeds = list(seed)
-    if len(seeds) != count:
-        raise ValueError(f"seed: got {len(seeds)} seeds for {count} prompts; give one per prompt")
-    return seeds
 
 
 def _completion(output) -> Completion:
