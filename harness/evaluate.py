@@ -33,6 +33,7 @@ from harness.metrics import AnswerAccuracy
 from harness.report import (
     PREDICTION_SCHEMA,
     append_jsonl,
+    changed_setting,
     read_predictions,
     write_json_atomic,
     write_jsonl_atomic,
@@ -234,20 +235,14 @@ def _grader() -> tuple[Callable[[str], str | None], Callable[..., bool]]:
 
 def _check_resume(task_dir: Path, config: EvalConfig) -> None:
     """Refuse (before anything is written) to add results of other settings to a task's."""
-    saved_path = task_dir / "config.json"
-    if config.overwrite or not (saved_path.is_file() and (task_dir / "predictions.jsonl").is_file()):
+    if config.overwrite or not (task_dir / "predictions.jsonl").is_file():
         return
-    import json
-
-    saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    new = config.to_dict()
-    for key in _GENERATION_KEYS:
-        # a key added later (aggregate) reads as its default in older folders
-        if saved.get(key, _DEFAULTS.get(key)) != new.get(key):
-            raise EvalConfigError(
-                f"{task_dir} holds results made with {key}={saved.get(key)!r}, not "
-                f"{new.get(key)!r}; use another --out or pass --overwrite to start over"
-            )
+    # a key added later (aggregate) reads as its default in older folders
+    changed = changed_setting(task_dir / "config.json", config.to_dict(), _GENERATION_KEYS, _DEFAULTS)
+    if changed is not None:
+        key, before, now = changed
+        raise EvalConfigError(f"{task_dir} holds results made with {key}={before!r}, not {now!r}; "
+                              "use another --out or pass --overwrite to start over")
 
 
 def _prepare_task_dir(task_dir: Path, config: EvalConfig, spec: TaskSpec) -> list[dict[str, Any]]:

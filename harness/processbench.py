@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report import append_jsonl, write_json_atomic
+from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.step_errors import SplitScore, threshold_protocols
 from rstar_pl.backends.base import Scorer
 from rstar_pl.files import read_utf8, write_atomic
@@ -287,15 +287,14 @@ def _read_scores(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _check_resume(out: Path, config: ProcessBenchConfig) -> None:
-    saved = out / "config.json"
-    if config.overwrite or not saved.is_file():
+    if config.overwrite:
         return
-    old = json.loads(read_utf8(saved))
-    for key in _SCORING_KEYS:
-        if old.get(key) != getattr(config, key):
-            raise ProcessBenchError(f"{out} holds scores made with {key}={old.get(key)!r}, not "
-                                    f"{getattr(config, key)!r}; use another --out or pass "
-                                    "--overwrite to start over")
+    current = {key: getattr(config, key) for key in _SCORING_KEYS}
+    changed = changed_setting(out / "config.json", current, _SCORING_KEYS)
+    if changed is not None:
+        key, before, now = changed
+        raise ProcessBenchError(f"{out} holds scores made with {key}={before!r}, not {now!r}; "
+                                "use another --out or pass --overwrite to start over")
 
 
 def _make_scorer(config: ProcessBenchConfig) -> Scorer:

@@ -23,6 +23,7 @@ from typing import Any
 from rstar_pl.files import write_atomic
 
 __all__ = [
+    "changed_setting",
     "PREDICTION_SCHEMA",
     "append_jsonl",
     "format_table",
@@ -52,6 +53,24 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) 
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def changed_setting(
+    saved: Path, current: Mapping[str, Any], keys: Iterable[str],
+    defaults: Mapping[str, Any] | None = None,
+) -> tuple[str, Any, Any] | None:
+    """The first of `keys` whose value in the saved `config.json` differs from `current`, as
+    (key, saved value, current value); None when nothing differs or nothing was saved. A key
+    missing from an older file reads as its value in `defaults`. Each command that resumes an
+    output folder refuses with its own words when this is not None."""
+    if not saved.is_file():
+        return None
+    old = json.loads(saved.read_text(encoding="utf-8"))
+    for key in keys:
+        before = old.get(key, (defaults or {}).get(key))
+        if before != current.get(key):
+            return key, before, current.get(key)
+    return None
 
 
 def read_predictions(path: str | os.PathLike) -> tuple[list[dict[str, Any]], bool]:

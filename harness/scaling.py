@@ -36,7 +36,7 @@ from typing import Any
 from harness.checkpoint import resolve_checkpoint
 from harness.curves import METHODS, Pool, k_values, scaling_curve
 from harness.evaluate import EvalConfig, EvalConfigError, make_backend, make_scorer
-from harness.report import append_jsonl, write_json_atomic
+from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.tasks import Problem, load_problems, read_problem_file, resolve_tasks
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.search.aggregate import aggregate
@@ -209,15 +209,14 @@ def _as_pool(rows: list[dict[str, Any]], how: str) -> Pool:
 
 
 def _check_resume(out: Path, config: ScalingConfig) -> None:
-    saved = out / "config.json"
-    if config.overwrite or not saved.is_file():
+    if config.overwrite:
         return
-    old = json.loads(read_utf8(saved))
-    for key in _POOL_KEYS:
-        if old.get(key) != getattr(config, key):
-            raise EvalConfigError(f"{out} holds pools sampled with {key}={old.get(key)!r}, not "
-                                  f"{getattr(config, key)!r}; use another --out or pass "
-                                  "--overwrite to start over")
+    current = {key: getattr(config, key) for key in _POOL_KEYS}
+    changed = changed_setting(out / "config.json", current, _POOL_KEYS)
+    if changed is not None:
+        key, before, now = changed
+        raise EvalConfigError(f"{out} holds pools sampled with {key}={before!r}, not {now!r}; "
+                              "use another --out or pass --overwrite to start over")
 
 
 def format_markdown(results: dict[str, dict[str, Any]], config: ScalingConfig) -> str:
