@@ -28,6 +28,7 @@ import pytest
 from test_harness_eval import SCRIPTS, _task_dir, sandbox  # noqa: F401 (fixture)
 
 from harness.curves import METHODS, Pool, k_values, pick, scaling_curve
+from harness.evaluate import EvalConfigError
 from harness.scaling import ScalingConfig, run_scaling
 from rstar_pl.backends.scripted import Script, ScriptedBackend, ScriptedScorer
 from rstar_pl.search import majority_vote
@@ -138,6 +139,10 @@ def test_command_on_a_scripted_policy(tmp_path, sandbox):  # noqa: F811
     again = run_scaling(ScalingConfig(**{**config.to_dict(), "aggregate": "min"}),
                         backend=NoPolicy(), sandbox=sandbox, scorer=scorer)
     assert again["amc23"]["problems"] == 3
+    # pools of other sampling settings are never mixed in: refused before anything runs
+    with pytest.raises(EvalConfigError, match=r"holds pools sampled with max_trajectories=4, not 8"):
+        run_scaling(ScalingConfig(**{**config.to_dict(), "max_trajectories": 8}),
+                    backend=NoPolicy(), sandbox=sandbox, scorer=scorer)
 
 
 def test_a_problem_file_is_a_task(tmp_path):
@@ -154,7 +159,7 @@ def test_a_problem_file_is_a_task(tmp_path):
 
 def test_aggregate_is_a_setting_of_eval_and_scaling():
     from harness.cli import build_parser
-    from harness.evaluate import EvalConfig, EvalConfigError
+    from harness.evaluate import EvalConfig
 
     assert build_parser().parse_args(["eval", "--aggregate", "min"]).aggregate == "min"
     assert build_parser().parse_args(["scaling", "--aggregate", "prod"]).aggregate == "prod"
