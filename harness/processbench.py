@@ -49,6 +49,7 @@ from harness.step_errors import SplitScore, threshold_protocols
 from rstar_pl.backends.base import Scorer
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.steps import CODE, END_OF_STEP, build_prompt
+from rstar_pl.treeio import repair_tail
 
 __all__ = [
     "HUB_ID",
@@ -276,6 +277,7 @@ def _read_scores(path: Path) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return done
+    repair_tail(path)  # appending after a torn line would glue the next record to it
     for line in read_utf8(path).splitlines():
         try:
             row = json.loads(line)

@@ -40,6 +40,7 @@ from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.tasks import Problem, load_problems, read_problem_file, resolve_tasks
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.search.aggregate import aggregate
+from rstar_pl.treeio import repair_tail
 
 __all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling", "task_problems"]
 
@@ -157,6 +158,7 @@ def _read_pool(path: Path) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return done
+    repair_tail(path)  # appending after a torn line would glue the next record to it
     for line in read_utf8(path).splitlines():
         try:
             row = json.loads(line)

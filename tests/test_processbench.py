@@ -177,6 +177,22 @@ def test_run_writes_summary_table_and_resumes(pb_dir, tmp_path):
                          scorer=TableScorer(pb_dir))
 
 
+def test_a_torn_last_line_is_cut_before_the_resume_appends(pb_dir, tmp_path):
+    """A crash mid-write leaves a line without its newline; the resume scores that sample again
+    and appends after whole lines only, so every line of the file is a record."""
+    out = tmp_path / "pb"
+    config = ProcessBenchConfig(ppm="table", splits=["gsm8k"], data_dir=str(pb_dir), out=str(out),
+                                limit=3, batch_size=9, progress=False)
+    run_processbench(config, scorer=TableScorer(pb_dir))
+    scores = out / "scores-gsm8k.jsonl"
+    with open(scores, "a", encoding="utf-8") as f:
+        f.write('{"id": "gsm8k-2", "sco')
+    run_processbench(ProcessBenchConfig(**{**config.to_dict(), "limit": None}),
+                     scorer=TableScorer(pb_dir))
+    rows = [json.loads(line) for line in scores.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted(k for k in TABLE if k.startswith("gsm8k"))
+
+
 def test_bad_records_and_settings_are_named(pb_dir, tmp_path):
     records = json.loads((pb_dir / "gsm8k.json").read_text())
     del records[1]["label"]
