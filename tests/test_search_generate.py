@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rstar_pl.data.trees import load_trees
 from rstar_pl.generate import CONFIG_NAME, ConfigError, main, parse_config
 from rstar_pl.grading import is_equivalent
 from rstar_pl.search import recompute_statistics
 from rstar_pl.steps import build_prompt, parse_trajectory
-from rstar_pl.treeio import load_trees
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "search" / "scripted.yaml"
