@@ -19,10 +19,10 @@ Two kinds of config file:
   it (`read_round_file`). `fit --config round2.yaml` trains the round: the
   policy stage (whose `HFExport` callback writes `${run_dir}/policy`), then
   the PPM stage, which starts from that folder and writes `${run_dir}/ppm`.
-  Several `--config` files are deep-merged in order
-  (later wins; a non-mapping value replaces the whole subtree), then dotted
-  overrides apply (`--policy.trainer.max_steps 3`), then `${...}`
-  interpolations are resolved across the whole file. Each stage's resolved
+  Several `--config` files are deep-merged in order (later wins; a
+  non-mapping value replaces the whole subtree), then dotted overrides apply
+  (`--policy.trainer.max_steps 3`), then `${...}` interpolations are resolved
+  across the whole file. Each stage's resolved
   config is written to `${run_dir}/config/<stage>.yaml` and run as its own
   process (`python -m rstar_pl fit --config that.yaml`), so that each stage
   gets a fresh distributed launch and frees its memory before the next.

@@ -4,8 +4,9 @@ trains with the same setting on CPU).
 
 Rule for which files are training configs: a YAML with a top-level `policy`, `ppm` or
 `trainer` key, once the files it names under `config:` are merged in (the round files
-hold only what differs from configs/round_base.yaml). Others (search and evaluation configs, e.g. configs/search/) are only
-checked to be valid YAML here; their owners test them.
+hold only what differs from configs/round_base.yaml). Others (search and evaluation
+configs, e.g. configs/search/) are only checked to be valid YAML here; their owners test
+them.
 """
 
 from __future__ import annotations
