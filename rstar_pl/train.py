@@ -11,13 +11,18 @@ Two kinds of config file:
 
 * A **round config** (`configs/round1.yaml` ... `round4.yaml`): top-level
   variables (`run_dir`, `base_model`, `data_dir`, ...) plus two sections,
-  `policy:` and `ppm:`, each a full stage config. `fit --config round2.yaml`
-  trains the round: the policy stage (whose `HFExport` callback writes
-  `${run_dir}/policy`), then the PPM stage, which starts from that folder and
-  writes `${run_dir}/ppm`. Several `--config` files are deep-merged in order
-  (later wins; a non-mapping value replaces the whole subtree), then dotted
-  overrides apply (`--policy.trainer.max_steps 3`), then `${...}`
-  interpolations are resolved across the whole file. Each stage's resolved
+  `policy:` and `ppm:`, each a full stage config. A round file may name the
+  file it builds on under `config:` (relative to its own folder, as in a
+  LightningCLI config): `configs/round<k>.yaml` hold only `run_dir` and
+  `data_dir` and name `configs/round_base.yaml`, which holds everything the
+  four rounds share; the base loads first and the round's keys are merged over
+  it (`read_round_file`). `fit --config round2.yaml` trains the round: the
+  policy stage (whose `HFExport` callback writes `${run_dir}/policy`), then
+  the PPM stage, which starts from that folder and writes `${run_dir}/ppm`.
+  Several `--config` files are deep-merged in order (later wins; a
+  non-mapping value replaces the whole subtree), then dotted overrides apply
+  (`--policy.trainer.max_steps 3`), then `${...}` interpolations are resolved
+  across the whole file. Each stage's resolved
   config is written to `${run_dir}/config/<stage>.yaml` and run as its own
   process (`python -m rstar_pl fit --config that.yaml`), so that each stage
   gets a fresh distributed launch and frees its memory before the next.
@@ -60,9 +65,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROUND_STAGES", "RoundConfigError", "StageConfigError", "fit_main",
-           "load_round_config", "main", "predict_main", "run_round", "test_main",
-           "validate_main"]
+__all__ = ["BASE_KEY", "ROUND_STAGES", "RoundConfigError", "StageConfigError", "fit_main",
+           "load_round_config", "main", "predict_main", "read_round_file", "run_round",
+           "test_main", "validate_main"]
 
 #: Sections of a round config, in the order they train.
 ROUND_STAGES = ("policy", "ppm")
@@ -232,6 +237,42 @@ def _read_yaml(path: str) -> dict:
     return data
 
 
+#: The key by which a round config file names the file(s) it builds on, as in a LightningCLI
+#: config (jsonargparse's `config:` key); configs/round<k>.yaml name configs/round_base.yaml.
+BASE_KEY = "config"
+
+
+def read_round_file(path: str, _chain: tuple[Path, ...] = ()) -> dict:
+    """One round config file, with the files it names under `config:` merged in first.
+
+    `config: round_base.yaml` (or a list of files) loads those files, relative to the folder
+    of the file naming them, as jsonargparse does in a LightningCLI config; this file's own
+    keys are then deep-merged over them, as a later `--config` would be. So a round file holds
+    only what differs from the base, and `fit --config configs/round2.yaml` stays one file to
+    type. A base may name its own base; a file that names itself again is an error.
+    """
+    data = _read_yaml(path)
+    bases = data.pop(BASE_KEY, None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) for b in bases):
+        raise RoundConfigError(f"{path}: {BASE_KEY}: {bases!r}; allowed: a config file or a list "
+                               "of them, relative to this file's folder")
+    chain = (*_chain, Path(path).resolve())
+    merged: dict = {}
+    for base in bases:
+        base_path = Path(path).parent / base
+        if not base_path.is_file():
+            raise RoundConfigError(f"{path}: {BASE_KEY}: {base}: no such file ({base_path})")
+        if base_path.resolve() in chain:
+            raise RoundConfigError(f"{path}: {BASE_KEY}: {base}: the file is already being "
+                                   f"loaded ({' -> '.join(str(c) for c in chain)})")
+        merged = _deep_merge(merged, read_round_file(str(base_path), chain))
+    return _deep_merge(merged, data)
+
+
 def is_round_config(data: dict) -> bool:
     """A round config has a `policy:` or `ppm:` section (a stage config has neither)."""
     return any(stage in data for stage in ROUND_STAGES)
@@ -268,7 +309,7 @@ def load_round_config(paths: list[str], overrides: dict[str, Any] | None = None)
 
     merged: dict = {}
     for path in paths:
-        merged = _deep_merge(merged, _read_yaml(path))
+        merged = _deep_merge(merged, read_round_file(path))
     if not is_round_config(merged):
         raise RoundConfigError(f"{paths}: not a round config (no 'policy:' or 'ppm:' section)")
     for key, value in (overrides or {}).items():
@@ -474,7 +515,7 @@ def _parse_round_argv(argv: list[str], subcommand: str = "fit",
     paths = _config_paths(argv)
     merged: dict = {}
     for path in paths:
-        merged = _deep_merge(merged, _read_yaml(path))
+        merged = _deep_merge(merged, read_round_file(path))
     variables = {k: v for k, v in merged.items() if k not in ROUND_STAGES}
     parser = _runner_parser(subcommand, variables)
     namespace, rest = parser.parse_known_args(argv)
@@ -509,7 +550,7 @@ def main(subcommand: str, argv: list[str]) -> int:
         print(_runner_parser(subcommand, {}).format_help(), end="")
         return 0
     if paths and all(Path(p).is_file() for p in paths) and any(
-        is_round_config(_read_yaml(p)) for p in paths
+        is_round_config(read_round_file(p)) for p in paths
     ):
         import yaml
 
