@@ -107,9 +107,9 @@ def compare_methods(
     from harness.tasks import TaskSpec, read_problem_file
 
     path = Path(problems_file)
-    problems = read_problem_file(path)[:limit]
+    problems = read_problem_file(path, limit=limit)
     levels = _levels(path)
-    spec = TaskSpec(_TASK, "held-out problems", path.name, "", "", "question", "answer")
+    spec = TaskSpec(_TASK, "held-out problems", path.name)
     common = dict(checkpoint=str(policy), tasks=[_TASK], backend=settings.backend,
                   max_tokens=settings.max_tokens, max_depth=settings.max_depth,
                   batch_size=settings.batch_size, seed=settings.seed,

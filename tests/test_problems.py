@@ -84,7 +84,7 @@ def test_builtin_set_carries_scripts():
 @pytest.mark.parametrize(
     "content, config, message",
     [
-        ('[{"q": "x", "answer": 1}]', {}, "no field 'question'"),
+        ('[{"q": "x", "answer": 1}]', {}, "record 0: field 'question' is missing; fields: q, answer"),
         (
             '[{"index": 1, "question": "a", "answer": 1}, {"index": 1, "question": "b", "answer": 2}]',
             {},
