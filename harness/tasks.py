@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rstar_pl.data import problems as loader
-from rstar_pl.data.problems import Problem, ProblemError, ProblemsConfig
+from rstar_pl.data.problems import AnswerTransform, Problem, ProblemError, ProblemsConfig
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -75,8 +75,10 @@ class TaskSpec:
         return self.hub.source if self.hub is not None else ""
 
 
-def _hub(source: str, split: str, question: str, answer: str, subset=None,
-         transform=None) -> ProblemsConfig:
+def _hub(source: str, split: str, question: str, answer: str,
+         subset: str | list[str] | None = None,
+         transform: AnswerTransform | None = None) -> ProblemsConfig:
+    """A hub dataset's mapping: rows carry no id, so the row number is the index."""
     return ProblemsConfig(source=source, split=split, subset=subset, question_field=question,
                           answer_field=answer, answer_transform=transform, id_field=None)
 
