@@ -52,7 +52,6 @@ a finished stage whose settings changed is refused with the key that changed
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import subprocess
@@ -240,12 +239,13 @@ def _train_problems(config: EvolveConfig, paths: RunPaths) -> dict[str, Any] | N
 
 def _levels(config: EvolveConfig, paths: RunPaths) -> dict[str, Any]:
     """problem id -> difficulty level, for the problems that have one (the synthetic domain)."""
+    from rstar_pl.data.problems import ProblemsConfig, load_problems
+
     levels: dict[str, Any] = {}
     for path in (paths.problems / "train.jsonl", paths.problems / "heldout.jsonl"):
         if config.wordproblems is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
-                levels[str(record["index"])] = record["level"]
+            for problem in load_problems(ProblemsConfig(source=str(path))).problems:
+                levels[problem.id] = problem.meta["level"]
     return levels
 
 

@@ -74,9 +74,11 @@ FirstPlay = float | str
 
 
 class SearchProblem(Protocol):
-    """What search needs of a problem (`problems.Problem` fits)."""
+    """What search needs of a problem (`rstar_pl.data.problems.Problem` fits)."""
 
-    id: str
+    @property
+    def id(self) -> str: ...
+
     question: str
     answer: str | None
 
