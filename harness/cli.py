@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rstar_pl.errors import UserError
+
 __all__ = ["build_parser", "main"]
 
 
@@ -137,7 +139,7 @@ def _run_scaling(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k != "command"}
     for flag in ("checkpoint", "tasks", "ppm"):
         if not options.get(flag):
-            raise ValueError(f"--{flag} is required")
+            raise UserError(f"--{flag} is required")
     config = ScalingConfig(**options)
     results = run_scaling(config)
     print(format_markdown(results, config))
@@ -274,7 +276,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     for flag in ("checkpoint", "tasks"):
         if not options.get(flag):
-            raise ValueError(f"--{flag} is required (on the command line or in --config)")
+            raise UserError(f"--{flag} is required (on the command line or in --config)")
     summaries = evaluate(EvalConfig(**options))
     print(format_table(summaries))
     print(f"results in {args.out}")
@@ -300,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "scaling":
             return _run_scaling(args)
         return _run_eval(args)
-    except (ValueError, OSError) as err:
-        # Bad input, or an output that cannot be written: one line; anything else is a bug
-        # and keeps its traceback.
+    except (UserError, OSError) as err:
+        # Bad input (`rstar_pl.errors.UserError`), or an output that cannot be written: one
+        # line; anything else, a bare ValueError included, is a bug and keeps its traceback.
         print(f"harness {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

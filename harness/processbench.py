@@ -48,6 +48,7 @@ from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.step_errors import SplitScore, threshold_protocols
 from rstar_pl.backends.base import Scorer
 from rstar_pl.data.trees import repair_tail
+from rstar_pl.errors import UserError
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.steps import CODE, END_OF_STEP, build_prompt
 
@@ -72,7 +73,7 @@ SPLITS = ("gsm8k", "math", "olympiadbench", "omnimath")
 _SCORING_KEYS = ("ppm", "max_length", "dtype", "revision")
 
 
-class ProcessBenchError(ValueError):
+class ProcessBenchError(UserError):
     """A ProcessBench file, record or setting that cannot be used."""
 
 

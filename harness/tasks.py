@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rstar_pl.errors import UserError
 from rstar_pl.files import read_utf8
 from rstar_pl.steps import extract_boxed
 
@@ -44,11 +45,11 @@ DATA_DIR_ENV = "RSTAR_DATA_DIR"
 AnswerTransform = Literal["plain", "gsm8k", "boxed", "join"]
 
 
-class UnknownTaskError(ValueError):
+class UnknownTaskError(UserError):
     """A task name that is not in the registry."""
 
 
-class TaskDataError(ValueError):
+class TaskDataError(UserError):
     """A benchmark file or dataset that is missing or malformed."""
 
 

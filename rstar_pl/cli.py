@@ -3,12 +3,13 @@
 Each subcommand lives in its own module as `main(argv) -> int` and is imported
 only when used, so `rstar-pl tiny-model` does not pay for importing vLLM.
 
-Bad input ends in one line on stderr and exit status 2: a `ValueError` (bad
-settings, files, records), an `OSError` (a missing, unwritable or full output
-disk, a folder another run is writing), a failed child process
-(`CalledProcessError`, whose own message is above). Ctrl-C ends with one line
-and status 130; interrupted commands resume when run again. Anything else is a
-bug and keeps its traceback.
+Bad input ends in one line on stderr and exit status 2: a `UserError` (bad
+settings, files, records, command lines; `rstar_pl.errors`), an `OSError` (a
+missing, unwritable or full output disk, a folder another run is writing), a
+failed child process (`CalledProcessError`, whose own message is above).
+Ctrl-C ends with one line and status 130; interrupted commands resume when run
+again. Anything else is a bug and keeps its traceback, a `ValueError` that is
+not a `UserError` (one from inside torch, say) included.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import re
 import shlex
 import subprocess
 import sys
+
+from rstar_pl.errors import UsageError, UserError
 
 __all__ = ["COMMANDS", "ArgumentParser", "UsageError", "argument_error_line", "did_you_mean", "main",
            "positive_int"]
@@ -39,10 +42,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("rstar_pl.train:predict_main", "predict with a policy or PPM (LightningCLI)"),
     "view": ("rstar_pl.view:main", "one problem's search trees as a self-contained HTML page"),
 }
-
-
-class UsageError(ValueError):
-    """A command line its parser refuses."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(rest) or 0)
-    except (ValueError, OSError) as err:
+    except (UserError, OSError) as err:
         # Bad input is reported in one line; anything else is a bug and keeps its traceback.
         print(f"rstar-pl {name}: error: {_one_line(err)}", file=sys.stderr)
         return 2
@@ -95,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         command = shlex.join(map(str, err.cmd)) if isinstance(err.cmd, list) else err.cmd
         print(f"rstar-pl {name}: error: `{command}` failed with exit status {err.returncode} "
               "(its message is above)", file=sys.stderr)
-        return 2
         return 2
     except KeyboardInterrupt:
         print(f"\nrstar-pl {name}: interrupted; run the same command again to resume",

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.compare import CompareSettings
+from rstar_pl.errors import UserError
 from rstar_pl.evolution.ledger import Ledger, LedgerError
 
 __all__ = [
@@ -91,7 +92,7 @@ _MODEL_BACKENDS = {"hf": "rstar_pl.backends.hf:HFBackend", "vllm": "rstar_pl.bac
 _FREE_GENERATE_KEYS = ("batch_size", "shard", "num_shards")
 
 
-class EvolveError(ValueError):
+class EvolveError(UserError):
     """An evolve config that cannot run."""
 
 

@@ -52,6 +52,7 @@ from typing import Any
 from rstar_pl.cli import argument_error_line
 from rstar_pl.data.problems import Problem, ProblemsConfig, load_problems
 from rstar_pl.data.trees import TreeWriter, finished_trees, shard_path
+from rstar_pl.errors import UserError
 from rstar_pl.files import (
     OutputInUseError,
     check_free,
@@ -78,7 +79,7 @@ log = logging.getLogger("rstar_pl.generate")
 CONFIG_NAME = "generate_config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A generation config that cannot be used."""
 
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from rstar_pl.errors import UserError
 from rstar_pl.files import atomic_dir
 from rstar_pl.steps import FEW_SHOT_EXAMPLES, STEP_TOKENS, build_prompt
 
@@ -78,7 +79,7 @@ def _corpus() -> list[str]:
 
 def _texts(corpus: str) -> list[str]:
     if corpus not in CORPORA:
-        raise ValueError(f"tiny model corpus {corpus!r}; allowed: {', '.join(CORPORA)}")
+        raise UserError(f"tiny model corpus {corpus!r}; allowed: {', '.join(CORPORA)}")
     texts = _corpus()
     if corpus == "wordproblems":
         from rstar_pl.data.wordproblems import corpus as wordproblem_corpus
@@ -164,13 +165,13 @@ def build_tiny_model(
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     if tokenizer not in TOKENIZERS:
-        raise ValueError(f"tiny model tokenizer {tokenizer!r}; allowed: {', '.join(TOKENIZERS)}")
+        raise UserError(f"tiny model tokenizer {tokenizer!r}; allowed: {', '.join(TOKENIZERS)}")
     unknown = sorted(set(architecture or {}) - set(TINY_CONFIG))
     if unknown:
-        raise ValueError(f"tiny model architecture: unknown keys {unknown}; "
+        raise UserError(f"tiny model architecture: unknown keys {unknown}; "
                          f"allowed: {', '.join(TINY_CONFIG)}")
     if vocab_size < MIN_VOCAB:
-        raise ValueError(f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
+        raise UserError(f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
                          f"byte-level BPE and the end-of-text token), got {vocab_size}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

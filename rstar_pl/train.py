@@ -60,6 +60,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rstar_pl.errors import UserError
+
 __all__ = ["ROUND_STAGES", "RoundConfigError", "StageConfigError", "fit_main",
            "load_round_config", "main", "predict_main", "run_round", "test_main",
            "validate_main"]
@@ -71,11 +73,11 @@ ROUND_STAGES = ("policy", "ppm")
 _RUNNER_OPTIONS = ("config", "stage", "ckpt_path", "launch", "print_config")
 
 
-class RoundConfigError(ValueError):
+class RoundConfigError(UserError):
     """A round config that cannot be merged, overridden or resolved."""
 
 
-class StageConfigError(ValueError):
+class StageConfigError(UserError):
     """A stage config that LightningCLI's parser refuses, as one line."""
 
 

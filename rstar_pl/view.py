@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rstar_pl.errors import UserError
+
 __all__ = ["main"]
 
 
@@ -33,7 +35,7 @@ def _problem_trees(paths: list[str], problem: str):
         close = difflib.get_close_matches(problem, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         listed = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-        raise ValueError(f"--problem {problem}: no tree of that problem in "
+        raise UserError(f"--problem {problem}: no tree of that problem in "
                          f"{', '.join(paths)}{hint}; "
                          f"problems there: {listed or 'none'}")
     return found
@@ -72,7 +74,7 @@ def main(argv: list[str]) -> int:
     marks = training_marks(trees, config)
     out = Path(args.out)
     if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; give the HTML file to write")
+        raise UserError(f"--out {out} is a folder; give the HTML file to write")
     write_atomic(out, render_page(trees, marks, source=" ".join(args.trees)))
     nodes = sum(len(t) for t in trees)
     print(f"view: problem {args.problem}: {len(trees)} tree(s), {nodes} nodes, "

@@ -74,6 +74,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rstar_pl.errors import UserError
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt, format_output
 
@@ -99,7 +100,7 @@ ENDINGS = ("answer", "depth_limit", "no_valid_child", "error", "no_boxed_answer"
 log = logging.getLogger("rstar_pl.extract")
 
 
-class ExtractError(ValueError):
+class ExtractError(UserError):
     """Tree inputs that give no training data."""
 
 

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rstar_pl.errors import UserError
+
 __all__ = ["Problem", "ProblemError", "ProblemSet", "ProblemsConfig", "load_problems"]
 
 log = logging.getLogger(__name__)
 
 
-class ProblemError(ValueError):
+class ProblemError(UserError):
     """Problems that cannot be loaded as configured."""
 
 
