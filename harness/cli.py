@@ -8,9 +8,12 @@
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
                  [--search mcts|beam|best_of_n --trajectories N --ppm DIR]
 
-Each flag of `harness eval` is a field of `harness.evaluate.EvalConfig`; a
-YAML file given with `--config` sets any of them (same names, underscores), and
-flags on the command line override it.
+`harness eval`'s parser is built from `harness.evaluate.EvalConfig` (`eval_parser`,
+`rstar_pl.cli.config_parser`): one flag per field, its attribute docstring is the
+help, `--max-tokens` and `--max_tokens` are the same flag, a bool alone
+(`--few-shot`) is true and `--no-progress` sets one false. A YAML file given
+with `--config` sets any of them (the field names), and flags on the command
+line override it.
 Bad input (an unknown task, a missing file, a choice not available yet, an
 `--out` another run is writing, an unwritable disk) is reported in one line on
 stderr with exit status 2; Ctrl-C in one line with status 130.
@@ -23,7 +26,7 @@ import sys
 
 from rstar_pl.errors import UserError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "eval_parser", "load_eval_config_file", "main", "parse_eval_args"]
 
 
 def _add_model_flags(p: argparse.ArgumentParser, defaults, *, out_help: str) -> None:
@@ -73,32 +76,6 @@ def _add_model_flags(p: argparse.ArgumentParser, defaults, *, out_help: str) -> 
                    help="discard earlier results in --out instead of resuming")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="hide the progress bar")
-
-
-def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from harness.evaluate import SEARCH_MODES, EvalConfig
-
-    defaults = EvalConfig(checkpoint="", tasks=["math500"])
-    p = sub.add_parser(
-        "eval",
-        help="solve benchmark problems with a checkpoint and grade them",
-        description="Step-format evaluation, greedy or with test-time search and a majority "
-        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
-        "summary.json and config.json, and resumes an interrupted run from them.",
-    )
-    p.add_argument("--config", default=None,
-                   help="YAML file of EvalConfig fields; command-line flags override it")
-    _add_model_flags(p, defaults, out_help="output folder")
-    p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
-                   help=f"test-time search (default {defaults.search})")
-    p.add_argument("--trajectories", type=int, default=defaults.trajectories,
-                   help="MCTS runs / best-of-N samples / beam width per problem "
-                   f"(default {defaults.trajectories})")
-    p.add_argument("--top-k", type=int, default=None,
-                   help="vote over the K best-scored trajectories (default all)")
-    p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
-    _add_aggregate(p, defaults)
-    return p
 
 
 def _add_aggregate(p: argparse.ArgumentParser, defaults) -> None:
@@ -250,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tasks", help="list the benchmark tasks, their files and hub datasets")
-    parser.eval_parser = _add_eval(sub)  # type: ignore[attr-defined]
+    sub.add_parser("eval", add_help=False,
+                   help="solve benchmark problems with a checkpoint and grade them "
+                   "(harness eval --help lists its settings)")
     _add_processbench(sub)
     _add_scaling(sub)
     sub.add_parser("lm-eval", add_help=False,
@@ -269,17 +248,48 @@ def _run_tasks() -> int:
     return 0
 
 
-def _run_eval(args: argparse.Namespace) -> int:
-    from harness.evaluate import EvalConfig, evaluate
+def eval_parser():
+    """`harness eval`'s parser: one flag per `EvalConfig` field (its docstrings are the help),
+    and `--config FILE.yaml` of the same fields."""
+    from harness.evaluate import EvalConfig
+    from rstar_pl.cli import config_parser
+
+    parser = config_parser(
+        EvalConfig, prog="harness eval", skip=frozenset({"extra"}),
+        description="Step-format evaluation, greedy or with test-time search and a majority "
+        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
+        "summary.json and config.json, and resumes an interrupted run from them.",
+    )
+    parser.add_argument("--config", default=None,
+                        help="YAML file of these settings (same names); flags override it")
+    return parser
+
+
+def parse_eval_args(argv: list[str]):
+    """The `EvalConfig` of a `harness eval` command line: the `--config` file's values
+    (`load_eval_config_file`) are the defaults, the flags override them."""
+    from harness.evaluate import EvalConfig
+    from rstar_pl.cli import parse_command_line
+
+    parser = eval_parser()
+    # the file is read first, so that it can set what the command line requires
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    first.add_argument("--config", default=None)
+    path = first.parse_known_args(argv)[0].config
+    if path:
+        parser.set_defaults(load_eval_config_file(path))
+    options = {k: v for k, v in vars(parse_command_line(parser, argv)).items() if k != "config"}
+    return EvalConfig(**options)
+
+
+def _run_eval(argv: list[str]) -> int:
+    from harness.evaluate import evaluate
     from harness.report import format_table
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-    for flag in ("checkpoint", "tasks"):
-        if not options.get(flag):
-            raise UserError(f"--{flag} is required (on the command line or in --config)")
-    summaries = evaluate(EvalConfig(**options))
+    config = parse_eval_args(argv)
+    summaries = evaluate(config)
     print(format_table(summaries))
-    print(f"results in {args.out}")
+    print(f"results in {config.out}")
     return 0
 
 
@@ -288,27 +298,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["lm-eval"]:  # everything after it is lm-eval's, unparsed here
         return _run_lm_eval(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["eval"]:  # its parser is built from EvalConfig (`eval_parser`)
+        command, run = "eval", lambda: _run_eval(argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        runners = {"tasks": _run_tasks, "processbench": lambda: _run_processbench(args),
+                   "scaling": lambda: _run_scaling(args)}
+        run = runners[command]
     try:
-        if args.command == "eval" and args.config:
-            # The file's values become defaults, so flags given on the command line win.
-            parser.eval_parser.set_defaults(**load_eval_config_file(args.config))
-            args = parser.parse_args(argv)
-        if args.command == "tasks":
-            return _run_tasks()
-        if args.command == "processbench":
-            return _run_processbench(args)
-        if args.command == "scaling":
-            return _run_scaling(args)
-        return _run_eval(args)
+        return run()
     except (UserError, OSError) as err:
         # Bad input (`rstar_pl.errors.UserError`), or an output that cannot be written: one
         # line; anything else, a bare ValueError included, is a bug and keeps its traceback.
-        print(f"harness {args.command}: error: {err}", file=sys.stderr)
+        print(f"harness {command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nharness {args.command}: interrupted; run the same command again to resume",
+        print(f"\nharness {command}: interrupted; run the same command again to resume",
               file=sys.stderr)
         return 130
 

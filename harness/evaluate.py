@@ -79,8 +79,8 @@ class EvalConfig:
 
     checkpoint: str
     """Policy: a Hugging Face model folder (or a Lightning .ckpt, via the training exporter)."""
-    tasks: list[str]
-    """Benchmark names (see `harness tasks`)."""
+    tasks: str | list[str]
+    """Benchmark names (see `harness tasks`): a list, or one string of comma-separated names."""
     out: str = "runs/eval"
     """Output folder; one sub-folder per task."""
     data_dir: str | None = None

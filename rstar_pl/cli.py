@@ -21,6 +21,7 @@ import re
 import shlex
 import subprocess
 import sys
+import typing
 
 from rstar_pl.errors import UsageError, UserError
 
@@ -115,6 +116,10 @@ def _one_line(err: BaseException) -> str:
 _TYPE_ERROR = re.compile(r'^Parser key "(?P<key>[^"]+)":\s*Expected a (?P<type>.+?)\. '
                          r"Got value: (?P<value>.*)$", re.S)
 _UNRECOGNIZED = re.compile(r"^unrecognized arguments: (?P<args>.*)$", re.S)
+_UNION_ERROR = re.compile(r'^Parser key "(?P<key>[^"]+)":\s*Does not validate against any of the '
+                          r"Union subtypes\s*Subtypes: \[(?P<types>[^\]]*)\].*Given value: "
+                          r"(?P<value>.*)$", re.S)
+_REQUIRED = re.compile(r"^the following arguments are required: (?P<keys>.*)$", re.S)
 
 
 def argument_error_line(err: argparse.ArgumentError | Exception,
@@ -127,7 +132,18 @@ def argument_error_line(err: argparse.ArgumentError | Exception,
     if match:
         kind = re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", match["type"])
         kind = re.sub(r"\s+", " ", kind)
+        kind = re.sub(r"^(?:typing\.)?Literal\[(.*)\]$",
+                      lambda m: "one of " + m[1].replace("'", ""), kind)
         return f"{match['key']}: expected {kind}, got {match['value'].strip()!r}"
+    match = _UNION_ERROR.match(text)
+    if match:
+        kinds = re.findall(r"<class '(?:builtins\.)?([\w.]+)'>", match["types"])
+        kinds = ["null" if k == "NoneType" else k for k in kinds]
+        return f"{match['key']}: expected {' or '.join(kinds)}, got {match['value'].strip()!r}"
+    match = _REQUIRED.match(text)
+    if match:
+        keys = [k if k.startswith("-") else f"--{k}" for k in match["keys"].split(", ")]
+        return f"the following arguments are required: {', '.join(keys)}"
     match = _UNRECOGNIZED.match(text)
     if match and parser is not None:
         known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
@@ -139,3 +155,68 @@ def argument_error_line(err: argparse.ArgumentError | Exception,
         if hints:
             return f"unknown option(s) {', '.join(hints)}; see --help"
     return _one_line(err)
+
+
+# ---------------------------------------------------------------- subcommands' parsers
+
+
+class _SetFalse(argparse.Action):
+    """`--no-X`: the bool setting X is false."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace[self.dest] = False
+
+
+def config_parser(*configs: type, prog: str, description: str, skip: frozenset[str] = frozenset(),
+                  several: tuple[str, ...] = (), config_file: bool = False):
+    """The one way a command reads its command line: jsonargparse's parser of its config
+    dataclasses, one `--field` per field, the attribute docstrings as its --help.
+
+    Command-line spellings on top of the field names (which config files use):
+    `--a-b` is `--a_b`; a bool setting alone (`--x`) is true, `--no-x` makes it false,
+    `--x false` works too; the list fields in `several` take one or more words
+    (`--trees A B`). `skip`: fields that are not on the command line. `config_file`:
+    `--config FILE.yaml` sets any of them (jsonargparse's own; flags after it override it).
+    """
+    from jsonargparse import ActionConfigFile, set_parsing_settings
+    from jsonargparse import ArgumentParser as ConfigParser
+
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    parser = ConfigParser(prog=prog, description=description, exit_on_error=False)
+    if config_file:
+        parser.add_argument("--config", action=ActionConfigFile, help="YAML config file")
+    for config in configs:
+        parser.add_class_arguments(config, as_group=False, skip=set(skip) or None)
+    _command_line_spellings(parser, several)
+    return parser
+
+
+def _command_line_spellings(parser, several: tuple[str, ...]) -> None:
+    from jsonargparse._typehints import ActionTypeHint
+
+    for action in list(parser._actions):
+        if not isinstance(action, ActionTypeHint) or not action.option_strings:
+            continue
+        name = action.option_strings[0][2:]
+        if "_" in name:
+            parser._option_string_actions["--" + name.replace("_", "-")] = action
+        if action._typehint is bool:
+            action.nargs, action.const = "?", True
+            no = f"--no_{name}"
+            parser.add_argument(no, no.replace("_", "-"), action=_SetFalse, dest=action.dest,
+                                default=argparse.SUPPRESS, help=f"set {name} to false")
+        if name in several:  # each word is one item: the action checks items, not the list
+            (action._typehint,) = typing.get_args(action._typehint)
+            action.nargs, action.metavar = "+", name.upper()
+
+
+def parse_command_line(parser, argv: list[str]):
+    """`parser.parse_args(argv)`; a command line it refuses is one `UsageError` line."""
+    try:
+        return parser.parse_args(argv)
+    except argparse.ArgumentError as err:
+        line = argument_error_line(err, parser).removesuffix("; see --help")
+        raise UsageError(f"{line}; see {parser.prog} --help") from None

@@ -133,18 +133,10 @@ class GenerateConfig:
 
 
 def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+    from rstar_pl.cli import config_parser
 
-    # the attribute docstrings of the config dataclasses become the --help text
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(
-        prog="rstar-pl generate",
-        description="Generate MCTS trees (JSONL shards) for a problem set.",
-        exit_on_error=False,
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file")
-    parser.add_class_arguments(GenerateConfig, as_group=False)
-    return parser
+    return config_parser(GenerateConfig, prog="rstar-pl generate", config_file=True,
+                         description="Generate MCTS trees (JSONL shards) for a problem set.")
 
 
 def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
