@@ -3,6 +3,13 @@
 Each subcommand lives in its own module as `main(argv) -> int` and is imported
 only when used, so `rstar-pl tiny-model` does not pay for importing vLLM.
 
+One way to read a command line: `config_parser` builds a subcommand's parser
+from its config dataclasses (jsonargparse; each field's attribute docstring is
+its --help, so a flag is documented once, where it is defined), and
+`parse_command_line` turns a refused command line into one `UsageError` line.
+The field names are the flags (and a config file's keys); `--a-b` is accepted
+for `--a_b`. `fit`/`validate`/`test`/`predict` are LightningCLI's (`train.py`).
+
 Bad input ends in one line on stderr and exit status 2: a `UserError` (bad
 settings, files, records, command lines; `rstar_pl.errors`), an `OSError` (a
 missing, unwritable or full output disk, a folder another run is writing), a
@@ -25,8 +32,8 @@ import typing
 
 from rstar_pl.errors import UsageError, UserError
 
-__all__ = ["COMMANDS", "ArgumentParser", "UsageError", "argument_error_line", "did_you_mean", "main",
-           "positive_int"]
+__all__ = ["COMMANDS", "argument_error_line", "config_parser", "did_you_mean", "main",
+           "parse_command_line"]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,25 +50,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("rstar_pl.train:predict_main", "predict with a policy or PPM (LightningCLI)"),
     "view": ("rstar_pl.view:main", "one problem's search trees as a self-contained HTML page"),
 }
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse for the subcommands: a bad command line is one `UsageError` line (the
-    usage text stays with --help)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{message}; see {self.prog} --help")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _usage() -> str:
@@ -142,7 +130,9 @@ def argument_error_line(err: argparse.ArgumentError | Exception,
         return f"{match['key']}: expected {' or '.join(kinds)}, got {match['value'].strip()!r}"
     match = _REQUIRED.match(text)
     if match:
-        keys = [k if k.startswith("-") else f"--{k}" for k in match["keys"].split(", ")]
+        options = {a.dest: a.option_strings[0] for a in (parser._actions if parser else [])
+                   if a.option_strings}
+        keys = [options.get(k, k) for k in match["keys"].split(", ")]
         return f"the following arguments are required: {', '.join(keys)}"
     match = _UNRECOGNIZED.match(text)
     if match and parser is not None:
