@@ -93,8 +93,8 @@ class ProcessBenchConfig:
 
     ppm: str
     """The PPM: an export folder or a Lightning .ckpt of a PPMModule."""
-    splits: list[str] = field(default_factory=lambda: list(SPLITS))
-    """ProcessBench splits to score."""
+    splits: str | list[str] = field(default_factory=lambda: list(SPLITS))
+    """ProcessBench splits to score: a list, or one string of comma-separated names."""
     data_dir: str | None = None
     """Folder with <split>.json files (the GitHub copy); default: the hub."""
     revision: str | None = None
