@@ -425,10 +425,10 @@ def _yaml_value(text: str) -> Any:
     return yaml.safe_load(text) if isinstance(text, str) else text
 
 
-def _runner_parser(subcommand: str, variables: dict[str, Any]):
+def _runner_parser(subcommand: str, variables: dict[str, Any], stage_options: frozenset[str] = frozenset()):
     """The round runner's options, `--KEY VALUE` for each top-level variable of the round and
-    `--policy.KEY VALUE` / `--ppm.KEY VALUE` for a stage's settings: a jsonargparse parser, the
-    library LightningCLI's own parser is built on (nested keys of a mapping included)."""
+    each `--policy.KEY` / `--ppm.KEY` option of `stage_options`: a jsonargparse parser, the
+    library LightningCLI's own parser is built on."""
     from jsonargparse import ArgumentParser, DefaultHelpFormatter
 
     class Formatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
@@ -466,8 +466,8 @@ def _runner_parser(subcommand: str, variables: dict[str, Any]):
                         help="subprocess (default: each stage its own process) or inprocess")
     parser.add_argument("--print_config", action="store_true",
                         help="print the resolved round config and exit")
-    for stage in ROUND_STAGES:
-        parser.add_argument(f"--{stage}", type=dict[str, Any] | None, default=None,
+    for option in stage_options:  # open-ended: LightningCLI checks them, stage by stage
+        parser.add_argument(option, type=_yaml_value, default=argparse.SUPPRESS,
                             help=argparse.SUPPRESS)
     if variables:
         group = parser.add_argument_group(
@@ -479,13 +479,12 @@ def _runner_parser(subcommand: str, variables: dict[str, Any]):
     return parser
 
 
-def _dotted(prefix: str, values: dict) -> dict[str, Any]:
-    """`{a: {b: 1}, "c.d": 2}` under `prefix` -> `{prefix.a.b: 1, prefix.c.d: 2}`: jsonargparse
-    gives `--policy.a.b 1` as either form."""
+def _dotted(prefix: str, values: dict, given: frozenset[str]) -> dict[str, Any]:
+    """The nested values of the `given` dotted options under `prefix`, by dotted key."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if isinstance(value, dict) and value:
-            out.update(_dotted(f"{prefix}.{key}", value))
+        if isinstance(value, dict) and f"--{prefix}.{key}" not in given:
+            out.update(_dotted(f"{prefix}.{key}", value, given))
         else:
             out[f"{prefix}.{key}"] = value
     return out
@@ -501,14 +500,17 @@ def _parse_round_argv(argv: list[str], subcommand: str = "fit",
     for path in paths:
         merged = _deep_merge(merged, _read_yaml(path))
     variables = {k: v for k, v in merged.items() if k not in ROUND_STAGES}
-    parser = _runner_parser(subcommand, variables)
+    # a stage's settings are open-ended: the options this command line names are the parser's
+    stage_options = frozenset(a.split("=", 1)[0] for a in argv
+                              if a.startswith(tuple(f"--{stage}." for stage in ROUND_STAGES)))
+    parser = _runner_parser(subcommand, variables, stage_options)
     try:
         parsed = parser.parse_args(argv).as_dict()
     except ArgumentError as err:
         raise _round_argument_error(err, parser, merged, paths) from None
     overrides = {k: parsed[k] for k in variables if k in parsed}
     for stage in ROUND_STAGES:
-        overrides.update(_dotted(stage, parsed.get(stage) or {}))
+        overrides.update(_dotted(stage, parsed.get(stage) or {}, stage_options))
     options = {k: parsed[k] for k in _RUNNER_OPTIONS}
     options["help"] = parsed["help"]
     options["help_text"] = parser.format_help()
