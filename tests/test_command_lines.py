@@ -60,3 +60,24 @@ def test_each_flag_is_documented_once_by_its_field_docstring():
         docstring = re.search(rf'^    {name}: [^\n]*\n    """(.*?)"""', source, re.S | re.M)
         assert docstring, name
         assert help_of[name].startswith(" ".join(docstring[1].split())), name
+
+
+def test_fit_applies_every_stage_override_of_a_round(tmp_path, capsys):
+    """Several `--ppm.trainer.*` overrides at once: each one lands (a mapping-typed option
+    would keep only the last key under `trainer`), values read as YAML."""
+    from pathlib import Path
+
+    import yaml
+
+    from rstar_pl.train import main
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    assert main("fit", ["--config", str(configs / "round2.yaml"), "--config", str(configs / "tiny.yaml"),
+                        f"--run_dir={tmp_path}", "--ppm.trainer.max_steps=5",
+                        "--ppm.trainer.max_epochs", "1000", "--ppm.model.init_args.lr=0.001",
+                        "--ppm.trainer.val_check_interval=null", "--print_config"]) == 0
+    ppm = yaml.safe_load(capsys.readouterr().out)["ppm"]
+    assert (ppm["trainer"]["max_steps"], ppm["trainer"]["max_epochs"]) == (5, 1000)
+    assert ppm["trainer"]["val_check_interval"] is None  # tiny.yaml has 2
+    assert ppm["model"]["init_args"]["lr"] == 0.001
+    assert ppm["trainer"]["default_root_dir"] == str(tmp_path)  # --run_dir, interpolated
