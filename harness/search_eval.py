@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
 from rstar_pl.data.problems import Problem
+from rstar_pl.errors import UserError
 from rstar_pl.steps import build_prompt
 
 __all__ = ["SearchOutcome", "SearchSettings", "solve_with_search", "tree_stats"]
@@ -141,7 +142,7 @@ def _candidates(settings: SearchSettings, problems: list[Problem], env: Any,
                 if best is not None:
                     found[i].append(best)
         return [sorted(c, key=lambda t: -t.score) for c in found], grown
-    raise ValueError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
+    raise UserError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
 
 
 def solve_with_search(
@@ -156,7 +157,7 @@ def solve_with_search(
     from rstar_pl.search import SearchEnv, majority_vote
 
     if settings.search in ("mcts", "beam") and scorer is None:
-        raise ValueError(f"--search {settings.search} ranks steps with a PPM: give --ppm DIR")
+        raise UserError(f"--search {settings.search} ranks steps with a PPM: give --ppm DIR")
     # the reference is never shown to the search at test time
     problems = [Problem(index=i, question=q, answer=None) for i, q in enumerate(questions)]
     counter = _TokenCounter(backend, [build_prompt(q, few_shot=settings.few_shot)

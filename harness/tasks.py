@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rstar_pl.data import problems as loader
 from rstar_pl.data.problems import AnswerTransform, Problem, ProblemError, ProblemsConfig
+from rstar_pl.errors import UserError
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -42,7 +43,7 @@ __all__ = [
 DATA_DIR_ENV = "RSTAR_DATA_DIR"
 
 
-class UnknownTaskError(ValueError):
+class UnknownTaskError(UserError):
     """A task name that is not in the registry."""
 
 

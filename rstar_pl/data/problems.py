@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rstar_pl.errors import UserError
+
 __all__ = [
     "AnswerTransform",
     "Problem",
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 AnswerTransform = Literal["gsm8k", "boxed", "join"]
 
 
-class ProblemError(ValueError):
+class ProblemError(UserError):
     """Problems that cannot be loaded as configured."""
 
 
