@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rstar_pl.data.predictions import read_predictions
+from rstar_pl.files import read_jsonl, read_utf8
+
 __all__ = ["METHODS", "CompareSettings", "compare_methods", "pair_accuracy"]
 
 METHODS = ("greedy", "vote", "mcts")
@@ -65,19 +68,14 @@ class CompareSettings:
 
 def _levels(path: Path) -> dict[str, Any]:
     """index -> `level` of each record that has one."""
-    text = path.read_text(encoding="utf-8")
-    records = ([json.loads(line) for line in text.splitlines() if line.strip()]
-               if path.suffix == ".jsonl" else json.loads(text))
+    records = read_jsonl(path) if path.suffix == ".jsonl" else json.loads(read_utf8(path))
     return {str(r["index"]): r["level"] for r in records if isinstance(r, dict) and "level" in r}
 
 
 def _by_level(predictions: Path, levels: dict[str, Any]) -> dict[str, list[int]]:
     """{level: [correct, count]} of a predictions file ("all" for everything)."""
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for line in predictions.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for record in read_predictions(predictions):
         for key in ("all", str(levels.get(str(record["index"]), "")) or None):
             if key is not None:
                 table[key][0] += int(bool(record["correct"]))
@@ -141,7 +139,7 @@ def compare_methods(
 def pair_accuracy(scorer: Any, pairs_file: str | Path) -> dict[str, Any]:
     """{"accuracy", "pairs"}: the share of pairs whose `prompt + chosen` the
     scorer values strictly above `prompt + rejected` (None without pairs)."""
-    from datamodules.records import read_pairs
+    from rstar_pl.data.records import read_pairs
 
     pairs = read_pairs(pairs_file) if Path(pairs_file).is_file() else []
     if not pairs:

@@ -52,7 +52,6 @@ a finished stage whose settings changed is refused with the key that changed
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import subprocess
@@ -65,6 +64,7 @@ from typing import Any, Literal
 
 from harness.compare import CompareSettings
 from rstar_pl.evolution.ledger import Ledger, LedgerError
+from rstar_pl.files import read_jsonl, write_json, write_yaml
 
 __all__ = [
     "Evaluate",
@@ -243,8 +243,7 @@ def _levels(config: EvolveConfig, paths: RunPaths) -> dict[str, Any]:
     levels: dict[str, Any] = {}
     for path in (paths.problems / "train.jsonl", paths.problems / "heldout.jsonl"):
         if config.wordproblems is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
+            for record in read_jsonl(path):
                 levels[str(record["index"])] = record["level"]
     return levels
 
@@ -366,19 +365,6 @@ def _settings(config: EvolveConfig, paths: RunPaths, stage: str) -> dict[str, An
 # ---------------------------------------------------------------- running the stages
 
 
-def _write_yaml(path: Path, data: dict[str, Any]) -> None:
-    import os
-    import tempfile
-
-    import yaml
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    os.replace(tmp, path)
-
-
 def _say(text: str) -> None:
     print(f"[evolve] {text}", flush=True)
 
@@ -416,7 +402,7 @@ def _setup(config: EvolveConfig, paths: RunPaths) -> None:
 
 
 def _generate(values: dict[str, Any], path: Path, launch: str) -> None:
-    _write_yaml(path, values)
+    write_yaml(path, values)
     _command(["generate", "--config", str(path)], launch)
 
 
@@ -445,7 +431,7 @@ def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
     resolved = fit_config(config, paths, k)
     spec = config.rounds[k - 1]
     overrides = paths.round(k) / "config" / "evolve_overrides.yaml"
-    _write_yaml(overrides, _fit_overrides(config, paths, k))
+    write_yaml(overrides, _fit_overrides(config, paths, k))
     # what runs is the resolved stage config that run_round writes beside the overrides
     _say(f"$ python -m rstar_pl fit --config {spec.fit} --config {overrides} --stage {stage} "
          "--ckpt_path last")
@@ -454,7 +440,6 @@ def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
 
 def _evaluate(config: EvolveConfig, paths: RunPaths, k: int) -> None:
     from harness.compare import compare_methods, pair_accuracy
-    from harness.report import write_json_atomic
 
     folder = paths.round(k)
     heldout = _heldout_file(config, paths)
@@ -477,7 +462,7 @@ def _evaluate(config: EvolveConfig, paths: RunPaths, k: int) -> None:
         scorer = PPMScorer.from_path(folder / "ppm", batch_size=settings.batch_size)
         results["ppm_pairs"] = pair_accuracy(scorer, folder / "heldout" / "pairs.jsonl")
     results["seconds"] = round(time.perf_counter() - started, 1)
-    write_json_atomic(folder / "eval" / "results.json", results)
+    write_json(folder / "eval" / "results.json", results)
 
 
 def _run_stage(config: EvolveConfig, paths: RunPaths, stage: str) -> None:

@@ -223,7 +223,7 @@ def test_cli_writes_three_files(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["problems"] == 3 and report["pairs"]["step"] == 1
     # the pointwise reward models read the value records as written
-    from datamodules.values import read_values
+    from rstar_pl.data.records import read_values
 
     steps, outcomes = read_values(out / "step_values.jsonl"), read_values(out / "outcomes.jsonl")
     assert len(steps) == report["value_records"]["step_values"] > 0
