@@ -149,9 +149,9 @@ def test_text_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
 def test_what_the_commands_write_has_ordinary_permissions(tmp_path, umask, tiny_model_dir):
     """Model exports, training data, configs and summaries: 0755 folders and 0644 files
     under umask 022, as `mkdir` and `open` would make them."""
-    from rstar_pl.files import write_json
     from modules.export import export_policy, load_policy
     from rstar_pl.extract import main as extract_main
+    from rstar_pl.files import write_json
     from rstar_pl.generate import main as generate_main
     from rstar_pl.tiny import build_tiny_model
     from rstar_pl.train import _write_yaml
