@@ -63,8 +63,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.compare import CompareSettings
+from rstar_pl.data.records import read_records
 from rstar_pl.evolution.ledger import Ledger, LedgerError
-from rstar_pl.files import read_jsonl, write_json, write_yaml
+from rstar_pl.files import read_jsonl, write_atomic, write_json, write_yaml
 
 __all__ = [
     "Evaluate",
@@ -414,7 +415,7 @@ def _extract(config: EvolveConfig, trees: Path, out: Path, launch: str) -> None:
 
 
 def _count(path: Path) -> int:
-    return sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
+    return len(read_records(path)) if path.is_file() else 0
 
 
 def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
@@ -515,7 +516,7 @@ def evolve(config: EvolveConfig, *, until: str | None = None, dumped: str | None
             ledger.check(stage, _settings(config, paths, stage))
     paths.run.mkdir(parents=True, exist_ok=True)
     if dumped is not None:
-        (paths.run / "evolve_config.yaml").write_text(dumped, encoding="utf-8")
+        write_atomic(paths.run / "evolve_config.yaml", dumped)
     for stage in order:
         if ledger.done(stage):
             _say(f"{stage}: finished before, skipped")

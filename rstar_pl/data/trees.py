@@ -4,10 +4,10 @@ A generation run writes `trees-SSSSS-of-NNNNN.jsonl` files in its output folder
 (shard S of N: the problems whose position modulo N is S, so several processes
 or machines write independently and a lost one loses no finished tree). Each
 tree is appended as soon as it is finished, as one `write` of the whole line
-followed by fsync, so a crash leaves at most one torn last line; the next open
-of the shard cuts it (`rstar_pl.files.jsonl`, the rule of every JSONL file). On restart, the finished (problem_id,
-attempt) pairs found in the folder are skipped, so no tree is ever written
-twice.
+followed by fsync, so a crash leaves at most one torn last line; readers skip
+it and the next open of the shard cuts it (`rstar_pl.files.jsonl`, the rule of
+every JSONL file). On restart, the finished (problem_id, attempt) pairs found
+in the folder are skipped, so no tree is ever written twice.
 
 One line, schema "rstar-tree/1" (see also `rstar_pl/search/tree.py` for how Q
 is defined and how a PPM prior enters visits and value_sum):
