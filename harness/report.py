@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = ["changed_setting", "format_table"]
 
+
 def changed_setting(
     saved: Path, current: Mapping[str, Any], keys: Iterable[str],
     defaults: Mapping[str, Any] | None = None,
