@@ -8,9 +8,10 @@ the answer against the reference (`rstar_pl.grading`), and writes the files
 described in `harness.report` (predictions through `rstar_pl.data.predictions`).
 Problems already in a task's predictions file are not solved again, so an
 interrupted run resumes where it stopped (its summary's `seconds` count every
-run's solving time); a run whose generation settings differ from the saved ones refuses to mix results unless
-told to start over, and then changes no file. One run writes an `--out` at a
-time: a second is refused, naming the first (`rstar_pl.files.lock`).
+run's solving time); a run whose generation settings differ from the saved ones
+refuses to mix results unless told to start over, and then changes no file. One
+run writes an `--out` at a time: a second is refused, naming the first
+(`rstar_pl.files.lock`).
 
 Generation goes through the `PolicyBackend` protocol only: nothing here
 touches a model library.
