@@ -1,7 +1,7 @@
 """JSON Lines files: one reader, one appender and one rule for a torn last line.
 
-Every JSONL file of the project (tree shards, training records, predictions,
-scaling pools, ProcessBench scores) is read by `iter_jsonl` and grown by
+Every JSONL file the project writes (tree shards, training records,
+predictions, scaling pools, ProcessBench scores) is read by `iter_jsonl` and grown by
 `JSONLAppender` / `append_jsonl`, so a crash is handled the same everywhere:
 
 - An appender writes each batch of lines with one `write` (O_APPEND) and an
