@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 import warnings
 
-__all__ = ["HFExport", "export_module", "export_policy", "export_ppm", "load_policy", "load_ppm"]
+#: the names that moved (no `__all__`: they are found on first use, not defined here)
+_MOVED = ("HFExport", "export_module", "export_policy", "export_ppm", "load_policy", "load_ppm")
 
 
 def __getattr__(name: str):
-    if name not in __all__:
+    if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(f"rstar_pl.export.{name} moved to modules.export.{name}", FutureWarning,
                   stacklevel=2)

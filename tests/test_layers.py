@@ -115,3 +115,17 @@ def test_importing_the_core_loads_no_model_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_moved_export_names_still_resolve_for_one_release():
+    """Configs written before the move name `rstar_pl.export.HFExport`; they keep working,
+    with a warning that says where it went."""
+    import rstar_pl.export as old
+
+    with pytest.warns(FutureWarning, match="moved to modules.export.HFExport"):
+        cls = old.HFExport
+    from modules.export import HFExport
+
+    assert cls is HFExport
+    with pytest.raises(AttributeError):
+        old.no_such_name  # noqa: B018
