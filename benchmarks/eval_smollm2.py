@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from rstar_pl.data.predictions import read_predictions
+
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("gsm8k", "math500")
 
@@ -99,7 +101,7 @@ def _harness_summary(out: Path) -> dict:
     result = {}
     for task in TASKS:
         summary = json.loads((out / task / "summary.json").read_text())
-        rows = [json.loads(line) for line in (out / task / "predictions.jsonl").open()]
+        rows = read_predictions(out / task / "predictions.jsonl")
         result[task] = {
             "accuracy": summary["accuracy"], "count": summary["count"],
             "correct": sum(r["correct"] for r in rows),

@@ -82,8 +82,9 @@ def _fit(loss: str, out: Path, base: Path, data: Path, steps: int, batch: int,
 
 
 def _pair_accuracy(scorer, pairs_file: Path) -> tuple[float, int]:
-    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()]
-    pairs = [p for p in pairs if p["kind"] == "step"]
+    from rstar_pl.data.records import read_records
+
+    pairs = [p for p in read_records(pairs_file) if p["kind"] == "step"]
     chosen = scorer.score([p["prompt"] + p["chosen"] for p in pairs])
     rejected = scorer.score([p["prompt"] + p["rejected"] for p in pairs])
     return sum(c > r for c, r in zip(chosen, rejected)) / len(pairs), len(pairs)

@@ -1,6 +1,6 @@
 """The process preference model's step pairs as a LightningDataModule.
 
-Reads pair files (`records.read_pairs`: the extractor's `pairs.jsonl` or the
+Reads pair files (`rstar_pl.data.records.read_pairs`: the extractor's `pairs.jsonl` or the
 official rStar `{"prompt", "pos", "neg", ...}` JSON). Each pair becomes two
 partial trajectories, `prompt + chosen` and `prompt + rejected`, tokenised and
 cut with `tokenizer.encode_values`: a text longer than `max_length` loses its
@@ -29,8 +29,8 @@ from typing import Literal
 import torch
 
 from datamodules.base import RecordsDataModule, hold_out
-from datamodules.records import PairExample, read_pairs
 from modules.tokenizer import encode_values, load_tokenizer, pad_values
+from rstar_pl.data.records import PairExample, read_pairs
 from rstar_pl.errors import UserError
 
 __all__ = ["PairDataModule", "collate_pairs"]

@@ -1,6 +1,6 @@
 """The policy's supervised fine-tuning data as a LightningDataModule.
 
-Reads SFT files (`records.read_sft`: the extractor's `sft.jsonl` or the
+Reads SFT files (`rstar_pl.data.records.read_sft`: the extractor's `sft.jsonl` or the
 official rStar `{"query", "response"}` JSON), renders each question with the
 step-format prompt, tokenises prompt and response separately (so the prompt
 mask is exact and matches what the model sees at inference) and appends EOS
@@ -28,9 +28,9 @@ from typing import Literal
 
 from datamodules.base import RecordsDataModule, hold_out
 from datamodules.packing import Tokenised, collate_packed, collate_padded, pack_lengths
-from datamodules.records import SFTExample, read_sft
 from modules.losses import IGNORE_INDEX
 from modules.tokenizer import load_tokenizer
+from rstar_pl.data.records import SFTExample, read_sft
 from rstar_pl.errors import UserError
 
 __all__ = ["SFTDataModule", "tokenise_sft"]

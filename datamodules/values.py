@@ -9,7 +9,7 @@ writes their data beside `pairs.jsonl`:
 - `outcomes.jsonl`: every distinct graded trajectory, whole, with +1 for a
   correct final answer and -1 for a wrong one (`loss: outcome`).
 
-One record: `{"problem_id", "prompt", "completion", "target", "kind"}`;
+One record (`rstar_pl.data.records.read_values`): `{"problem_id", "prompt", "completion", "target", "kind"}`;
 `prompt + completion` is the text the model scores (tokenised and cut from the
 left as the pairs are, `tokenizer.encode_values`), `target` a number in
 [-1, 1]. A batch of B records:
@@ -22,50 +22,17 @@ with `group` = problem_id).
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Literal
 
 import torch
 
 from datamodules.base import RecordsDataModule, hold_out
-from datamodules.records import RecordError, _field, _iter_objects
 from modules.tokenizer import encode_values, load_tokenizer, pad_values
+from rstar_pl.data.records import ValueExample, read_values
 from rstar_pl.errors import UserError
 
 __all__ = ["ValueDataModule", "ValueExample", "collate_values", "read_values"]
-
-
-@dataclass(frozen=True)
-class ValueExample:
-    """A text to score and the value it should get."""
-
-    prompt: str
-    completion: str
-    target: float
-    group: str = ""
-
-
-def read_values(path: str | os.PathLike) -> list[ValueExample]:
-    """Read a `step_values.jsonl` or `outcomes.jsonl` file (module docstring)."""
-    path = Path(path)
-    if path.suffix != ".jsonl":
-        raise RecordError(f"{path}: value records are JSONL (step_values.jsonl, outcomes.jsonl); "
-                          f"got {path.suffix!r}")
-    out = []
-    for lineno, record in _iter_objects(path):
-        where = f"{path}:{lineno}"
-        prompt = _field(record, "prompt", str, where)
-        completion = _field(record, "completion", str, where)
-        target = float(_field(record, "target", (int, float), where))
-        if not -1.0 <= target <= 1.0:
-            raise RecordError(f"{where}: key 'target' is {target}; expected a value in [-1, 1]")
-        if not (prompt + completion).strip():
-            raise RecordError(f"{where}: prompt + completion is empty")
-        out.append(ValueExample(prompt, completion, target, str(record.get("problem_id", ""))))
-    return out
 
 
 def collate_values(rows: list[tuple[list[int], float]], pad_id: int,

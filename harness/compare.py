@@ -28,11 +28,12 @@ Each method's files are those of `harness eval` under `out/<method>/heldout/`
 from __future__ import annotations
 
 import contextlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rstar_pl.data.predictions import read_predictions
 
 __all__ = ["METHODS", "CompareSettings", "compare_methods", "pair_accuracy"]
 
@@ -66,10 +67,7 @@ class CompareSettings:
 def _by_level(predictions: Path, levels: dict[str, Any]) -> dict[str, list[int]]:
     """{level: [correct, count]} of a predictions file ("all" for everything)."""
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for line in predictions.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for record in read_predictions(predictions):
         for key in ("all", str(levels.get(str(record["index"]), "")) or None):
             if key is not None:
                 table[key][0] += int(bool(record["correct"]))
@@ -133,7 +131,7 @@ def compare_methods(
 def pair_accuracy(scorer: Any, pairs_file: str | Path) -> dict[str, Any]:
     """{"accuracy", "pairs"}: the share of pairs whose `prompt + chosen` the
     scorer values strictly above `prompt + rejected` (None without pairs)."""
-    from datamodules.records import read_pairs
+    from rstar_pl.data.records import read_pairs
 
     pairs = read_pairs(pairs_file) if Path(pairs_file).is_file() else []
     if not pairs:

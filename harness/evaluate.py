@@ -5,12 +5,13 @@
 decoding (`rstar_pl.search.solve.solve_greedy`) or with test-time search and a vote
 (`harness.search_eval`), code always run in `rstar_pl.sandbox.Sandbox`, grades
 the answer against the reference (`rstar_pl.grading`), and writes the files
-described in `harness.report`. Problems already in a task's
-predictions file are not solved again, so an interrupted run resumes where it
-stopped (its summary's `seconds` count every run's solving time); a run whose
-generation settings differ from the saved ones refuses to mix results unless
-told to start over, and then changes no file. One run writes an `--out` at a
-time: a second is refused, naming the first (`rstar_pl.files.lock`).
+described in `harness.report` (predictions through `rstar_pl.data.predictions`).
+Problems already in a task's predictions file are not solved again, so an
+interrupted run resumes where it stopped (its summary's `seconds` count every
+run's solving time); a run whose generation settings differ from the saved ones
+refuses to mix results unless told to start over, and then changes no file. One
+run writes an `--out` at a time: a second is refused, naming the first
+(`rstar_pl.files.lock`).
 
 Generation goes through the `PolicyBackend` protocol only: nothing here
 touches a model library.
@@ -30,18 +31,13 @@ from typing import Any
 
 from harness.checkpoint import resolve_checkpoint
 from harness.metrics import AnswerAccuracy
-from harness.report import (
-    PREDICTION_SCHEMA,
-    append_jsonl,
-    changed_setting,
-    read_predictions,
-    write_json_atomic,
-    write_jsonl_atomic,
-)
+from harness.report import changed_setting
 from harness.search_eval import SearchOutcome, solve_with_search
 from harness.tasks import Problem, TaskSpec, load_problems, resolve_tasks
 from rstar_pl.backends.base import PolicyBackend
+from rstar_pl.data.predictions import append_predictions, read_predictions
 from rstar_pl.errors import UserError
+from rstar_pl.files import write_json
 from rstar_pl.search.aggregate import AGGREGATIONS
 
 __all__ = [
@@ -254,19 +250,16 @@ def _prepare_task_dir(task_dir: Path, config: EvalConfig, spec: TaskSpec) -> lis
         shutil.rmtree(task_dir)
     _check_resume(task_dir, config)
     records: list[dict[str, Any]] = []
-    if saved_path.is_file() and predictions.is_file():
-        records, dropped = read_predictions(predictions)
-        if dropped:
-            write_jsonl_atomic(predictions, records)
+    if saved_path.is_file():
+        records = read_predictions(predictions)  # a torn last line is cut by the next append
     task_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(saved_path, {**config.to_dict(), "task": spec.name})
+    write_json(saved_path, {**config.to_dict(), "task": spec.name})
     return records
 
 
 def _record(problem: Problem, solution: Any, extracted: str | None, correct: bool,
             seconds: float) -> dict[str, Any]:
     record = {
-        "schema": PREDICTION_SCHEMA,
         "index": problem.index,
         "question": problem.question,
         "reference": problem.answer,
@@ -343,7 +336,7 @@ def evaluate_task(
                                   timeout=config.grade_timeout)
                 )
                 records.append(_record(problem, solution, extracted, correct, per_problem))
-            append_jsonl(predictions, records)
+            append_predictions(predictions, records)
             accuracy.update([r["correct"] for r in records])
             tokens += [r["num_tokens"] for r in records]
             seconds += [r["seconds"] for r in records]
@@ -365,7 +358,7 @@ def evaluate_task(
         "checkpoint": config.checkpoint,
         "search": config.search,
     }
-    write_json_atomic(task_dir / "summary.json", summary)
+    write_json(task_dir / "summary.json", summary)
     return summary
 
 
@@ -391,10 +384,10 @@ def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
             backend = make_backend(config, model_dir)
         if scorer is None and config.search != "greedy":
             scorer = make_scorer(config)
-        write_json_atomic(out / "config.json", config.to_dict())
+        write_json(out / "config.json", config.to_dict())
         if sandbox is None:
             sandbox = stack.enter_context(_LazySandbox(config.code_timeout))
         summaries = [evaluate_task(s, problems[s.name], config, backend, sandbox, scorer)
                      for s in specs]
-        write_json_atomic(out / "summary.json", {"tasks": summaries})
+        write_json(out / "summary.json", {"tasks": summaries})
     return summaries

@@ -48,7 +48,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from harness.evaluate import EvalConfig, EvalConfigError, make_backend, make_scorer
-from harness.report import append_jsonl
+from rstar_pl.files import append_jsonl
 from rstar_pl.steps import ASSISTANT, PROMPT_TEMPLATE, USER
 
 __all__ = ["MODEL_NAME", "RStarSearchLM", "question_of"]

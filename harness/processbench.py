@@ -44,12 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report import append_jsonl, changed_setting, write_json_atomic
+from harness.report import changed_setting
 from harness.step_errors import SplitScore, threshold_protocols
 from rstar_pl.backends.base import Scorer
-from rstar_pl.data.trees import repair_tail
 from rstar_pl.errors import UserError
-from rstar_pl.files import read_utf8, write_atomic
+from rstar_pl.files import append_jsonl, iter_jsonl, read_utf8, write_atomic, write_json
 from rstar_pl.steps import CODE, END_OF_STEP, build_prompt
 
 __all__ = [
@@ -278,13 +277,8 @@ def _read_scores(path: Path) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return done
-    repair_tail(path)  # appending after a torn line would glue the next record to it
-    for line in read_utf8(path).splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("scores"), list):
+    for row, _ in iter_jsonl(path, error=ProcessBenchError):
+        if isinstance(row.get("scores"), list):
             done[str(row["id"])] = row
     return done
 
@@ -373,7 +367,7 @@ def run_processbench(config: ProcessBenchConfig, *, scorer: Scorer | None = None
                 (out / f"scores-{split}.jsonl").unlink(missing_ok=True)
         if scorer is None:
             scorer = _make_scorer(config)
-        write_json_atomic(out / "config.json", config.to_dict())
+        write_json(out / "config.json", config.to_dict())
         scores = {s: _score_split(s, data[s], scorer, config, out) for s in config.splits}
         protocols = threshold_protocols(
             {s: (scores[s], [r.label for r in data[s]]) for s in config.splits},
@@ -387,6 +381,6 @@ def run_processbench(config: ProcessBenchConfig, *, scorer: Scorer | None = None
             "mean_f1": {key: sum(v.f1 for v in per.values()) / len(per)
                         for key, per in protocols.items()},
         }
-        write_json_atomic(out / "summary.json", summary)
+        write_json(out / "summary.json", summary)
         write_atomic(out / "table.md", format_table(protocols, tune_on=config.tune_on))
     return summary

@@ -4,55 +4,22 @@ Per task, `harness eval` writes into `OUT/<task>/`:
 
 - `predictions.jsonl`: one record per problem, appended (and flushed) as each
   batch finishes, so an interrupted run loses at most one batch and resumes by
-  skipping the indices already there;
+  skipping the indices already there (the layout: `rstar_pl.data.predictions`);
 - `summary.json`: accuracy, count, time, tokens per problem (atomic write);
 - `config.json`: the settings that produced them (atomic write).
 
-Atomic writes are `rstar_pl.files.write_atomic` (permissions from the umask).
+Atomic writes are `rstar_pl.files.write_json` (permissions from the umask).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rstar_pl.files import write_atomic
-
-__all__ = [
-    "changed_setting",
-    "PREDICTION_SCHEMA",
-    "append_jsonl",
-    "format_table",
-    "read_predictions",
-    "write_json_atomic",
-    "write_jsonl_atomic",
-]
-
-#: Version of the per-problem record layout in predictions.jsonl.
-PREDICTION_SCHEMA = 1
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write `data` as indented JSON; readers never see a half-written file."""
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
-    """Replace a JSONL file with `records`, atomically."""
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def append_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
-    """Append whole lines and flush them to disk before returning."""
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+__all__ = ["changed_setting", "format_table"]
 
 
 def changed_setting(
@@ -71,30 +38,6 @@ def changed_setting(
         if before != current.get(key):
             return key, before, current.get(key)
     return None
-
-
-def read_predictions(path: str | os.PathLike) -> tuple[list[dict[str, Any]], bool]:
-    """Records of a predictions file that are whole and of our schema.
-
-    Returns the records and whether anything was dropped (a line cut short by
-    an interruption, or a foreign record), in which case the caller rewrites
-    the file before appending to it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return [], False
-    records, dropped = [], False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            dropped = True
-            continue
-        if isinstance(record, dict) and record.get("schema") == PREDICTION_SCHEMA:
-            records.append(record)
-        else:
-            dropped = True
-    return records, dropped
 
 
 def format_table(summaries: Iterable[Mapping[str, Any]]) -> str:

@@ -26,7 +26,6 @@ refused unless `--overwrite`.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,10 +35,9 @@ from typing import Any
 from harness.checkpoint import resolve_checkpoint
 from harness.curves import METHODS, Pool, k_values, scaling_curve
 from harness.evaluate import EvalConfig, EvalConfigError, make_backend, make_scorer
-from harness.report import append_jsonl, changed_setting, write_json_atomic
+from harness.report import changed_setting
 from harness.tasks import Problem, load_problems, read_problem_file, resolve_tasks
-from rstar_pl.data.trees import repair_tail
-from rstar_pl.files import read_utf8, write_atomic
+from rstar_pl.files import append_jsonl, iter_jsonl, write_atomic, write_json
 from rstar_pl.search.aggregate import aggregate
 
 __all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling", "task_problems"]
@@ -158,12 +156,8 @@ def _read_pool(path: Path) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return done
-    repair_tail(path)  # appending after a torn line would glue the next record to it
-    for line in read_utf8(path).splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a crash: sampled again
-            continue
+    # a line cut short by a crash is skipped (sampled again) and cut before the next append
+    for row, _ in iter_jsonl(path):
         done[str(row["index"])] = row
     return done
 
@@ -284,7 +278,7 @@ def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: A
             scorer = make_scorer(config)
         if sandbox is None:
             sandbox = stack.enter_context(_LazySandbox(config.code_timeout))
-        write_json_atomic(out / "config.json", config.to_dict())
+        write_json(out / "config.json", config.to_dict())
         env = SearchEnv(backend=backend, sandbox=sandbox, scorer=scorer)
         ks = k_values(config.max_trajectories)
         results: dict[str, dict[str, Any]] = {}
@@ -301,7 +295,7 @@ def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: A
                     _as_pool(mcts_rows, config.aggregate), ks, ["PPM-weighted vote"],
                     resamples=config.resamples, seed=config.seed)["PPM-weighted vote"]
             results[name] = {"problems": len(rows), "curves": curves}
-        write_json_atomic(out / "scaling.json", {"settings": config.to_dict(), "tasks": results})
+        write_json(out / "scaling.json", {"settings": config.to_dict(), "tasks": results})
         write_atomic(out / "scaling.md", format_markdown(results, config))
         plot_scaling({task: r["curves"] for task, r in results.items()}, out / "scaling.png",
                      title=f"{_short(config.checkpoint)} + PPM {_short(config.ppm)}, "

@@ -47,14 +47,15 @@ import gc
 import importlib.util
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from rstar_pl.data.records import read_records
 from rstar_pl.errors import UserError
+from rstar_pl.files import write_json
 
 __all__ = ["GenerateBetweenEpochs", "resident_mib"]
 
@@ -284,7 +285,7 @@ class GenerateBetweenEpochs(Callback):
             argv += [f"--{key.replace('_', '-')}", str(value)]
         extract_command.main(argv)
         records = folder / f"{getattr(trainer.datamodule, 'records', 'sft')}.jsonl"
-        count = sum(1 for line in records.open(encoding="utf-8") if line.strip())
+        count = len(read_records(records))
         summary = {"epoch": epoch, "served": str(records), "records": count, "trees": counts,
                    "rss_mib_before": before, "rss_mib_after": after, "rss_mib_peak": peak}
         log.info(
@@ -292,7 +293,7 @@ class GenerateBetweenEpochs(Callback):
             "memory %s MiB before, %s MiB after (peak so far %s MiB)", epoch, counts["written"],
             counts["solved"], count, records, _mib(before), _mib(after), _mib(peak),
         )
-        _write_json(folder / MARKER, summary)
+        write_json(folder / MARKER, summary, indent=1)
         return summary
 
 
@@ -301,12 +302,6 @@ def _empty_accelerator_cache() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _mib(value: float | None) -> str:

@@ -52,7 +52,7 @@ def pairwise_preference_loss(
     The paper writes, per step with 2 positives and 2 negatives,
     `L = -1/(2*2) * sum log sigmoid(r(x, y_pos) - r(x, y_neg))`: each step
     counts once, its pairs share that weight. Each row here is one pair, with
-    weight 1/(#pairs of its step) (`datamodules.records.PairExample.weight`;
+    weight 1/(#pairs of its step) (`rstar_pl.data.records.PairExample.weight`;
     the reference's 1/(pos_count * neg_count)), and the loss is the weighted
     mean `sum(w * l) / sum(w)`, i.e. the mean over steps of each step's mean
     pair loss when a batch holds whole steps. Without weights every pair counts

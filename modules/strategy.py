@@ -34,6 +34,7 @@ from lightning.fabric.plugins.collectives.torch_collective import default_pg_tim
 from lightning.pytorch.strategies import ModelParallelStrategy
 
 from rstar_pl.errors import UserError
+from rstar_pl.files import replace_folder
 
 __all__ = ["FSDP2Strategy"]
 
@@ -88,22 +89,5 @@ class FSDP2Strategy(ModelParallelStrategy):
         super().save_checkpoint(checkpoint, tmp, storage_options)
         self.barrier()
         if self.is_global_zero:
-            _replace(tmp, final)
+            replace_folder(tmp, final)
         self.barrier()
-
-
-def _replace(src: Path, dst: Path) -> None:
-    """Move folder `src` to `dst`, replacing what is there.
-
-    A folder cannot be renamed over a non-empty one, so the old one moves aside
-    first: `dst` is missing only between two renames, and a crash right there
-    leaves both complete folders, the old one beside it as `.NAME.old`.
-    """
-    old = dst.with_name(f".{dst.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dst.is_dir():
-        os.replace(dst, old)
-    elif dst.exists():
-        dst.unlink()
-    os.replace(src, dst)
-    shutil.rmtree(old, ignore_errors=True)

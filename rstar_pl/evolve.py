@@ -63,8 +63,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.compare import CompareSettings
+from rstar_pl.data.records import read_records
 from rstar_pl.errors import UserError
 from rstar_pl.evolution.ledger import Ledger, LedgerError
+from rstar_pl.files import write_atomic, write_json, write_yaml
 
 __all__ = [
     "Evaluate",
@@ -367,19 +369,6 @@ def _settings(config: EvolveConfig, paths: RunPaths, stage: str) -> dict[str, An
 # ---------------------------------------------------------------- running the stages
 
 
-def _write_yaml(path: Path, data: dict[str, Any]) -> None:
-    import os
-    import tempfile
-
-    import yaml
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    os.replace(tmp, path)
-
-
 def _say(text: str) -> None:
     print(f"[evolve] {text}", flush=True)
 
@@ -417,7 +406,7 @@ def _setup(config: EvolveConfig, paths: RunPaths) -> None:
 
 
 def _generate(values: dict[str, Any], path: Path, launch: str) -> None:
-    _write_yaml(path, values)
+    write_yaml(path, values)
     _command(["generate", "--config", str(path)], launch)
 
 
@@ -429,7 +418,7 @@ def _extract(config: EvolveConfig, trees: Path, out: Path, launch: str) -> None:
 
 
 def _count(path: Path) -> int:
-    return sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
+    return len(read_records(path)) if path.is_file() else 0
 
 
 def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
@@ -446,7 +435,7 @@ def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
     resolved = fit_config(config, paths, k)
     spec = config.rounds[k - 1]
     overrides = paths.round(k) / "config" / "evolve_overrides.yaml"
-    _write_yaml(overrides, _fit_overrides(config, paths, k))
+    write_yaml(overrides, _fit_overrides(config, paths, k))
     # what runs is the resolved stage config that run_round writes beside the overrides
     _say(f"$ python -m rstar_pl fit --config {spec.fit} --config {overrides} --stage {stage} "
          "--ckpt_path last")
@@ -455,7 +444,6 @@ def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
 
 def _evaluate(config: EvolveConfig, paths: RunPaths, k: int) -> None:
     from harness.compare import compare_methods, pair_accuracy
-    from harness.report import write_json_atomic
 
     folder = paths.round(k)
     heldout = _heldout_file(config, paths)
@@ -478,7 +466,7 @@ def _evaluate(config: EvolveConfig, paths: RunPaths, k: int) -> None:
         scorer = PPMScorer.from_path(folder / "ppm", batch_size=settings.batch_size)
         results["ppm_pairs"] = pair_accuracy(scorer, folder / "heldout" / "pairs.jsonl")
     results["seconds"] = round(time.perf_counter() - started, 1)
-    write_json_atomic(folder / "eval" / "results.json", results)
+    write_json(folder / "eval" / "results.json", results)
 
 
 def _run_stage(config: EvolveConfig, paths: RunPaths, stage: str) -> None:
@@ -531,7 +519,7 @@ def evolve(config: EvolveConfig, *, until: str | None = None, dumped: str | None
             ledger.check(stage, _settings(config, paths, stage))
     paths.run.mkdir(parents=True, exist_ok=True)
     if dumped is not None:
-        (paths.run / "evolve_config.yaml").write_text(dumped, encoding="utf-8")
+        write_atomic(paths.run / "evolve_config.yaml", dumped)
     for stage in order:
         if ledger.done(stage):
             _say(f"{stage}: finished before, skipped")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from rstar_pl.data.extraction import ExtractConfig, ExtractError, extract_with_report, format_report
+from rstar_pl.data.records import record_lines
 from rstar_pl.data.trees import iter_tree_records, tree_files
 from rstar_pl.files import replace_together
 from rstar_pl.search.tree import Tree
@@ -86,13 +87,11 @@ def read_trees(paths: Sequence[str]) -> list[Tree]:
 
 
 def write_outputs(out: Path, data: dict[str, list[dict]], report: dict | None = None) -> None:
-    """Replace `out/<name>.jsonl` for every output in `data` (and `out/report.json`
-    with `report`), all together."""
+    """Replace `out/<name>.jsonl` for every output in `data` (its lines as
+    `rstar_pl.data.records` writes them, schema first) and `out/report.json` with
+    `report`, all together."""
     out.mkdir(parents=True, exist_ok=True)
-    files = {
-        out / f"{name}.jsonl": (json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        for name, records in data.items()
-    }
+    files = {out / f"{name}.jsonl": record_lines(name, records) for name, records in data.items()}
     if report is not None:
         files[out / "report.json"] = [json.dumps(report, indent=1) + "\n"]
     replace_together(files)

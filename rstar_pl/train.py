@@ -336,11 +336,9 @@ def load_round_config(paths: list[str], overrides: dict[str, Any] | None = None)
 
 
 def _write_yaml(path: Path, data: dict) -> None:
-    import yaml
+    from rstar_pl.files import write_yaml
 
-    from rstar_pl.files import write_atomic
-
-    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+    write_yaml(path, data)
 
 
 def _exports(stage_config: dict) -> list[str]:

@@ -210,8 +210,14 @@ def test_cli_writes_three_files(tmp_path):
         for n in ("sft", "pairs", "difficulty")
     }
     assert len(read["sft"]) == 3 and len(read["difficulty"]) == 3
-    assert set(read["sft"][0]) == {"problem_id", "question", "response", "mean_q", "min_q"}
+    # every line starts with its schema (rstar_pl.data.records)
+    assert [list(read[n][0])[0] for n in ("sft", "pairs", "difficulty")] == ["schema"] * 3
+    assert {read[n][0]["schema"] for n in ("sft", "pairs", "difficulty")} == {
+        "rstar-sft/1", "rstar-pair/1", "rstar-difficulty/1"}
+    assert set(read["sft"][0]) == {"schema", "problem_id", "question", "response", "mean_q",
+                                   "min_q"}
     assert set(read["pairs"][0]) == {
+        "schema",
         "problem_id",
         "prompt",
         "chosen",
@@ -223,7 +229,7 @@ def test_cli_writes_three_files(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["problems"] == 3 and report["pairs"]["step"] == 1
     # the pointwise reward models read the value records as written
-    from datamodules.values import read_values
+    from rstar_pl.data.records import read_values
 
     steps, outcomes = read_values(out / "step_values.jsonl"), read_values(out / "outcomes.jsonl")
     assert len(steps) == report["value_records"]["step_values"] > 0
@@ -472,29 +478,28 @@ def test_duplicate_trees_count_once_with_a_warning(good_data, tmp_path, caplog):
     _write_trees(tmp_path / "seeded" / "trees-00000-of-00001.jsonl", [mixed_tree(), other])
     assert main(["--trees", str(tmp_path / "seeded"), "--out", str(tmp_path / "o3")]) == 0
     difficulty = [json.loads(x) for x in (tmp_path / "o3" / "difficulty.jsonl").read_text().splitlines()]
-    assert difficulty == [{"problem_id": "P1", "difficulty": "medium", "correct": 2, "wrong": 4}]
+    assert difficulty == [{"schema": "rstar-difficulty/1", "problem_id": "P1", "difficulty": "medium",
+                           "correct": 2, "wrong": 4}]
     assert "duplicate" not in caplog.text
 
 
 def test_a_failure_while_writing_replaces_no_output(good_data, monkeypatch):
-    import rstar_pl.extract as extract_module
+    import rstar_pl.data.records as records_module
 
     trees, out, before = good_data
-    real = json.dumps
+    real = records_module.json_line
     calls = {"pairs": 0}
 
-    class DiskFillsDuringPairs:
-        """json as the extractor uses it, except that the disk fills while the pairs are written."""
+    def disk_fills_during_pairs(record):
+        """A line as the records' writer makes it, except that the disk fills while the
+        pairs are written."""
+        if "chosen" in record:
+            calls["pairs"] += 1
+            if calls["pairs"] == 2:
+                raise OSError(28, "No space left on device")
+        return real(record)
 
-        @staticmethod
-        def dumps(record, **kwargs):
-            if "chosen" in record:
-                calls["pairs"] += 1
-                if calls["pairs"] == 2:
-                    raise OSError(28, "No space left on device")
-            return real(record, **kwargs)
-
-    monkeypatch.setattr(extract_module, "json", DiskFillsDuringPairs)
+    monkeypatch.setattr(records_module, "json_line", disk_fills_during_pairs)
     with pytest.raises(OSError, match="No space left"):
         main(["--trees", str(trees), "--out", str(out), "--sft-per-problem", "1"])
     assert _outputs(out) == before

@@ -149,9 +149,9 @@ def test_text_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
 def test_what_the_commands_write_has_ordinary_permissions(tmp_path, umask, tiny_model_dir):
     """Model exports, training data, configs and summaries: 0755 folders and 0644 files
     under umask 022, as `mkdir` and `open` would make them."""
-    from harness.report import write_json_atomic
     from modules.export import export_policy, load_policy
     from rstar_pl.extract import main as extract_main
+    from rstar_pl.files import write_json
     from rstar_pl.generate import main as generate_main
     from rstar_pl.tiny import build_tiny_model
     from rstar_pl.train import _write_yaml
@@ -165,7 +165,7 @@ def test_what_the_commands_write_has_ordinary_permissions(tmp_path, umask, tiny_
                           "--out_dir", str(trees), "--problems.limit", "1",
                           "--schedule", "[2]"]) == 0
     assert extract_main(["--trees", str(trees), "--out", str(tmp_path / "data")]) == 0
-    write_json_atomic(tmp_path / "eval" / "summary.json", {"tasks": []})
+    write_json(tmp_path / "eval" / "summary.json", {"tasks": []})
     _write_yaml(tmp_path / "run" / "config" / "policy.yaml", {"trainer": {}})
 
     for folder in (tiny, export, trees, tmp_path / "data", tmp_path / "eval",

@@ -399,7 +399,7 @@ def test_decoder_layers_come_from_the_model_or_the_config(tiny_model_dir):
 
 
 def test_a_sharded_checkpoint_folder_is_replaced_whole(tmp_path):
-    from modules.strategy import _replace
+    from rstar_pl.files import replace_folder
 
     final, new = tmp_path / "last.ckpt", tmp_path / ".last.ckpt.partial"
     final.mkdir()
@@ -407,7 +407,7 @@ def test_a_sharded_checkpoint_folder_is_replaced_whole(tmp_path):
     new.mkdir()
     (new / "__0_0.distcp").write_text("new")
     (new / ".metadata").write_text("new")
-    _replace(new, final)
+    replace_folder(new, final)
     assert sorted(p.name for p in final.iterdir()) == [".metadata", "__0_0.distcp"]
     assert (final / "__0_0.distcp").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # nothing left beside it

@@ -226,10 +226,10 @@ def test_sft_labels_keep_the_eos_that_is_also_the_pad(smollm2_dir):
     """SmolLM2 pads with its EOS: the EOS that ends a response is learned (labelled),
     the padding after it, the same id, is not."""
     from datamodules.packing import collate_padded
-    from datamodules.records import SFTExample
     from datamodules.sft import tokenise_sft
     from modules.losses import IGNORE_INDEX
     from modules.tokenizer import load_tokenizer
+    from rstar_pl.data.records import SFTExample
 
     tokenizer = load_tokenizer(str(smollm2_dir))
     eos = tokenizer.eos_token_id

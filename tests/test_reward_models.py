@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.records import RecordError
-from datamodules.values import ValueDataModule, read_values
+from datamodules.values import ValueDataModule
 from modules.losses import outcome_loss, q_regression_loss
 from modules.ppm import PPMModule
+from rstar_pl.data.records import RecordError, read_values
 from rstar_pl.steps import build_prompt
 
 ROOT = Path(__file__).resolve().parents[1]

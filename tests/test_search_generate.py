@@ -421,7 +421,7 @@ def test_an_unreachable_hub_dataset_is_one_line(tmp_path, monkeypatch):
 
 def test_unwritable_output_is_one_line_from_the_command(tmp_path, capsys, monkeypatch):
     from rstar_pl.cli import main as cli_main
-    from rstar_pl.data import trees
+    from rstar_pl.files import jsonl
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -432,7 +432,7 @@ def test_unwritable_output_is_one_line_from_the_command(tmp_path, capsys, monkey
     def full_disk(fd, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(trees.os, "write", full_disk)
+    monkeypatch.setattr(jsonl.os, "write", full_disk)
     assert cli_main(["generate", "--config", str(CONFIG), "--out_dir", str(tmp_path / "full"),
                      "--problems.limit", "1", "--schedule", "[2]"]) == 2
     err = capsys.readouterr().err.strip()

@@ -11,9 +11,9 @@ from rstar_pl.data.trees import (
     TreeWriter,
     finished_trees,
     load_trees,
-    repair_tail,
     shard_path,
 )
+from rstar_pl.files import repair_tail
 from rstar_pl.search.tree import Tree
 
 

@@ -12,7 +12,9 @@ no difficulty, even though its -1 reward is part of every Q on its path. Its
 Q = value_sum / visits. All trees of one problem (round 4 may grow several)
 are pooled.
 
-Outputs (JSONL, and one JSON report; replaced together):
+Outputs (JSONL, and one JSON report; replaced together). The records below are
+what `extract` returns; written out, each line starts with its schema (`"schema":
+"rstar-sft/1"`, ...), the file layout being `rstar_pl.data.records`'s:
 
 - `sft.jsonl`, per problem the 2 correct trajectories with the highest mean Q
   (ties: higher min Q, then the earlier tree and node): `problem_id`,

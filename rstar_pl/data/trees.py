@@ -4,10 +4,10 @@ A generation run writes `trees-SSSSS-of-NNNNN.jsonl` files in its output folder
 (shard S of N: the problems whose position modulo N is S, so several processes
 or machines write independently and a lost one loses no finished tree). Each
 tree is appended as soon as it is finished, as one `write` of the whole line
-followed by flush and fsync, so a crash leaves at most one torn last line; the
-next open of the shard truncates it. On restart, the finished (problem_id,
-attempt) pairs found in the folder are skipped, so no tree is ever written
-twice.
+followed by fsync, so a crash leaves at most one torn last line; readers skip
+it and the next open of the shard cuts it (`rstar_pl.files.jsonl`, the rule of
+every JSONL file). On restart, the finished (problem_id, attempt) pairs found
+in the folder are skipped, so no tree is ever written twice.
 
 One line, schema "rstar-tree/1" (see also `rstar_pl/search/tree.py` for how Q
 is defined and how a PPM prior enters visits and value_sum):
@@ -36,14 +36,12 @@ through the node, value_sum = (prior or 0) + their rewards.
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rstar_pl.errors import UserError
+from rstar_pl.files.jsonl import JSONLAppender, iter_jsonl
 from rstar_pl.search.tree import Tree
 
 __all__ = [
@@ -52,12 +50,9 @@ __all__ = [
     "finished_trees",
     "iter_tree_records",
     "load_trees",
-    "repair_tail",
     "shard_path",
     "tree_files",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class TreeFileError(UserError):
@@ -81,64 +76,11 @@ def tree_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def repair_tail(path: Path) -> int:
-    """Truncate a torn last line (one without its newline) left by a crash;
-    return how many bytes were dropped."""
-    if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb+") as fh:
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return 0
-        # walk back to the last newline, in blocks
-        end, keep = size, 0
-        while end > 0:
-            start = max(0, end - 65536)
-            fh.seek(start)
-            block = fh.read(end - start)
-            cut = block.rfind(b"\n")
-            if cut >= 0:
-                keep = start + cut + 1
-                break
-            end = start
-        fh.truncate(keep)
-        fh.flush()
-        os.fsync(fh.fileno())
-    log.warning(
-        "%s: dropped a torn last line (%d bytes) left by an interrupted run", path, size - keep
-    )
-    return size - keep
-
-
 def iter_tree_records(paths: Iterable[str | Path]) -> Iterator[tuple[dict[str, Any], str]]:
-    """(record, "file:line") of every tree in the files/folders, in order. A
-    torn last line (no newline, not JSON) is skipped with a warning; any other
-    bad line is an error."""
-    from rstar_pl.files import not_utf8
-
+    """(record, "file:line") of every tree in the files/folders, in order; a torn
+    last line is skipped, any other bad line is an error (`rstar_pl.files.jsonl`)."""
     for path in tree_files(paths):
-        with open(path, "rb") as fh:
-            for number, raw in enumerate(fh, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise not_utf8(path, err, number) from None
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    if not line.endswith("\n"):
-                        log.warning("%s: ignoring a torn last line", where)
-                        continue
-                    raise TreeFileError(f"{where}: not valid JSON ({err.msg})") from None
-                if not isinstance(record, dict):
-                    raise TreeFileError(f"{where}: a tree line must be a JSON object")
-                yield record, where
+        yield from iter_jsonl(path, error=TreeFileError)
 
 
 def load_trees(paths: Iterable[str | Path]) -> list[Tree]:
@@ -163,29 +105,18 @@ def finished_trees(out_dir: str | Path) -> dict[tuple[str, int], bool]:
 
 
 class TreeWriter:
-    """Appends finished trees to one shard file, one line per tree, durably."""
+    """Appends finished trees to one shard file, one line per tree, durably
+    (`rstar_pl.files.JSONLAppender`: a torn tail is cut on open)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_tail(self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lines = JSONLAppender(path)
+        self.path = self._lines.path
 
     def write(self, tree: Tree | dict[str, Any]) -> None:
-        record = tree.to_record() if isinstance(tree, Tree) else tree
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        # One write of the whole line: with O_APPEND the line lands at the end in
-        # one piece; a short write (disk full, signal) is finished by the loop.
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        self._lines.write([tree.to_record() if isinstance(tree, Tree) else tree])
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._lines.close()
 
     def __enter__(self) -> TreeWriter:
         return self

@@ -29,13 +29,13 @@ the problem loaders read (`index`, `question`, `answer`) plus `level`,
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from rstar_pl.errors import UserError
+from rstar_pl.files import write_jsonl
 
 __all__ = [
     "LEVELS",
@@ -283,12 +283,7 @@ def make_split(seed: int, count: int, *, prefix: str = "wp",
 def write_problems(path: str | Path, problems: list[WordProblem]) -> Path:
     """Write problems as JSONL (atomically: a temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for problem in problems:
-            fh.write(json.dumps(problem.to_record()) + "\n")
-    tmp.replace(path)
+    write_jsonl(path, (problem.to_record() for problem in problems))
     return path
 
 

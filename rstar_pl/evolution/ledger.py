@@ -17,12 +17,11 @@ The file is rewritten atomically after each stage.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rstar_pl.errors import UserError
+from rstar_pl.files import write_json
 
 __all__ = ["Ledger", "LedgerError", "first_difference"]
 
@@ -97,11 +96,4 @@ class Ledger:
             self._write()
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"schema": SCHEMA, "stages": self.stages}, fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, {"schema": SCHEMA, "stages": self.stages}, indent=1)

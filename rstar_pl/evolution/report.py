@@ -17,33 +17,28 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from rstar_pl.data.records import read_difficulty, read_records
+from rstar_pl.files import write_atomic, write_json
 
 __all__ = ["last_scalars", "round_summary", "write_round_report", "write_summary"]
 
 _METHODS = (("greedy", "greedy"), ("vote", "majority vote"), ("mcts", "PPM-guided MCTS"))
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The records of an extractor output (none when the stage has not written it)."""
+    return read_records(path) if path.is_file() else []
 
 
 def coverage(folder: Path, levels: dict[str, Any]) -> dict[str, list[int]]:
     """{level or "all": [solved, problems]} from the round's difficulty.jsonl."""
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for record in _lines(folder / "difficulty.jsonl"):
+    path = folder / "difficulty.jsonl"
+    for record in read_difficulty(path) if path.is_file() else []:
         solved = int(record["difficulty"] != "hard")
         level = levels.get(str(record["problem_id"]))
         for key in ["all"] + ([str(level)] if level is not None else []):
@@ -71,11 +66,11 @@ def last_scalars(log_dir: Path) -> dict[str, float]:
 
 def round_summary(folder: Path, k: int, levels: dict[str, Any]) -> dict[str, Any]:
     """The numbers of one round (the row of the summary, the body of its report)."""
-    pairs = _lines(folder / "pairs.jsonl")
+    pairs = _records(folder / "pairs.jsonl")
     summary: dict[str, Any] = {
         "round": k,
         "coverage": coverage(folder, levels),
-        "records": {"sft": len(_lines(folder / "sft.jsonl")), "pairs": len(pairs),
+        "records": {"sft": len(_records(folder / "sft.jsonl")), "pairs": len(pairs),
                     "step_pairs": sum(1 for p in pairs if p.get("kind") == "step")},
         "training": {stage: last_scalars(folder / "logs" / stage) for stage in ("policy", "ppm")},
     }
@@ -139,7 +134,7 @@ def _round_markdown(summary: dict[str, Any]) -> str:
 def write_round_report(folder: Path, k: int, *, levels: dict[str, Any]) -> Path:
     """Write `folder/report.md`; return its path."""
     path = folder / "report.md"
-    _write(path, _round_markdown(round_summary(folder, k, levels)))
+    write_atomic(path, _round_markdown(round_summary(folder, k, levels)))
     return path
 
 
@@ -183,7 +178,7 @@ def write_summary(run: Path, rounds: int, *, levels: dict[str, Any]) -> str:
             "problem (see each round's report.md for levels and tokens). Coverage: training "
             "problems with a correct trajectory in the round's trees.\n\n"
             f"Stage time {seconds:.0f} s on {machine}.\n")
-    _write(run / "summary.md", text)
-    _write(run / "summary.json", json.dumps({"rounds": rows, "stage_seconds": {
-        name: s.get("seconds") for name, s in stages.items()}, "machine": machine}, indent=1) + "\n")
+    write_atomic(run / "summary.md", text)
+    write_json(run / "summary.json", {"rounds": rows, "stage_seconds": {
+        name: s.get("seconds") for name, s in stages.items()}, "machine": machine}, indent=1)
     return table

@@ -26,6 +26,7 @@ between the renames could leave a mix.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -33,9 +34,10 @@ import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["atomic_dir", "atomic_file", "replace_together", "write_atomic"]
+__all__ = ["atomic_dir", "atomic_file", "replace_folder", "replace_together", "write_atomic",
+           "write_json", "write_yaml"]
 
 
 def _temporary_name(path: Path, suffix: str) -> Path:
@@ -78,6 +80,18 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> None:
+    """Replace `path` with `data` as indented JSON (UTF-8 text, not escaped) and a newline."""
+    write_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def write_yaml(path: str | os.PathLike, data: Any) -> None:
+    """Replace `path` with `data` as YAML, keys in their order (configs a run saves)."""
+    import yaml  # not needed by most users of this module
+
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+
+
 def replace_together(files: Mapping[str | os.PathLike, Iterable[str]]) -> None:
     """Write every file (path -> its text in pieces) to a temporary name, then
     rename them all into place; if any write fails, no file is replaced."""
@@ -114,6 +128,24 @@ def _ordinary_permissions(folder: Path, dir_mode: int) -> None:
                 os.chmod(path, exec_mode if executable else file_mode)
 
 
+def replace_folder(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Move the complete folder `src` to `dst`, replacing what is there.
+
+    A folder cannot be renamed over a non-empty one, so the old one moves aside
+    first: `dst` is missing only between two renames, and a crash right there
+    leaves both complete folders, the old one beside it as `.NAME.old`.
+    """
+    src, dst = Path(src), Path(dst)
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.is_dir() and not dst.is_symlink():
+        os.replace(dst, old)
+    elif dst.exists() or dst.is_symlink():
+        dst.unlink()
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """A new temporary folder beside `path` that replaces it (and everything in
@@ -130,13 +162,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         _ordinary_permissions(tmp, stat.S_IMODE(tmp.stat().st_mode))
-        old = None
-        if out.exists():
-            old = _temporary_name(out, ".old")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

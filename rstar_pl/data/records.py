@@ -1,6 +1,23 @@
-"""Reading and validating the training-data files.
+"""The training-data files: SFT records, preference pairs, Q-labelled steps,
+outcomes and difficulty labels, written by `rstar-pl extract` and read for
+training (`datamodules`), reports and evaluation. This module is the one place
+their layout lives; what the extractor puts in them is
+`rstar_pl.data.extraction`'s docstring.
 
-Two record kinds, each in two formats, recognised by the file's extension:
+Every line of an extractor file starts with its schema (`rstar_pl.data.schema`):
+
+    sft.jsonl          "rstar-sft/1"         problem_id, question, response, mean_q, min_q
+    pairs.jsonl        "rstar-pair/1"        problem_id, prompt, chosen, rejected,
+                                             chosen_q, rejected_q, kind
+    step_values.jsonl  "rstar-step-value/1"  problem_id, prompt, completion, target, kind
+    outcomes.jsonl     "rstar-outcome/1"     problem_id, prompt, completion, target, kind
+    difficulty.jsonl   "rstar-difficulty/1"  problem_id, difficulty, correct, wrong
+
+A line without the key reads as version 1; a line of another schema is refused
+naming the file and the line.
+
+Reading for training, two record kinds each in two formats, recognised by the
+file's extension:
 
 SFT examples (the policy's data):
     * ``*.jsonl``, one object per line, the extractor's format:
@@ -16,6 +33,11 @@ Preference pairs (the PPM's data):
       "pos_count", "neg_count"}``.
     Both become `PairExample(prompt, chosen, rejected, weight, group)`.
 
+Scored texts (the pointwise reward models', `PPMModule(loss=q_regression | outcome)`):
+    ``step_values.jsonl`` or ``outcomes.jsonl``: ``{"problem_id", "prompt",
+    "completion", "target", "kind"}``, ``target`` in [-1, 1]; they become
+    `ValueExample(prompt, completion, target, group)`.
+
 Pair weights (Eq. 4: each step counts once, its pairs share that weight): an
 official record weighs 1/(pos_count * neg_count); an extractor record
 1/(number of records of its file with the same problem_id, kind and prompt),
@@ -26,11 +48,12 @@ Every example carries its `group`, the problem it comes from (`problem_id`, or
 the question where a format has none), so that a validation split never puts
 records that share a prefix on both sides (`datamodules.base.hold_out`).
 
-Unknown extra keys are allowed (a schema version, for example). A bad record
-raises `RecordError` naming the file, the line and the key; a file that is not
-UTF-8 is refused naming the file. A pair whose chosen text equals its rejected
-text teaches the PPM nothing (its loss is log 2 whatever the model does): such
-pairs are dropped with a warning naming their lines.
+Unknown extra keys are allowed. A bad record raises `RecordError` naming the
+file, the line and the key; a file that is not UTF-8 is refused naming the
+file. A JSONL file is read as every JSONL file is (`rstar_pl.files.jsonl`: a
+torn last line is skipped). A pair whose chosen text equals its rejected text
+teaches the PPM nothing (its loss is log 2 whatever the model does): such pairs
+are dropped with a warning naming their lines.
 """
 
 from __future__ import annotations
@@ -39,22 +62,51 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from rstar_pl.data.schema import check_schema, stamped
 from rstar_pl.errors import UserError
-from rstar_pl.files import read_utf8
+from rstar_pl.files import iter_jsonl, json_line, numbered_jsonl, read_utf8
 from rstar_pl.steps import build_prompt
 
 __all__ = [
+    "DIFFICULTY_SCHEMA",
+    "OUTCOME_SCHEMA",
+    "PAIR_SCHEMA",
+    "SCHEMAS",
+    "SFT_SCHEMA",
+    "STEP_VALUE_SCHEMA",
     "PairExample",
     "RecordError",
     "SFTExample",
+    "ValueExample",
+    "read_difficulty",
     "read_pairs",
+    "read_records",
     "read_sft",
+    "read_values",
+    "record_lines",
 ]
 
+SFT_SCHEMA = "rstar-sft/1"
+PAIR_SCHEMA = "rstar-pair/1"
+STEP_VALUE_SCHEMA = "rstar-step-value/1"
+OUTCOME_SCHEMA = "rstar-outcome/1"
+DIFFICULTY_SCHEMA = "rstar-difficulty/1"
+
+#: The schema of each extractor output, by its file's stem (`sft` -> sft.jsonl).
+SCHEMAS = {
+    "sft": SFT_SCHEMA,
+    "pairs": PAIR_SCHEMA,
+    "step_values": STEP_VALUE_SCHEMA,
+    "outcomes": OUTCOME_SCHEMA,
+    "difficulty": DIFFICULTY_SCHEMA,
+}
+
+_DIFFICULTIES = ("easy", "medium", "hard")
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +145,17 @@ def _user_turn(prompt: str) -> str:
     return prompt if cut < 0 else prompt[:cut]
 
 
-def _iter_objects(path: Path) -> Iterator[tuple[int, object]]:
-    """Yield (line number, decoded value) for each record of a .jsonl or .json file."""
-    text = read_utf8(path)
+def _iter_objects(path: Path, schemas: tuple[str, ...]) -> Iterator[tuple[int, object]]:
+    """Yield (line number, decoded value) for each record of a .jsonl file (one of
+    `schemas`, or none) or of an official rStar .json file."""
     if path.suffix == ".jsonl":
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+        for number, record in numbered_jsonl(path, error=RecordError):
+            check_schema(record, schemas, f"{path}:{number}", RecordError)
+            yield number, record
         return
     if path.suffix != ".json":
         raise RecordError(f"{path}: unknown extension {path.suffix!r}; allowed: .jsonl, .json")
+    text = read_utf8(path)
     # A JSON list, decoded one element at a time so that errors can name a line.
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
@@ -160,7 +209,7 @@ def read_sft(path: str | os.PathLike) -> list[SFTExample]:
     """Read SFT examples from a .jsonl (extractor) or .json (official rStar) file."""
     path = Path(path)
     examples = []
-    for lineno, record in _iter_objects(path):
+    for lineno, record in _iter_objects(path, (SFT_SCHEMA,)):
         where = f"{path}:{lineno}"
         if path.suffix == ".jsonl":
             question = _field(record, "question", str, where)
@@ -180,7 +229,7 @@ def read_pairs(path: str | os.PathLike) -> list[PairExample]:
     """Read preference pairs from a .jsonl (extractor) or .json (official rStar) file."""
     path = Path(path)
     rows, same = [], []
-    for lineno, record in _iter_objects(path):
+    for lineno, record in _iter_objects(path, (PAIR_SCHEMA,)):
         where = f"{path}:{lineno}"
         if path.suffix == ".jsonl":
             prompt = _field(record, "prompt", str, where)
@@ -217,3 +266,79 @@ def read_pairs(path: str | os.PathLike) -> list[PairExample]:
                     group)
         for prompt, chosen, rejected, group, step in rows
     ]
+
+
+@dataclass(frozen=True)
+class ValueExample:
+    """A text to score and the value it should get."""
+
+    prompt: str
+    completion: str
+    target: float
+    group: str = ""
+
+
+def read_values(path: str | os.PathLike) -> list[ValueExample]:
+    """Read a `step_values.jsonl` or `outcomes.jsonl` file (module docstring)."""
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        raise RecordError(f"{path}: value records are JSONL (step_values.jsonl, outcomes.jsonl); "
+                          f"got {path.suffix!r}")
+    out = []
+    for lineno, record in _iter_objects(path, (STEP_VALUE_SCHEMA, OUTCOME_SCHEMA)):
+        where = f"{path}:{lineno}"
+        prompt = _field(record, "prompt", str, where)
+        completion = _field(record, "completion", str, where)
+        target = float(_field(record, "target", (int, float), where))
+        if not -1.0 <= target <= 1.0:
+            raise RecordError(f"{where}: key 'target' is {target}; expected a value in [-1, 1]")
+        if not (prompt + completion).strip():
+            raise RecordError(f"{where}: prompt + completion is empty")
+        out.append(ValueExample(prompt, completion, target, str(record.get("problem_id", ""))))
+    return out
+
+
+def record_lines(name: str, records: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The lines of the extractor output `name` (a key of `SCHEMAS`), each record
+    stamped with its schema."""
+    schema = SCHEMAS[name]
+    for record in records:
+        yield json_line(stamped(record, schema))
+
+
+def _schema_of(path: Path) -> str:
+    if path.stem not in SCHEMAS:
+        raise RecordError(f"{path}: not an extractor output; allowed names: "
+                          f"{', '.join(f'{n}.jsonl' for n in SCHEMAS)}")
+    return SCHEMAS[path.stem]
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of an extractor output (`sft.jsonl`, `pairs.jsonl`, ... by name),
+    schema checked, as dicts; for counting and reports (training reads them with
+    `read_sft` / `read_pairs` / `read_values`)."""
+    path = Path(path)
+    schema = _schema_of(path)
+    out = []
+    for record, where in iter_jsonl(path, error=RecordError):
+        check_schema(record, (schema,), where, RecordError)
+        out.append(record)
+    return out
+
+
+def read_difficulty(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a `difficulty.jsonl`: problem_id, difficulty (easy, medium, hard),
+    correct, wrong."""
+    path = Path(path)
+    out = []
+    for record, where in iter_jsonl(path, error=RecordError):
+        check_schema(record, (DIFFICULTY_SCHEMA,), where, RecordError)
+        _field(record, "problem_id", (str, int), where)
+        level = _field(record, "difficulty", str, where)
+        if level not in _DIFFICULTIES:
+            raise RecordError(f"{where}: key 'difficulty' is {level!r}; allowed: "
+                              f"{', '.join(_DIFFICULTIES)}")
+        for key in ("correct", "wrong"):
+            _field(record, key, int, where)
+        out.append(record)
+    return out
