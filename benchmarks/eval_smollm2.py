@@ -83,12 +83,15 @@ def _harness(model: Path, out: Path, args) -> float:
 
 
 def _lm_eval(model: Path, out: Path, args) -> float:
-    # All problems in one batch: a batch lasts as long as its longest row, so one batch of
-    # 50 costs about what one of 16 does. `--threads` sets torch's threads (OMP_NUM_THREADS).
+    # One prompt at a time, as `harness eval` solves them (vLLM, no padding): lm-eval's
+    # transformers `generate_until` passes no attention mask, and SmolLM2's pad is its EOS,
+    # so transformers cannot infer one and a left-padded row attends to its padding EOS
+    # tokens. On the 50 GSM8K prompts that changed the first greedy token of 23 rows (the
+    # same batch with its mask: none). `--threads` sets torch's threads (OMP_NUM_THREADS).
     return _run([str(Path(sys.executable).parent / "lm_eval"), "--model", "hf", "--model_args",
                  f"pretrained={model},dtype=float32", "--include_path", "harness/tasks",
                  "--tasks", "rstar_gsm8k", "--limit", str(args.limit),
-                 "--batch_size", str(args.limit),
+                 "--batch_size", "1",
                  "--gen_kwargs", f"max_gen_toks={args.max_tokens}",
                  "--metadata", json.dumps({"data_dir": args.data_dir}),
                  "--output_path", str(out), "--log_samples"],
