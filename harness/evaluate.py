@@ -2,7 +2,7 @@
 
 `evaluate(config)` runs every task of `config.tasks`: it loads the problems
 (`harness.tasks`), solves them in batches, either with greedy step-format
-decoding (`rstar_pl.solve.solve_greedy`) or with test-time search and a vote
+decoding (`rstar_pl.search.solve.solve_greedy`) or with test-time search and a vote
 (`harness.search_eval`), code always run in `rstar_pl.sandbox.Sandbox`, grades
 the answer against the reference (`rstar_pl.grading`), and writes the files
 described in `harness.report`. Problems already in a task's
@@ -41,6 +41,7 @@ from harness.report import (
 from harness.search_eval import SearchOutcome, solve_with_search
 from harness.tasks import Problem, TaskSpec, load_problems, resolve_tasks
 from rstar_pl.backends.base import PolicyBackend
+from rstar_pl.errors import UserError
 from rstar_pl.search.aggregate import AGGREGATIONS
 
 __all__ = [
@@ -64,7 +65,7 @@ _GENERATION_KEYS = (
 )
 
 
-class EvalConfigError(ValueError):
+class EvalConfigError(UserError):
     """An evaluation setting that is out of range or inconsistent."""
 
 
@@ -78,8 +79,8 @@ class EvalConfig:
 
     checkpoint: str
     """Policy: a Hugging Face model folder (or a Lightning .ckpt, via the training exporter)."""
-    tasks: list[str]
-    """Benchmark names (see `harness tasks`)."""
+    tasks: str | list[str]
+    """Benchmark names (see `harness tasks`): a list, or one string of comma-separated names."""
     out: str = "runs/eval"
     """Output folder; one sub-folder per task."""
     data_dir: str | None = None
@@ -290,7 +291,7 @@ def _solve(batch: Sequence[Problem], config: EvalConfig, backend: PolicyBackend,
     completion, search answers are the vote's."""
     questions = [p.question for p in batch]
     if config.search == "greedy":
-        from rstar_pl.solve import solve_greedy
+        from rstar_pl.search.solve import solve_greedy
 
         solutions = solve_greedy(
             backend, questions, sandbox=sandbox, max_tokens=config.max_tokens,

@@ -38,9 +38,9 @@ from harness.curves import METHODS, Pool, k_values, scaling_curve
 from harness.evaluate import EvalConfig, EvalConfigError, make_backend, make_scorer
 from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.tasks import Problem, load_problems, read_problem_file, resolve_tasks
+from rstar_pl.data.trees import repair_tail
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.search.aggregate import aggregate
-from rstar_pl.treeio import repair_tail
 
 __all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling", "task_problems"]
 
@@ -246,8 +246,7 @@ def task_problems(config: ScalingConfig) -> dict[str, list[Problem]]:
     for name in config.tasks:
         path = Path(name)
         if path.suffix in (".json", ".jsonl") and path.is_file():
-            problems = read_problem_file(path)
-            out[path.stem] = problems[: config.limit] if config.limit is not None else problems
+            out[path.stem] = read_problem_file(path, limit=config.limit)
         else:
             (spec,) = resolve_tasks([name])
             out[spec.name] = load_problems(spec, data_dir=config.data_dir, limit=config.limit)

@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from rstar_pl.errors import UserError
+
 __all__ = ["added_token_pieces", "init_added_rows", "load_backbone", "resolve_dtype"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -42,7 +44,7 @@ def resolve_dtype(name: str | None, key: str = "model.dtype") -> torch.dtype | N
     if name is None:
         return None
     if name not in _DTYPES:
-        raise ValueError(f"{key} is {name!r}; allowed: {', '.join(_DTYPES)} or null")
+        raise UserError(f"{key} is {name!r}; allowed: {', '.join(_DTYPES)} or null")
     return _DTYPES[name]
 
 
@@ -59,11 +61,11 @@ def _own_tokenizer(name_or_path: str):
 def added_token_pieces(own, first: int, stop: int) -> dict[int, list[int]]:
     """{id: ids of its text under `own`} for the added tokens among ids `first:stop`.
 
-    The ids are those `datamodules.tokenizer.load_tokenizer` gives the step tokens
+    The ids are those `modules.tokenizer.load_tokenizer` gives the step tokens
     (the order in which it adds them); a token whose text `own` cannot encode into
     ids below `first` is left out (its row takes the mean of all rows).
     """
-    from datamodules.tokenizer import add_step_tokens
+    from modules.tokenizer import add_step_tokens
 
     tokenizer = add_step_tokens(copy.deepcopy(own))
     pieces = {}

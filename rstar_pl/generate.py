@@ -3,7 +3,7 @@
 Loads problems, builds the policy backend, the optional PPM scorer and the
 sandbox named in the config, and runs MCTS over batches of problems in
 lock-step, appending each finished tree to this shard's tree file at once
-(`rstar_pl/treeio.py`). The rollout `schedule` gives one budget per attempt:
+(`rstar_pl/data/trees.py`). The rollout `schedule` gives one budget per attempt:
 `[16]` is one tree of 16 rollouts per problem; round 4's `[16, 64, 128]`
 grows a new tree (a new seed) with 64 rollouts for every problem the first
 tree left unsolved, then 128 for those still unsolved.
@@ -50,6 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from rstar_pl.cli import argument_error_line
+from rstar_pl.data.problems import Problem, ProblemsConfig, load_problems
+from rstar_pl.data.trees import TreeWriter, finished_trees, shard_path
+from rstar_pl.errors import UserError
 from rstar_pl.files import (
     OutputInUseError,
     check_free,
@@ -57,11 +60,9 @@ from rstar_pl.files import (
     is_locked,
     write_atomic,
 )
-from rstar_pl.problems import Problem, ProblemsConfig, load_problems
 from rstar_pl.search.expand import SearchEnv
 from rstar_pl.search.mcts import MCTSConfig, run_mcts
 from rstar_pl.search.tree import Tree
-from rstar_pl.treeio import TreeWriter, finished_trees, shard_path
 
 __all__ = [
     "ComponentConfig",
@@ -78,7 +79,7 @@ log = logging.getLogger("rstar_pl.generate")
 CONFIG_NAME = "generate_config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A generation config that cannot be used."""
 
 
@@ -132,18 +133,10 @@ class GenerateConfig:
 
 
 def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+    from rstar_pl.cli import config_parser
 
-    # the attribute docstrings of the config dataclasses become the --help text
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(
-        prog="rstar-pl generate",
-        description="Generate MCTS trees (JSONL shards) for a problem set.",
-        exit_on_error=False,
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file")
-    parser.add_class_arguments(GenerateConfig, as_group=False)
-    return parser
+    return config_parser(GenerateConfig, prog="rstar-pl generate", config_file=True,
+                         description="Generate MCTS trees (JSONL shards) for a problem set.")
 
 
 def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
