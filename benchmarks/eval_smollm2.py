@@ -31,6 +31,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -84,13 +85,51 @@ def _harness(model: Path, out: Path, args) -> float:
                  "--no-progress"], env={"VLLM_CPU_KVCACHE_SPACE": "4"})
 
 
+def _padded_copy(model: Path, pad: str, out: Path) -> Path:
+    """`model` with a tokenizer that pads with `pad` instead of its EOS (weights linked).
+
+    Only the padding token changes: the weights, config and vocabulary are the same, so a
+    batch that lm-eval left-pads with `pad` gets an attention mask inferred by transformers
+    and each row generates what it generates alone (`benchmarks/lm_eval_padding.py`).
+    """
+    from transformers import AutoTokenizer
+
+    if (out / "config.json").is_file():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for path in model.iterdir():
+        if path.suffix == ".safetensors" or path.name in ("config.json", "generation_config.json"):
+            (tmp / path.name).symlink_to(path.resolve())
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if pad not in tokenizer.get_vocab() or tokenizer.convert_tokens_to_ids(pad) == (
+        tokenizer.eos_token_id
+    ):
+        raise SystemExit(f"--lm-eval-pad {pad!r}: not a token of {model}, or its EOS")
+    tokenizer.pad_token = pad
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
 def _lm_eval(model: Path, out: Path, args) -> float:
-    # All problems in one batch: a batch lasts as long as its longest row, so one batch of
-    # 50 costs about what one of 16 does. `--threads` sets torch's threads (OMP_NUM_THREADS).
+    # By default one prompt at a time, as `harness eval` solves them (vLLM, no padding):
+    # lm-eval's transformers `generate_until` passes no attention mask, and SmolLM2's pad
+    # is its EOS, so transformers cannot infer one and a left-padded row attends to its
+    # padding EOS tokens. On the 50 GSM8K prompts that changed the first greedy token of 23
+    # rows (the same batch with its mask: none). `--lm-eval-pad TOKEN` batches all problems
+    # at once instead, through a copy of the model that pads with TOKEN (then the mask is
+    # inferred); a batch lasts as long as its longest row, so that is much faster for a
+    # model that writes to the token limit. `--threads` sets torch's threads.
+    batch = "1"
+    if args.lm_eval_pad:
+        model = _padded_copy(model, args.lm_eval_pad, out.with_name(out.name + "-model"))
+        batch = str(args.limit)
     return _run([str(Path(sys.executable).parent / "lm_eval"), "--model", "hf", "--model_args",
                  f"pretrained={model},dtype=float32", "--include_path", "harness/tasks",
                  "--tasks", "rstar_gsm8k", "--limit", str(args.limit),
-                 "--batch_size", str(args.limit),
+                 "--batch_size", batch,
                  "--gen_kwargs", f"max_gen_toks={args.max_tokens}",
                  "--metadata", json.dumps({"data_dir": args.data_dir}),
                  "--output_path", str(out), "--log_samples"],
@@ -129,6 +168,10 @@ def main() -> None:
     parser.add_argument("--skip-lm-eval-base", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of lm-eval's transformers model (default: torch's)")
+    parser.add_argument("--lm-eval-pad", default=None, metavar="TOKEN",
+                        help="batch lm-eval's problems, padding with TOKEN (a token of the "
+                             "model other than its EOS, e.g. SmolLM2's <|endoftext|>); "
+                             "default: one problem at a time")
     parser.add_argument("--stages", default=None,
                         help="comma-separated stages to run now (default: all): import, "
                              "eval_base, generate, sft, eval_sft, lm_eval_sft, lm_eval_base")
