@@ -66,26 +66,6 @@ def test_every_solution_prints_its_answer_and_every_flaw_a_wrong_one(box):
         assert (printed == answer) is right
 
 
-def test_a_miscopied_number_is_one_the_story_does_not_have():
-    """The policy's most frequent mistake (a copied number that is in no sentence) is
-    among the teacher's flaws, so round 1's pairs teach the PPM to spot it."""
-    from rstar_pl.data.wordproblems import _miscopied
-
-    assert _miscopied(47, [47, 5]) == 74  # digits swapped
-    assert _miscopied(11, [22, 11, 4]) == 12  # 11 swapped is 11: one more
-    assert _miscopied(12, [21, 13, 12]) == 11  # 21 and 13 are in the story: one less
-    assert _miscopied(99, [99]) == 98  # 100 leaves the domain
-    assert _miscopied(5, [5, 6, 4]) is None  # every candidate is taken
-    problems = make_split(5, 60)
-    novel = 0
-    for p in problems:
-        said = set(p.question.replace(".", " ").split())
-        for flawed in p.flaws:
-            novel += sum(1 for wrong in flawed
-                         if not set(wrong.splitlines()[-1].split()[-1:]) <= said)
-    assert novel >= len(problems)  # about one per step
-
-
 def test_held_out_split_is_fixed_and_disjoint(tmp_path):
     train, held = wordproblem_splits(tmp_path / "a", train=30, heldout=12, seed=0)
     _, held_again = wordproblem_splits(tmp_path / "b", train=90, heldout=12, seed=7)

@@ -9,9 +9,7 @@ most two digits. Each problem comes with its solution in the step format of
 `rstar_pl.steps`, one code step per operation (undone in reverse order for the
 backwards stories), and, for every step, a few *flawed*
 versions a careless solver writes: the wrong operation (buying taken as giving
-away, an operation not undone), a number copied from the wrong place, or a
-number miscopied into one the story does not have (digits swapped or one off,
-the mistake a small model trained on the solutions makes most). The
+away, an operation not undone) or a number copied from the wrong place. The
 flawed steps run, so only the final answer shows them to be wrong; the
 scripted teacher (`rstar_pl.backends.scripted`) samples them.
 
@@ -183,16 +181,6 @@ def _other_numbers(n: int, numbers: list[int]) -> list[int]:
     return seen[:2]
 
 
-def _miscopied(n: int, numbers: list[int]) -> int | None:
-    """A number a careless copier writes for `n` that the story does not have: its
-    digits swapped, else one more or one less (None when each is taken or out of range)."""
-    swapped = int(str(n)[::-1]) if n >= 10 else None
-    for m in (swapped, n + 1, n - 1):
-        if m is not None and 0 < m <= _MAX_VALUE and m != n and m not in numbers:
-            return m
-    return None
-
-
 def _sentence(template: str, k: int, pronoun: str, n: int) -> str:
     text = template.format(P=pronoun.capitalize(), n=n)
     return text if k == 1 else "Then " + text[0].lower() + text[1:]
@@ -203,8 +191,8 @@ def _solution(first: int, reads: list[tuple[str, int]], numbers: list[int], *, u
     order the code handles them; inverted when `undo`) to `first`.
 
     A step's flaws are the misreadings of a careless solver: the opposite operation
-    (when undoing, the story's own operation done again), the right operation with
-    another number of the story, or with a miscopied number (`_miscopied`). A misreading that happens to give the right answer
+    (when undoing, the story's own operation done again), or the right operation with
+    another number of the story. A misreading that happens to give the right answer
     is left out: only the final answer tells a flaw from a solution.
     """
     def applied(op: str) -> str:
@@ -218,9 +206,6 @@ def _solution(first: int, reads: list[tuple[str, int]], numbers: list[int], *, u
         script.append(_code(k, left, op, n, undo=undo))
         options = [(op if undo else _INVERSE[op], n, False)]
         options += [(op, m, undo) for m in _other_numbers(n, numbers)]
-        miscopied = _miscopied(n, numbers)
-        if miscopied is not None:
-            options.append((op, miscopied, undo))
         wrong = []
         for read_op, m, as_undo in options:
             code_op = _INVERSE[read_op] if as_undo else read_op
