@@ -164,8 +164,8 @@ def _model(name: str, out: Path) -> Path:
         from rstar_pl.tiny import build_tiny_model
 
         return build_tiny_model(out)
+    from modules.export import export_policy
     from modules.gguf import load_gguf, packaged_smollm2
-    from rstar_pl.export import export_policy
 
     return export_policy(*load_gguf(packaged_smollm2()), out)
 
@@ -175,10 +175,10 @@ def _ppm(model_dir: Path, out: Path, scale: float) -> Path:
     to the tokenizer), with a random value head small enough that tanh does not saturate."""
     import torch
 
-    from datamodules.tokenizer import load_tokenizer
+    from modules.export import export_ppm
     from modules.hf import load_backbone
+    from modules.tokenizer import load_tokenizer
     from modules.value_model import ValueHeadModel
-    from rstar_pl.export import export_ppm
 
     tokenizer = load_tokenizer(str(model_dir))
     model = ValueHeadModel(load_backbone(str(model_dir), head=False, vocab_size=len(tokenizer)))
@@ -207,8 +207,8 @@ def main() -> None:
     from rstar_pl.backends.hf import HFBackend
     from rstar_pl.backends.ppm import PPMScorer
     from rstar_pl.backends.scripted import ScriptedBackend, ScriptedScorer, scripts_from_problems
+    from rstar_pl.data.problems import ProblemsConfig, load_problems
     from rstar_pl.generate import parse_config
-    from rstar_pl.problems import ProblemsConfig, load_problems
     from rstar_pl.sandbox import Sandbox
     from rstar_pl.search import MCTSConfig
     from rstar_pl.search.expand import Sampling

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, replace
 
 from rstar_pl.backends.scripted import ScriptedBackend, ScriptedScorer, scripts_from_problems
-from rstar_pl.problems import ProblemsConfig, load_problems
+from rstar_pl.data.problems import ProblemsConfig, load_problems
 from rstar_pl.search import MCTSConfig, SearchEnv, run_mcts
 
 

@@ -62,8 +62,8 @@ def main() -> None:
     def build(out: Path) -> Path:
         if args.model == "tiny":
             return build_tiny_model(out)
+        from modules.export import export_policy
         from modules.gguf import load_gguf, packaged_smollm2
-        from rstar_pl.export import export_policy
 
         return export_policy(*load_gguf(packaged_smollm2()), out)
 

@@ -53,8 +53,8 @@ def _sft(base: Path, records: Path, out: Path, args) -> dict:
     import lightning as L
 
     from datamodules.sft import SFTDataModule
+    from modules.export import HFExport
     from modules.policy import PolicyModule
-    from rstar_pl.export import HFExport
 
     settings = {"train_files": [str(records)], "epochs": args.epochs, "lr": args.lr,
                 "schedule": "constant", "warmup_steps": 4, "batch_size": 1,

@@ -138,7 +138,7 @@ def _build_model(out: Path, shape: str, tiny: Path, device: str) -> Path:
 
 def _write_data(tokenizer_dir: Path, out: Path, n_sft: int, n_pairs: int, seq: int) -> None:
     """SFT records of about `seq` tokens and pairs of about seq/4, in the extractor's formats."""
-    from datamodules.tokenizer import load_tokenizer
+    from modules.tokenizer import load_tokenizer
 
     tok = load_tokenizer(str(tokenizer_dir))
     rng = random.Random(0)

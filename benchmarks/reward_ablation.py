@@ -108,7 +108,7 @@ def main() -> int:
     from harness.scaling import ScalingConfig, run_scaling
     from rstar_pl.backends.ppm import PPMScorer
     from rstar_pl.backends.scripted import ScriptedBackend, scripts_from_problems
-    from rstar_pl.problems import ProblemsConfig, load_problems
+    from rstar_pl.data.problems import ProblemsConfig, load_problems
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,8 @@ class RecordsDataModule(L.LightningDataModule):
     Expects `tokenizer` and the hyperparameters `batch_size`, `num_workers` and `seed`.
     """
 
+    #: which file of an extraction (`rstar-pl extract`'s `<records>.jsonl`) this module reads
+    records: str = "sft"
     _train: list
     _val: list
 

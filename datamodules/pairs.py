@@ -30,7 +30,7 @@ import torch
 
 from datamodules.base import RecordsDataModule, hold_out
 from datamodules.records import PairExample, read_pairs
-from datamodules.tokenizer import encode_values, load_tokenizer, pad_values
+from modules.tokenizer import encode_values, load_tokenizer, pad_values
 
 __all__ = ["PairDataModule", "collate_pairs"]
 
@@ -61,6 +61,8 @@ class PairDataModule(RecordsDataModule):
         num_workers: DataLoader worker processes.
         seed: seed of the hold-out split and of the per-epoch shuffle.
     """
+
+    records = "pairs"
 
     def __init__(
         self,

@@ -29,8 +29,8 @@ from typing import Literal
 from datamodules.base import RecordsDataModule, hold_out
 from datamodules.packing import Tokenised, collate_packed, collate_padded, pack_lengths
 from datamodules.records import SFTExample, read_sft
-from datamodules.tokenizer import load_tokenizer
 from modules.losses import IGNORE_INDEX
+from modules.tokenizer import load_tokenizer
 
 __all__ = ["SFTDataModule", "tokenise_sft"]
 

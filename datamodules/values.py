@@ -32,7 +32,7 @@ import torch
 
 from datamodules.base import RecordsDataModule, hold_out
 from datamodules.records import RecordError, _field, _iter_objects
-from datamodules.tokenizer import encode_values, load_tokenizer, pad_values
+from modules.tokenizer import encode_values, load_tokenizer, pad_values
 
 __all__ = ["ValueDataModule", "ValueExample", "collate_values", "read_values"]
 

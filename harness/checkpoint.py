@@ -5,7 +5,7 @@ Two kinds of checkpoint exist in this project:
 - a Hugging Face folder (`config.json` plus weights and tokenizer), what
   training exports and what vLLM, lm-eval and transformers load directly;
 - a Lightning `.ckpt` of a `PolicyModule`, written during training. It is
-  loaded with the training code's `rstar_pl.export.load_policy` and exported
+  loaded with the training code's `modules.export.load_policy` and exported
   once, with `export_policy`, into a folder under the evaluation's output, so
   that every backend (vLLM included) loads the same thing. The export is
   reused while it is newer than the `.ckpt`.
@@ -37,7 +37,7 @@ def resolve_checkpoint(path: str | os.PathLike, *, export_dir: str | os.PathLike
         out = Path(export_dir)
         if (out / "config.json").is_file() and out.stat().st_mtime >= ckpt.stat().st_mtime:
             return out
-        from rstar_pl.export import export_policy, load_policy
+        from modules.export import export_policy, load_policy
 
         model, tokenizer = load_policy(ckpt)
         return Path(export_policy(model, tokenizer, out))

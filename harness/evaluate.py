@@ -2,7 +2,7 @@
 
 `evaluate(config)` runs every task of `config.tasks`: it loads the problems
 (`harness.tasks`), solves them in batches, either with greedy step-format
-decoding (`rstar_pl.solve.solve_greedy`) or with test-time search and a vote
+decoding (`rstar_pl.search.solve.solve_greedy`) or with test-time search and a vote
 (`harness.search_eval`), code always run in `rstar_pl.sandbox.Sandbox`, grades
 the answer against the reference (`rstar_pl.grading`), and writes the files
 described in `harness.report`. Problems already in a task's
@@ -290,7 +290,7 @@ def _solve(batch: Sequence[Problem], config: EvalConfig, backend: PolicyBackend,
     completion, search answers are the vote's."""
     questions = [p.question for p in batch]
     if config.search == "greedy":
-        from rstar_pl.solve import solve_greedy
+        from rstar_pl.search.solve import solve_greedy
 
         solutions = solve_greedy(
             backend, questions, sandbox=sandbox, max_tokens=config.max_tokens,

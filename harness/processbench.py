@@ -47,9 +47,9 @@ from typing import Any
 from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.step_errors import SplitScore, threshold_protocols
 from rstar_pl.backends.base import Scorer
+from rstar_pl.data.trees import repair_tail
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.steps import CODE, END_OF_STEP, build_prompt
-from rstar_pl.treeio import repair_tail
 
 __all__ = [
     "HUB_ID",

@@ -38,9 +38,9 @@ from harness.curves import METHODS, Pool, k_values, scaling_curve
 from harness.evaluate import EvalConfig, EvalConfigError, make_backend, make_scorer
 from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.tasks import Problem, load_problems, read_problem_file, resolve_tasks
+from rstar_pl.data.trees import repair_tail
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.search.aggregate import aggregate
-from rstar_pl.treeio import repair_tail
 
 __all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling", "task_problems"]
 

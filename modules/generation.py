@@ -14,7 +14,7 @@
    `out_dir/epoch-EEE/trees` (`rstar_pl.generate`: lock-step MCTS, one tree per
    line, resumable);
 4. extracts SFT records, pairs and difficulty into `out_dir/epoch-EEE/`
-   (`rstar_pl.extract`);
+   (`rstar_pl.data.extraction`);
 5. points the datamodule at the new records (`sft.jsonl` for an SFT
    datamodule, `pairs.jsonl` for a pair datamodule), so that the loaders
    Lightning rebuilds at the next epoch serve them. This needs
@@ -206,8 +206,8 @@ class GenerateBetweenEpochs(Callback):
     # ---- the steps -------------------------------------------------------------------
 
     def _export(self, trainer: L.Trainer, pl_module: L.LightningModule, folder: Path) -> Path:
+        from modules.export import export_module
         from modules.ppm import PPMModule
-        from rstar_pl.export import export_module
 
         export = folder / ("ppm" if isinstance(pl_module, PPMModule) else "policy")
         # An export left by an interrupted run is complete (written atomically): the
@@ -281,7 +281,7 @@ class GenerateBetweenEpochs(Callback):
         for key, value in self.extract.items():
             argv += [f"--{key.replace('_', '-')}", str(value)]
         extract_command.main(argv)
-        records = folder / ("pairs.jsonl" if _serves_pairs(trainer.datamodule) else "sft.jsonl")
+        records = folder / f"{getattr(trainer.datamodule, 'records', 'sft')}.jsonl"
         count = sum(1 for line in records.open(encoding="utf-8") if line.strip())
         summary = {"epoch": epoch, "served": str(records), "records": count, "trees": counts,
                    "rss_mib_before": before, "rss_mib_after": after, "rss_mib_peak": peak}
@@ -292,12 +292,6 @@ class GenerateBetweenEpochs(Callback):
         )
         _write_json(folder / MARKER, summary)
         return summary
-
-
-def _serves_pairs(datamodule: Any) -> bool:
-    from datamodules.pairs import PairDataModule
-
-    return isinstance(datamodule, PairDataModule)
 
 
 def _empty_accelerator_cache() -> None:

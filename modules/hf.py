@@ -59,11 +59,11 @@ def _own_tokenizer(name_or_path: str):
 def added_token_pieces(own, first: int, stop: int) -> dict[int, list[int]]:
     """{id: ids of its text under `own`} for the added tokens among ids `first:stop`.
 
-    The ids are those `datamodules.tokenizer.load_tokenizer` gives the step tokens
+    The ids are those `modules.tokenizer.load_tokenizer` gives the step tokens
     (the order in which it adds them); a token whose text `own` cannot encode into
     ids below `first` is left out (its row takes the mean of all rows).
     """
-    from datamodules.tokenizer import add_step_tokens
+    from modules.tokenizer import add_step_tokens
 
     tokenizer = add_step_tokens(copy.deepcopy(own))
     pieces = {}

@@ -2,7 +2,7 @@
 
 Thin by design: the model, the loss (`losses.response_lm_loss`), the optimiser
 (`optim.build_optimizer`). Data, tokenising, generation and export live in the
-datamodules, the callbacks and `rstar_pl.export`.
+datamodules, the callbacks and `modules.export`.
 
 A batch is what `datamodules.sft.SFTDataModule` yields: `input_ids` and
 `labels` [batch, seq] plus either a 2-D `attention_mask` (padded) or

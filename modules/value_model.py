@@ -54,7 +54,7 @@ def load_value_head(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor
     if not meta_file.is_file():
         raise FileNotFoundError(
             f"{path}: not a PPM export (no {HEAD_CONFIG}); expected a folder written by "
-            f"`rstar_pl.export.export_ppm` or a Lightning .ckpt of a PPMModule"
+            f"`modules.export.export_ppm` or a Lightning .ckpt of a PPMModule"
         )
     meta = json.loads(meta_file.read_text())
     if meta.get("format") != "rstar_pl.ppm" or meta.get("activation") != "tanh":

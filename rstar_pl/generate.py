@@ -3,7 +3,7 @@
 Loads problems, builds the policy backend, the optional PPM scorer and the
 sandbox named in the config, and runs MCTS over batches of problems in
 lock-step, appending each finished tree to this shard's tree file at once
-(`rstar_pl/treeio.py`). The rollout `schedule` gives one budget per attempt:
+(`rstar_pl/data/trees.py`). The rollout `schedule` gives one budget per attempt:
 `[16]` is one tree of 16 rollouts per problem; round 4's `[16, 64, 128]`
 grows a new tree (a new seed) with 64 rollouts for every problem the first
 tree left unsolved, then 128 for those still unsolved.
@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from rstar_pl.cli import argument_error_line
+from rstar_pl.data.problems import Problem, ProblemsConfig, load_problems
+from rstar_pl.data.trees import TreeWriter, finished_trees, shard_path
 from rstar_pl.files import (
     OutputInUseError,
     check_free,
@@ -57,11 +59,9 @@ from rstar_pl.files import (
     is_locked,
     write_atomic,
 )
-from rstar_pl.problems import Problem, ProblemsConfig, load_problems
 from rstar_pl.search.expand import SearchEnv
 from rstar_pl.search.mcts import MCTSConfig, run_mcts
 from rstar_pl.search.tree import Tree
-from rstar_pl.treeio import TreeWriter, finished_trees, shard_path
 
 __all__ = [
     "ComponentConfig",

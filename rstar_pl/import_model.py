@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     print(f"de-quantizing {gguf} ({architecture}) to {args.dtype} ...", flush=True)
     model, tokenizer = load_gguf(gguf, dtype=args.dtype)
 
-    from rstar_pl.export import export_policy
+    from modules.export import export_policy
 
     export_policy(model, tokenizer, out)
     params = sum(p.numel() for p in model.parameters())

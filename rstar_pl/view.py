@@ -17,8 +17,8 @@ __all__ = ["main"]
 
 def _problem_trees(paths: list[str], problem: str):
     """The trees of one problem, in file order; an unknown id names a few known ones."""
+    from rstar_pl.data.trees import iter_tree_records
     from rstar_pl.search.tree import Tree
-    from rstar_pl.treeio import iter_tree_records
 
     found, known = [], []
     for record, where in iter_tree_records(paths):
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
                         help="extract's --error-pairs: also show valid-vs-failed step pairs")
     args = parser.parse_args(argv)
 
-    from rstar_pl.extract import ExtractConfig
+    from rstar_pl.data.extraction import ExtractConfig
     from rstar_pl.files import write_atomic
     from rstar_pl.viewer import render_page, training_marks
 

@@ -73,6 +73,17 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def sandbox():
+    """One sandbox (its zygote and workers) for every test that runs steps through one. The
+    time limit per run is generous: a loaded machine must not turn a step into a timeout
+    (which changes a tree); tests of the limits themselves build their own (test_sandbox)."""
+    from rstar_pl.sandbox import Sandbox
+
+    with Sandbox(timeout=60) as box:
+        yield box
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Torch on one thread for a module: on a 2-core machine, torch's threads contend with the

@@ -120,7 +120,7 @@ def test_tiny_override_runs_on_cpu():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (bf16 FSDP2 on a GPU)")
 def test_fsdp_policy_stage_on_gpu(tiny_model_dir, tmp_path):
-    from rstar_pl.export import load_policy
+    from modules.export import load_policy
     from rstar_pl.train import main
 
     run = tmp_path / "run"

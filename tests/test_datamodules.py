@@ -10,8 +10,8 @@ import torch
 from datamodules import PairDataModule, RecordError, SFTDataModule, read_pairs, read_sft
 from datamodules.packing import collate_packed, collate_padded, pack_lengths
 from datamodules.resumable import EpochShuffleSampler, ResumableDataLoader
-from datamodules.tokenizer import encode_values, load_tokenizer
 from modules.losses import IGNORE_INDEX, response_lm_loss
+from modules.tokenizer import encode_values, load_tokenizer
 from rstar_pl.steps import STEP_TOKENS, build_prompt
 
 RESPONSE = (

@@ -7,16 +7,16 @@ import re
 
 import pytest
 
-from rstar_pl.extract import (
+from rstar_pl.data.extraction import (
     ExtractConfig,
     bounded_edit_distance,
     extract,
     extract_with_report,
-    main,
 )
+from rstar_pl.data.trees import TreeWriter
+from rstar_pl.extract import main
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt, format_output
-from rstar_pl.treeio import TreeWriter
 
 S1 = "<code>\n# Step 1: set a\na = 1\n<end_of_step>"
 S2 = "<code>\n# Step 1: a is the sum of the two numbers, written as a product\na = 2 * 2\n<end_of_step>"

@@ -150,7 +150,7 @@ def test_what_the_commands_write_has_ordinary_permissions(tmp_path, umask, tiny_
     """Model exports, training data, configs and summaries: 0755 folders and 0644 files
     under umask 022, as `mkdir` and `open` would make them."""
     from harness.report import write_json_atomic
-    from rstar_pl.export import export_policy, load_policy
+    from modules.export import export_policy, load_policy
     from rstar_pl.extract import main as extract_main
     from rstar_pl.generate import main as generate_main
     from rstar_pl.tiny import build_tiny_model

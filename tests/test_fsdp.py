@@ -84,7 +84,7 @@ import torch
 import yaml
 
 from modules.callbacks import GradNormMonitor
-from rstar_pl.export import HFExport
+from modules.export import HFExport
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests/scripts/fsdp_train.py"
@@ -240,7 +240,7 @@ def _check_stage(settings: dict, tmp_path: Path, load_export) -> None:
 def test_policy_fsdp_two_processes_matches_one(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from datamodules.tokenizer import load_tokenizer
+    from modules.tokenizer import load_tokenizer
 
     data = tmp_path / "sft.jsonl"
     _equal_length_sft(load_tokenizer(str(tiny_model_dir)), data)
@@ -277,8 +277,8 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
     """The round config's own strategy and FSDP settings (bf16 compute), on two CPU processes:
     the policy under torchrun (as on a cluster, one node here), then the round command resumes
     it with `--ckpt_path last` and trains the PPM from its export."""
+    from modules.export import load_policy
     from rstar_pl.backends.ppm import PPMScorer
-    from rstar_pl.export import load_policy
     from rstar_pl.train import load_round_config
 
     round2 = ROOT / "configs/round2.yaml"
@@ -365,7 +365,7 @@ def test_gpu_check_runs_the_round_config_fsdp_setting(tiny_model_dir, tmp_path, 
         assert printed["model"]["init_args"]["gradient_checkpointing"] is True
         timers = [cb for cb in trainer["callbacks"] if cb["class_path"] == "gpu_check.StepTimer"]
         assert [t["init_args"]["stage"] for t in timers] == [stage]
-        assert any(cb["class_path"] == "rstar_pl.export.HFExport" for cb in trainer["callbacks"])
+        assert any(cb["class_path"] == "modules.export.HFExport" for cb in trainer["callbacks"])
 
 
 def test_a_torchrun_launch_trains_one_stage_at_a_time(monkeypatch, tmp_path):

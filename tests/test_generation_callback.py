@@ -31,7 +31,7 @@ class FailingBackend(ScriptedBackend):
 
     def __init__(self, problems: str, *, model: str, fail_after: int = 12, **kwargs) -> None:
         from rstar_pl.backends.scripted import scripts_from_problems
-        from rstar_pl.problems import ProblemsConfig, load_problems
+        from rstar_pl.data.problems import ProblemsConfig, load_problems
 
         problem_set = load_problems(ProblemsConfig(source=problems))
         super().__init__(scripts_from_problems(problem_set.problems), **kwargs)

@@ -19,7 +19,6 @@ from harness.cli import main
 from harness.evaluate import EvalConfig, EvalConfigError, evaluate
 from harness.metrics import AnswerAccuracy
 from rstar_pl.backends.scripted import Script, ScriptedBackend, ScriptedScorer
-from rstar_pl.sandbox import Sandbox
 from rstar_pl.steps import build_prompt
 
 
@@ -171,12 +170,6 @@ class CountingBackend(ScriptedBackend):
     def generate(self, prompts, **kwargs):
         self.prompts += list(prompts)
         return super().generate(prompts, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(timeout=5) as box:
-        yield box
 
 
 def _config(tmp_path: Path, **overrides) -> EvalConfig:
@@ -467,8 +460,8 @@ def ppm_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A PPM export of the tiny model with a random (seeded, non-zero) value head."""
     from transformers import AutoTokenizer
 
+    from modules.export import export_ppm
     from modules.value_model import ValueHeadModel
-    from rstar_pl.export import export_ppm
 
     model = ValueHeadModel.from_backbone(str(tiny_model_dir))
     with torch.random.fork_rng():

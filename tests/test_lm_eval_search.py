@@ -15,7 +15,6 @@ import torch
 from test_harness_eval import (  # noqa: F401 (fixtures)
     QUESTION,
     SCRIPTS,
-    sandbox,
     solver_model_dir,
 )
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from datamodules import PairDataModule
-from datamodules.tokenizer import load_tokenizer, pad_values
 from modules import PolicyModule, PPMModule, ValueHeadModel
+from modules.export import export_policy, export_ppm, load_policy, load_ppm
+from modules.tokenizer import load_tokenizer, pad_values
 from modules.value_model import HEAD_CONFIG, HEAD_WEIGHTS, last_token_index
 from rstar_pl.backends.base import Scorer
 from rstar_pl.backends.ppm import PPMScorer
-from rstar_pl.export import export_policy, export_ppm, load_policy, load_ppm
 
 TEXTS = [
     "<|user|>:\nWhat is 3 times 4?\n<|assistant|>: <code>\nx = 3 * 4\n<end_of_step>",
@@ -134,7 +134,7 @@ def test_ppm_learns_to_rank_and_exports(tiny_model_dir, tmp_path):
     from_ckpt, _ = load_ppm(ckpt)
     assert PPMScorer(from_ckpt, dm.tokenizer).score(texts) == pytest.approx(direct, abs=1e-5)
 
-    # Plain transformers code, as documented in rstar_pl/export.py.
+    # Plain transformers code, as documented in modules/export.py.
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from rstar_pl.problems import ProblemError, ProblemsConfig, load_problems
+from rstar_pl.data.problems import ProblemError, ProblemsConfig, load_problems
 
 
 def test_rstar_benchmark_format_loads_with_defaults(benchmarks_dir):

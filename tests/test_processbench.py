@@ -214,8 +214,8 @@ def ppm_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A PPM export of the tiny model with a seeded random value head."""
     from transformers import AutoTokenizer
 
+    from modules.export import export_ppm
     from modules.value_model import ValueHeadModel
-    from rstar_pl.export import export_ppm
 
     model = ValueHeadModel.from_backbone(str(tiny_model_dir))
     with torch.random.fork_rng():

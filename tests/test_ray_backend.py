@@ -25,10 +25,10 @@ from rstar_pl.backends.scripted import (  # noqa: E402
     ScriptedScorer,
     scripts_from_problems,
 )
+from rstar_pl.data.problems import load_problems  # noqa: E402
+from rstar_pl.data.trees import load_trees  # noqa: E402
 from rstar_pl.generate import ConfigError, GenerateConfig, generate, parse_config  # noqa: E402
-from rstar_pl.problems import load_problems  # noqa: E402
 from rstar_pl.search import recompute_statistics  # noqa: E402
-from rstar_pl.treeio import load_trees  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "search" / "scripted.yaml"

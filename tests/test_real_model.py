@@ -82,7 +82,7 @@ def test_import_model_writes_a_plain_folder_with_the_gguf_weights(smollm2_dir):
 def test_step_tokens_are_added_after_the_real_vocabulary(smollm2_dir):
     from transformers import AutoTokenizer
 
-    from datamodules.tokenizer import load_tokenizer
+    from modules.tokenizer import load_tokenizer
 
     own = AutoTokenizer.from_pretrained(smollm2_dir)
     tokenizer = load_tokenizer(str(smollm2_dir))
@@ -117,8 +117,8 @@ def test_new_rows_start_at_the_mean_of_their_pieces_and_leave_greedy_decoding_un
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from datamodules.tokenizer import load_tokenizer
     from modules.policy import PolicyModule
+    from modules.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(str(smollm2_dir))
     model = PolicyModule(model=str(smollm2_dir), vocab_size=len(tokenizer)).model.eval()
@@ -149,8 +149,8 @@ def test_untied_lm_head_rows_start_at_their_pieces_head_rows(smollm2_dir, tmp_pa
     start at the mean of their own matrix's rows of the tag's pieces."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from datamodules.tokenizer import load_tokenizer
     from modules.hf import load_backbone
+    from modules.tokenizer import load_tokenizer
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
@@ -228,8 +228,8 @@ def test_sft_labels_keep_the_eos_that_is_also_the_pad(smollm2_dir):
     from datamodules.packing import collate_padded
     from datamodules.records import SFTExample
     from datamodules.sft import tokenise_sft
-    from datamodules.tokenizer import load_tokenizer
     from modules.losses import IGNORE_INDEX
+    from modules.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(str(smollm2_dir))
     eos = tokenizer.eos_token_id
@@ -257,8 +257,8 @@ def _trainer(**kwargs):
 def sft_policy(smollm2_dir, tmp_path_factory):
     """SmolLM2 after one SFT step on a step-format solution, exported by `HFExport`."""
     from datamodules.sft import SFTDataModule
+    from modules.export import HFExport
     from modules.policy import PolicyModule
-    from rstar_pl.export import HFExport
 
     tmp = tmp_path_factory.mktemp("sft")
     record = {"problem_id": "p", "question": "What is six times seven?", "mean_q": 1.0,
@@ -278,7 +278,7 @@ def sft_policy(smollm2_dir, tmp_path_factory):
 def test_sft_export_reloads_with_the_added_tokens_and_trained_rows(smollm2_dir, sft_policy):
     from safetensors.torch import load_file
 
-    from rstar_pl.export import load_policy
+    from modules.export import load_policy
 
     folder, trained = sft_policy
     model, tokenizer = load_policy(folder)
@@ -299,10 +299,10 @@ def test_sft_export_reloads_with_the_added_tokens_and_trained_rows(smollm2_dir, 
 def test_ppm_on_the_llama_backbone_trains_exports_and_scores_the_same(smollm2_dir, sft_policy,
                                                                      tmp_path):
     from datamodules.pairs import PairDataModule
-    from datamodules.tokenizer import encode_values, pad_values
+    from modules.export import HFExport
     from modules.ppm import PPMModule
+    from modules.tokenizer import encode_values, pad_values
     from rstar_pl.backends.ppm import PPMScorer
-    from rstar_pl.export import HFExport
 
     policy, _ = sft_policy
     prompt = build_prompt("What is six times seven?") + "<code>\n"

@@ -25,7 +25,7 @@ import random
 
 import numpy as np
 import pytest
-from test_harness_eval import SCRIPTS, _task_dir, sandbox  # noqa: F401 (fixture)
+from test_harness_eval import SCRIPTS, _task_dir
 
 from harness.curves import METHODS, Pool, k_values, pick, scaling_curve
 from harness.evaluate import EvalConfigError

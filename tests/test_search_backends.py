@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rstar_pl.problems import ProblemsConfig, load_problems
+from rstar_pl.data.problems import ProblemsConfig, load_problems
 from rstar_pl.search import MCTSConfig, Sampling, SearchEnv, recompute_statistics, run_mcts
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from rstar_pl.sandbox import Sandbox
-
-    with Sandbox(timeout=60) as box:
-        yield box
 
 
 class Counting:

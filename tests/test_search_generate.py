@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rstar_pl.data.trees import load_trees
 from rstar_pl.generate import CONFIG_NAME, ConfigError, main, parse_config
 from rstar_pl.grading import is_equivalent
 from rstar_pl.search import recompute_statistics
 from rstar_pl.steps import build_prompt, parse_trajectory
-from rstar_pl.treeio import load_trees
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "search" / "scripted.yaml"
@@ -420,8 +420,8 @@ def test_an_unreachable_hub_dataset_is_one_line(tmp_path, monkeypatch):
 
 
 def test_unwritable_output_is_one_line_from_the_command(tmp_path, capsys, monkeypatch):
-    from rstar_pl import treeio
     from rstar_pl.cli import main as cli_main
+    from rstar_pl.data import trees
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -432,7 +432,7 @@ def test_unwritable_output_is_one_line_from_the_command(tmp_path, capsys, monkey
     def full_disk(fd, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(treeio.os, "write", full_disk)
+    monkeypatch.setattr(trees.os, "write", full_disk)
     assert cli_main(["generate", "--config", str(CONFIG), "--out_dir", str(tmp_path / "full"),
                      "--problems.limit", "1", "--schedule", "[2]"]) == 2
     err = capsys.readouterr().err.strip()

@@ -13,7 +13,7 @@ import pytest
 
 from rstar_pl.backends.base import Completion
 from rstar_pl.backends.scripted import ScriptedBackend, ScriptedScorer, scripts_from_problems
-from rstar_pl.problems import ProblemsConfig, load_problems
+from rstar_pl.data.problems import ProblemsConfig, load_problems
 from rstar_pl.search import (
     BeamConfig,
     BestOfNConfig,
@@ -27,7 +27,7 @@ from rstar_pl.search import (
     run_mcts,
 )
 from rstar_pl.search.mcts import new_tree
-from rstar_pl.solve import solve_greedy
+from rstar_pl.search.solve import solve_greedy
 from rstar_pl.steps import (
     END_OF_ANSWER,
     END_OF_CODE,
@@ -37,14 +37,6 @@ from rstar_pl.steps import (
     format_output,
     program_output,
 )
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from rstar_pl.sandbox import Sandbox
-
-    with Sandbox(timeout=60) as box:  # generous: a loaded machine must not turn steps into timeouts
-        yield box
 
 
 class TablePolicy:

@@ -15,7 +15,7 @@ from rstar_pl.backends.scripted import (
     correct_step_text,
     scripts_from_problems,
 )
-from rstar_pl.problems import ProblemsConfig, load_problems
+from rstar_pl.data.problems import ProblemsConfig, load_problems
 from rstar_pl.search import (
     BestOfNConfig,
     MCTSConfig,
@@ -35,14 +35,6 @@ def problems():
 @pytest.fixture(scope="module")
 def scripts(problems):
     return {s.question: s for s in scripts_from_problems(problems)}
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from rstar_pl.sandbox import Sandbox
-
-    with Sandbox(timeout=60) as box:  # generous: a loaded machine must not turn steps into timeouts
-        yield box
 
 
 class RecordingBackend:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rstar_pl.backends.scripted import ScriptedBackend, ScriptedScorer, scripts_from_problems
-from rstar_pl.problems import ProblemsConfig, load_problems
+from rstar_pl.data.problems import ProblemsConfig, load_problems
 from rstar_pl.search import (
     BeamConfig,
     BestOfNConfig,
@@ -20,14 +20,6 @@ from rstar_pl.search import (
 @pytest.fixture(scope="module")
 def problems():
     return load_problems(ProblemsConfig(source="builtin:scripted_problems")).problems
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    from rstar_pl.sandbox import Sandbox
-
-    with Sandbox(timeout=60) as box:  # generous: a loaded machine must not turn steps into timeouts
-        yield box
 
 
 def _env(problems, sandbox, *, noise, p_wrong=0.4, scorer=True):

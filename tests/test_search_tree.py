@@ -224,7 +224,7 @@ def test_search_imports_no_model_library():
 
     code = (
         "import sys, rstar_pl.search, rstar_pl.backends.scripted, rstar_pl.extract, "
-        "rstar_pl.generate, rstar_pl.treeio\n"
+        "rstar_pl.generate, rstar_pl.data.trees\n"
         "print(','.join(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

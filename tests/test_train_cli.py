@@ -39,8 +39,8 @@ def test_round_trains_policy_then_ppm_from_it(tiny_model_dir, tmp_path, capsys):
     assert main("fit", argv) == 0
 
     # Policy export: an ordinary HF folder; PPM export: backbone + value head.
+    from modules.export import load_policy
     from rstar_pl.backends.ppm import PPMScorer
-    from rstar_pl.export import load_policy
 
     model, tokenizer = load_policy(run / "policy")
     assert "<end_of_step>" in tokenizer.get_vocab()

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from rstar_pl.search.tree import Tree
-from rstar_pl.treeio import (
+from rstar_pl.data.trees import (
     TreeFileError,
     TreeWriter,
     finished_trees,
@@ -15,6 +14,7 @@ from rstar_pl.treeio import (
     repair_tail,
     shard_path,
 )
+from rstar_pl.search.tree import Tree
 
 
 def _tree(pid: str, solved: bool, attempt: int = 0) -> Tree:

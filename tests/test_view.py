@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
+from rstar_pl.data.trees import TreeWriter
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt
-from rstar_pl.treeio import TreeWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "x = 1  # </script><b id=\"injected\">bold</b> & <!--"
@@ -105,7 +105,7 @@ def _node(driver, node: int):
 def test_error_pairs_are_marked_when_extract_would_take_them():
     """extract --error-pairs pairs the root's step that reached the right answer (node 1,
     Q (1 - 1 + 1) / 3) with the failed step beside it (node 6, Q -1 by convention)."""
-    from rstar_pl.extract import ExtractConfig
+    from rstar_pl.data.extraction import ExtractConfig
     from rstar_pl.viewer import training_marks
 
     default = training_marks([_tree()])

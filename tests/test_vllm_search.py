@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("vllm")
 
+from rstar_pl.data.trees import load_trees  # noqa: E402
 from rstar_pl.search import recompute_statistics  # noqa: E402
-from rstar_pl.treeio import load_trees  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "vllm_search.py"
@@ -49,8 +49,8 @@ def ppm_export(tiny_model_dir, tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer
 
+    from modules.export import export_ppm
     from modules.value_model import ValueHeadModel
-    from rstar_pl.export import export_ppm
 
     model = ValueHeadModel.from_backbone(str(tiny_model_dir))
     generator = torch.Generator().manual_seed(0)
@@ -186,11 +186,11 @@ def test_mcts_on_vllm_with_smollm2_and_its_ppm(smollm2_dir, tmp_path, one_torch_
     the root), a PPM on its Llama backbone (random head) served by vLLM's pooling runner."""
     import torch
 
-    from datamodules.tokenizer import load_tokenizer
+    from modules.export import export_ppm
     from modules.hf import load_backbone
+    from modules.tokenizer import load_tokenizer
     from modules.value_model import ValueHeadModel
     from rstar_pl.backends.ppm import PPMScorer
-    from rstar_pl.export import export_ppm
 
     # as PPM training builds it: the step tokens added to the tokenizer, rows for them
     tokenizer = load_tokenizer(str(smollm2_dir))

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from rstar_pl.backends.scripted import Script, ScriptedBackend, scripts_from_problems
+from rstar_pl.data.problems import ProblemsConfig, load_problems
 from rstar_pl.data.wordproblems import LEVELS, make_problem, make_split, wordproblem_splits
-from rstar_pl.problems import ProblemsConfig, load_problems
 from rstar_pl.steps import build_prompt, join_code, parse_trajectory
 from rstar_pl.tiny import build_tiny_model
 

@@ -1,7 +1,7 @@
 """A `Scorer` backed by a trained process preference model (transformers, CPU or GPU).
 
 `PPMScorer.score(texts)` tokenises each partial trajectory exactly as the pair
-datamodule did in training (`datamodules.tokenizer.encode_values`: cut from the
+datamodule did in training (`modules.tokenizer.encode_values`: cut from the
 left to `max_length`, so the step being judged is never lost), left-pads a
 batch, and returns the value model's outputs (tanh of the value head at the
 last real token), in [-1, 1], in input order.
@@ -39,15 +39,15 @@ class PPMScorer:
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, dtype: str | None = "float32", **kwargs) -> PPMScorer:
-        """Load `rstar_pl.export.load_ppm(path)` and wrap it."""
-        from rstar_pl.export import load_ppm
+        """Load `modules.export.load_ppm(path)` and wrap it."""
+        from modules.export import load_ppm
 
         model, tokenizer = load_ppm(path, dtype=dtype)
         return cls(model, tokenizer, **kwargs)
 
     @torch.inference_mode()
     def score(self, texts: Sequence[str]) -> list[float]:
-        from datamodules.tokenizer import encode_values, pad_values
+        from modules.tokenizer import encode_values, pad_values
 
         values: list[float] = []
         for start in range(0, len(texts), self.batch_size):

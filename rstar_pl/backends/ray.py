@@ -27,7 +27,7 @@ a replica that is dead for good is dropped, its trees are routed to the live
 ones and its slice is sent again. A slice has no side effect (results depend
 only on prompts and seeds), so running one twice is harmless. The trees
 themselves live in the process that runs the search and are written there
-(`treeio`, one shard per process, the unit of resume): a lost replica loses
+(`rstar_pl.data.trees`, one shard per process, the unit of resume): a lost replica loses
 no finished tree and writes none twice. When no replica is left the call
 raises.
 

@@ -215,7 +215,7 @@ class VLLMScorer:
     exported backbone on its pooling runner (`convert="embed"`, LAST pooling, no
     activation or normalisation: the final hidden state of the last token), and
     this class applies the value head to it in float32. Texts are tokenised with
-    the PPM's tokenizer by `datamodules.tokenizer.encode_values`, the function
+    the PPM's tokenizer by `modules.tokenizer.encode_values`, the function
     the pair datamodule trains with (cut from the left to `max_length`, so the
     judged step is kept), and sent to vLLM as token ids: training and inference
     see the same tokens, and no tokenizer setting of vLLM's (such as a BOS it
@@ -226,7 +226,7 @@ class VLLMScorer:
     every file but the head's) in a temporary folder.
 
     Args:
-        path: a folder written by `rstar_pl.export.export_ppm`.
+        path: a folder written by `modules.export.export_ppm`.
         max_length: tokens kept per text (from the end), as in training.
         gpu_memory_utilization: this engine's fraction of the device memory
             (set it so policy and PPM fractions add up to less than 1).
@@ -247,7 +247,7 @@ class VLLMScorer:
         seed: int = 0,
         **engine_kwargs: Any,
     ) -> None:
-        from datamodules.tokenizer import load_tokenizer
+        from modules.tokenizer import load_tokenizer
         from modules.value_model import load_value_head
 
         self.path = Path(path)
@@ -289,7 +289,7 @@ class VLLMScorer:
         import torch
         from vllm.inputs import TokensPrompt
 
-        from datamodules.tokenizer import encode_values
+        from modules.tokenizer import encode_values
 
         ids = encode_values(self.tokenizer, list(texts), self.max_length)
         outputs = self.llm.embed([TokensPrompt(prompt_token_ids=i) for i in ids], use_tqdm=False)
@@ -326,7 +326,7 @@ def _link_backbone(export: Path, view: Path) -> None:
     if not (export / "config.json").is_file():
         raise FileNotFoundError(
             f"{export}: not a PPM export folder (no config.json); VLLMScorer serves a folder "
-            "written by rstar_pl.export.export_ppm"
+            "written by modules.export.export_ppm"
         )
     for item in export.iterdir():
         if item.name not in (HEAD_CONFIG, HEAD_WEIGHTS):

@@ -1,4 +1,4 @@
-"""Checks on sympy expressions that math-verify's `verify` does not make; worker-side only.
+r"""Checks on sympy expressions that math-verify's `verify` does not make; worker-side only.
 
 Loaded by `_worker.py` by path (it imports sympy, which the caller's process never needs):
 

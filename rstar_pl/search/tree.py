@@ -38,7 +38,7 @@ each backup; a closed root means the tree is exhausted. `closed` is not
 written to the file: it follows from the nodes and rollouts.
 
 The tree-file record (`to_record`, schema "rstar-tree/1") is described in
-`rstar_pl/treeio.py`.
+`rstar_pl/data/trees.py`.
 """
 
 from __future__ import annotations

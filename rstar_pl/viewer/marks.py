@@ -1,6 +1,6 @@
 """Which nodes of a problem's trees the training data uses, by node id.
 
-`rstar_pl.extract` writes texts (a response for SFT, a prompt plus a step for a
+`rstar_pl.data.extraction` writes texts (a response for SFT, a prompt plus a step for a
 pair), which is what training needs. The viewer wants the same choices as node
 ids, so it runs the extractor itself on the problem's trees and finds, for each
 text, the node whose context is that text: a node's context is
@@ -53,11 +53,11 @@ def _contexts(trees: Sequence[Tree]) -> dict[str, tuple[int, int]]:
 
 
 def training_marks(trees: Sequence[Tree], config=None) -> Marks:
-    """Run `rstar_pl.extract.extract` on one problem's trees and map its records to nodes.
+    """Run `rstar_pl.data.extraction.extract` on one problem's trees and map its records to nodes.
 
-    `config` is an `rstar_pl.extract.ExtractConfig` (default: extract's defaults).
+    `config` is an `rstar_pl.data.extraction.ExtractConfig` (default: extract's defaults).
     """
-    from rstar_pl.extract import ExtractConfig, extract
+    from rstar_pl.data.extraction import ExtractConfig, extract
 
     if not trees:
         return Marks()

@@ -28,8 +28,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from modules.callbacks import GradNormMonitor
+from modules.export import HFExport
 from modules.strategy import FSDP2Strategy
-from rstar_pl.export import HFExport
 
 
 class Interrupt(Exception):

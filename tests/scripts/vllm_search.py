@@ -56,8 +56,8 @@ def config_args(policy: str, ppm: str, out: Path, small: bool = False) -> list[s
 
 def main() -> None:
     policy, ppm, work, mode = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+    from rstar_pl.data.problems import load_problems
     from rstar_pl.generate import build_backend, build_scorer, generate, parse_config
-    from rstar_pl.problems import load_problems
     from rstar_pl.sandbox import Sandbox
     from rstar_pl.search.expand import SearchEnv
 

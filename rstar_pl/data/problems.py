@@ -131,7 +131,7 @@ BUILTIN_PREFIX = "builtin:"
 
 def builtin_path(name: str) -> Path:
     """Path of a problem set shipped in `rstar_pl/data/` (`builtin:NAME`)."""
-    path = Path(__file__).parent / "data" / f"{name}.json"
+    path = Path(__file__).parent / f"{name}.json"
     if not path.is_file():
         available = sorted(p.stem for p in path.parent.glob("*.json"))
         raise ProblemError(f"no built-in problem set {name!r}; available: {', '.join(available)}")
