@@ -31,6 +31,7 @@ import torch
 from datamodules.base import RecordsDataModule, hold_out
 from datamodules.records import PairExample, read_pairs
 from modules.tokenizer import encode_values, load_tokenizer, pad_values
+from rstar_pl.errors import UserError
 
 __all__ = ["PairDataModule", "collate_pairs"]
 
@@ -78,9 +79,9 @@ class PairDataModule(RecordsDataModule):
     ) -> None:
         super().__init__()
         if padding_side not in ("left", "right"):
-            raise ValueError(f"data.padding_side is {padding_side!r}; allowed: 'left', 'right'")
+            raise UserError(f"data.padding_side is {padding_side!r}; allowed: 'left', 'right'")
         if not train_files:
-            raise ValueError("data.train_files is empty; give at least one pair file")
+            raise UserError("data.train_files is empty; give at least one pair file")
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(model, padding_side=padding_side)
         self._train: list = []
@@ -98,7 +99,7 @@ class PairDataModule(RecordsDataModule):
         hp = self.hparams
         train = [p for f in hp.train_files for p in read_pairs(f)]
         if not train:
-            raise ValueError(f"data.train_files {list(hp.train_files)}: no preference pairs "
+            raise UserError(f"data.train_files {list(hp.train_files)}: no preference pairs "
                              "(empty); extract writes none when no problem has both correct and "
                              "wrong trajectories")
         if hp.val_files:
@@ -106,7 +107,7 @@ class PairDataModule(RecordsDataModule):
         else:
             train, val = hold_out(train, hp.val_size, hp.seed)
         if not train:
-            raise ValueError(f"{hp.train_files}: no training pairs left after holding out val_size={hp.val_size}")
+            raise UserError(f"{hp.train_files}: no training pairs left after holding out val_size={hp.val_size}")
         self._train = self._encode(train)
         self._val = self._encode(val)
 

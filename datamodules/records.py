@@ -43,6 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rstar_pl.errors import UserError
 from rstar_pl.files import read_utf8
 from rstar_pl.steps import build_prompt
 
@@ -58,7 +59,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """A training-data record that is missing a key or has a value of the wrong type."""
 
 

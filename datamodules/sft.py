@@ -31,6 +31,7 @@ from datamodules.packing import Tokenised, collate_packed, collate_padded, pack_
 from datamodules.records import SFTExample, read_sft
 from modules.losses import IGNORE_INDEX
 from modules.tokenizer import load_tokenizer
+from rstar_pl.errors import UserError
 
 __all__ = ["SFTDataModule", "tokenise_sft"]
 
@@ -96,9 +97,9 @@ class SFTDataModule(RecordsDataModule):
     ) -> None:
         super().__init__()
         if truncation not in ("drop", "right"):
-            raise ValueError(f"data.truncation is {truncation!r}; allowed: 'drop', 'right'")
+            raise UserError(f"data.truncation is {truncation!r}; allowed: 'drop', 'right'")
         if not train_files:
-            raise ValueError("data.train_files is empty; give at least one SFT file")
+            raise UserError("data.train_files is empty; give at least one SFT file")
         self.save_hyperparameters()
         # Loaded here, not in the module, so that `vocab_size` can size the model's embeddings.
         self.tokenizer = load_tokenizer(model, padding_side="right")
@@ -112,7 +113,7 @@ class SFTDataModule(RecordsDataModule):
         hp = self.hparams
         train = [e for f in hp.train_files for e in read_sft(f)]
         if not train:
-            raise ValueError(f"data.train_files {list(hp.train_files)}: no SFT records (empty); "
+            raise UserError(f"data.train_files {list(hp.train_files)}: no SFT records (empty); "
                              "extract writes none when no problem was solved")
         if hp.val_files:
             val = [e for f in hp.val_files for e in read_sft(f)]
@@ -127,7 +128,7 @@ class SFTDataModule(RecordsDataModule):
                 "(truncation=%r)", dropped_train, dropped_val, hp.max_length, hp.truncation,
             )
         if not train_tok:
-            raise ValueError(f"{hp.train_files}: no SFT example fits max_length={hp.max_length}")
+            raise UserError(f"{hp.train_files}: no SFT example fits max_length={hp.max_length}")
         self._train = self._rows(train_tok)
         self._val = self._rows(val_tok)
 

@@ -33,6 +33,7 @@ import torch
 from datamodules.base import RecordsDataModule, hold_out
 from datamodules.records import RecordError, _field, _iter_objects
 from modules.tokenizer import encode_values, load_tokenizer, pad_values
+from rstar_pl.errors import UserError
 
 __all__ = ["ValueDataModule", "ValueExample", "collate_values", "read_values"]
 
@@ -103,9 +104,9 @@ class ValueDataModule(RecordsDataModule):
     ) -> None:
         super().__init__()
         if padding_side not in ("left", "right"):
-            raise ValueError(f"data.padding_side is {padding_side!r}; allowed: 'left', 'right'")
+            raise UserError(f"data.padding_side is {padding_side!r}; allowed: 'left', 'right'")
         if not train_files:
-            raise ValueError("data.train_files is empty; give a step_values.jsonl or "
+            raise UserError("data.train_files is empty; give a step_values.jsonl or "
                              "outcomes.jsonl file")
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(model, padding_side=padding_side)
@@ -123,7 +124,7 @@ class ValueDataModule(RecordsDataModule):
         hp = self.hparams
         train = [e for f in hp.train_files for e in read_values(f)]
         if not train:
-            raise ValueError(f"data.train_files {list(hp.train_files)}: no records (empty)")
+            raise UserError(f"data.train_files {list(hp.train_files)}: no records (empty)")
         if hp.val_files:
             val = [e for f in hp.val_files for e in read_values(f)]
         else:

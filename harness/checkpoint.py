@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rstar_pl.errors import UserError
+
 __all__ = ["CheckpointError", "resolve_checkpoint"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A --checkpoint that is missing or cannot be loaded as a policy."""
 
 

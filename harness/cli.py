@@ -8,9 +8,13 @@
                  [--data-dir DIR] [--backend hf|vllm] [--out DIR]
                  [--search mcts|beam|best_of_n --trajectories N --ppm DIR]
 
-Each flag of `harness eval` is a field of `harness.evaluate.EvalConfig`; a
-YAML file given with `--config` sets any of them (same names, underscores), and
-flags on the command line override it.
+The parsers of `harness eval`, `scaling` and `processbench` are built from their
+configs (`EvalConfig`, `ScalingConfig`, `ProcessBenchConfig`) by
+`rstar_pl.cli.config_parser`: one flag per field, its attribute docstring is the
+help, `--max-tokens` and `--max_tokens` are the same flag, a bool alone
+(`--few-shot`) is true and `--no-progress` sets one false. For `harness eval` a
+YAML file given with `--config` sets any of them (the field names), and flags on
+the command line override it.
 Bad input (an unknown task, a missing file, a choice not available yet, an
 `--out` another run is writing, an unwritable disk) is reported in one line on
 stderr with exit status 2; Ctrl-C in one line with status 130.
@@ -21,173 +25,73 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["build_parser", "main"]
+from rstar_pl.errors import UserError
+
+__all__ = ["build_parser", "eval_parser", "load_eval_config_file", "main", "parse_eval_args",
+           "parse_processbench_args", "parse_scaling_args", "processbench_parser", "scaling_parser"]
 
 
-def _add_model_flags(p: argparse.ArgumentParser, defaults, *, out_help: str) -> None:
-    """The flags `harness eval` and `harness scaling` share: model, data, generation."""
-    from harness.evaluate import BACKENDS
-
-    p.add_argument("--checkpoint", default=None,
-                   help="policy: Hugging Face model folder (or Lightning .ckpt); required")
-    p.add_argument("--tasks", default=None,
-                   help="comma-separated task names (harness tasks); required")
-    p.add_argument("--limit", type=int, default=None, help="first N problems of each task")
-    p.add_argument("--data-dir", default=None,
-                   help="folder of rStar-format benchmark files (default $RSTAR_DATA_DIR, "
-                   "else the Hugging Face hub)")
-    p.add_argument("--out", default=defaults.out, help=f"{out_help} (default {defaults.out})")
-    p.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
-                   help=f"generation backend (default {defaults.backend})")
-    p.add_argument("--ppm", default=None,
-                   help="process preference model folder or .ckpt (needed by mcts and beam)")
-    p.add_argument("--samples", type=int, default=defaults.samples,
-                   help=f"steps sampled per expansion (default {defaults.samples})")
-    p.add_argument("--rollouts", type=int, default=defaults.rollouts,
-                   help=f"MCTS rollouts per run (default {defaults.rollouts})")
-    p.add_argument("--temperature", type=float, default=defaults.temperature,
-                   help=f"search sampling temperature (default {defaults.temperature})")
-    p.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
-                   help=f"token limit of one step (default {defaults.max_tokens})")
-    p.add_argument("--max-depth", type=int, default=defaults.max_depth,
-                   help=f"steps per solution (default {defaults.max_depth})")
-    p.add_argument("--max-code-runs", type=int, default=defaults.max_code_runs,
-                   help=f"program executions per solution (default {defaults.max_code_runs})")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                   help=f"problems generated together (default {defaults.batch_size})")
-    p.add_argument("--few-shot", action="store_true", help="round 1's few-shot prompt")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--device", default=None, help="torch device of the hf backend")
-    p.add_argument("--dtype", default=defaults.dtype, help="dtype of the model weights")
-    p.add_argument("--gpu-memory-utilization", type=float,
-                   default=defaults.gpu_memory_utilization,
-                   help="vllm: memory fraction for the engine (about 0.3 on a CPU machine)")
-    p.add_argument("--max-model-len", type=int, default=None, help="vllm: context length")
-    p.add_argument("--code-timeout", type=float, default=defaults.code_timeout,
-                   help="seconds a program may run")
-    p.add_argument("--grade-timeout", type=float, default=defaults.grade_timeout,
-                   help="seconds one answer comparison may take")
-    p.add_argument("--overwrite", action="store_true",
-                   help="discard earlier results in --out instead of resuming")
-    p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="hide the progress bar")
-
-
-def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from harness.evaluate import SEARCH_MODES, EvalConfig
-
-    defaults = EvalConfig(checkpoint="", tasks=["math500"])
-    p = sub.add_parser(
-        "eval",
-        help="solve benchmark problems with a checkpoint and grade them",
-        description="Step-format evaluation, greedy or with test-time search and a majority "
-        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
-        "summary.json and config.json, and resumes an interrupted run from them.",
-    )
-    p.add_argument("--config", default=None,
-                   help="YAML file of EvalConfig fields; command-line flags override it")
-    _add_model_flags(p, defaults, out_help="output folder")
-    p.add_argument("--search", choices=SEARCH_MODES, default=defaults.search,
-                   help=f"test-time search (default {defaults.search})")
-    p.add_argument("--trajectories", type=int, default=defaults.trajectories,
-                   help="MCTS runs / best-of-N samples / beam width per problem "
-                   f"(default {defaults.trajectories})")
-    p.add_argument("--top-k", type=int, default=None,
-                   help="vote over the K best-scored trajectories (default all)")
-    p.add_argument("--weighted-vote", action="store_true", help="PPM-score-weighted vote")
-    _add_aggregate(p, defaults)
-    return p
-
-
-def _add_aggregate(p: argparse.ArgumentParser, defaults) -> None:
-    from rstar_pl.search.aggregate import AGGREGATIONS
-
-    p.add_argument("--aggregate", choices=AGGREGATIONS, default=defaults.aggregate,
-                   help="best_of_n, beam, scaling: trajectory score from step scores "
-                   f"(default {defaults.aggregate})")
-
-
-def _add_scaling(sub: argparse._SubParsersAction) -> None:
+def scaling_parser():
+    """`harness scaling`'s parser: one flag per `ScalingConfig` field (EvalConfig's model, data
+    and generation settings and the scaling run's own; not the search and vote settings)."""
     from harness.scaling import ScalingConfig
+    from rstar_pl.cli import config_parser
 
-    defaults = ScalingConfig(checkpoint="", tasks=["math500"], ppm="-")
-    p = sub.add_parser(
-        "scaling",
-        help="accuracy against the number of trajectories (pass@k, votes, PPM best-of-k)",
+    return config_parser(
+        ScalingConfig, prog="harness scaling",
+        skip=frozenset({"extra", "search", "trajectories", "top_k", "weighted_vote"}),
         description="Sample K candidates per problem once, score every step with the PPM, and "
         "draw accuracy against k = 1, 2, 4, ... K for pass@k, majority vote, PPM best-of-k, "
-        "PPM-weighted vote and (with --mcts) PPM-guided MCTS, with 95%% intervals from "
+        "PPM-weighted vote and (with --mcts) PPM-guided MCTS, with 95% intervals from "
         "resampling the pool. Writes OUT/scaling.png, scaling.json, scaling.md and the pools "
-        "(resumable).",
+        "(resumable). --tasks also takes rStar-format problem files (named by their stem).",
     )
-    _add_model_flags(p, defaults, out_help="output folder")
-    p.set_defaults(tasks=None)  # --tasks also takes rStar-format problem files (name: their stem)
-    p.add_argument("--max-trajectories", type=int, default=defaults.max_trajectories,
-                   help=f"K, candidates per problem (default {defaults.max_trajectories})")
-    p.add_argument("--mcts", action="store_true",
-                   help="also K PPM-guided MCTS runs per problem (costly)")
-    _add_aggregate(p, defaults)
-    p.add_argument("--resamples", type=int, default=defaults.resamples,
-                   help=f"resampling draws per k (default {defaults.resamples})")
 
 
-def _run_scaling(args: argparse.Namespace) -> int:
-    from harness.scaling import ScalingConfig, format_markdown, run_scaling
+def parse_scaling_args(argv: list[str]):
+    from harness.scaling import ScalingConfig
+    from rstar_pl.cli import parse_command_line
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
-    for flag in ("checkpoint", "tasks", "ppm"):
-        if not options.get(flag):
-            raise ValueError(f"--{flag} is required")
-    config = ScalingConfig(**options)
+    return ScalingConfig(**vars(parse_command_line(scaling_parser(), argv)))
+
+
+def _run_scaling(argv: list[str]) -> int:
+    from harness.scaling import format_markdown, run_scaling
+
+    config = parse_scaling_args(argv)
     results = run_scaling(config)
     print(format_markdown(results, config))
     print(f"figure in {config.out}/scaling.png; numbers in scaling.json and scaling.md")
     return 0
 
 
-def _add_processbench(sub: argparse._SubParsersAction) -> None:
-    from harness.processbench import SPLITS, ProcessBenchConfig
+def processbench_parser():
+    """`harness processbench`'s parser: one flag per `ProcessBenchConfig` field."""
+    from harness.processbench import ProcessBenchConfig
+    from rstar_pl.cli import config_parser
 
-    defaults = ProcessBenchConfig(ppm="")
-    p = sub.add_parser(
-        "processbench",
-        help="how well a PPM finds the first wrong step (ProcessBench F1)",
+    return config_parser(
+        ProcessBenchConfig, prog="harness processbench",
         description="Score every step prefix of ProcessBench's solutions with a PPM, predict "
         "the first step scored below a threshold, and report per split the accuracy on "
         "erroneous and on correct samples and their F1, for three threshold protocols "
         "(0; tuned on gsm8k; best per split, an upper bound). Writes OUT/summary.json, "
         "table.md and per-split scores; resumes an interrupted run.",
     )
-    p.add_argument("--ppm", required=True, help="PPM export folder or Lightning .ckpt")
-    p.add_argument("--splits", default=",".join(SPLITS),
-                   help=f"comma-separated splits (default {','.join(SPLITS)})")
-    p.add_argument("--data-dir", default=None,
-                   help="folder of <split>.json files (default: the hub, Qwen/ProcessBench)")
-    p.add_argument("--revision", default=None, help="hub revision to pin")
-    p.add_argument("--out", default=defaults.out, help=f"output folder (default {defaults.out})")
-    p.add_argument("--limit", type=int, default=None,
-                   help="N samples of each split, erroneous and correct in the split's shares")
-    p.add_argument("--tune-on", default=defaults.tune_on,
-                   help=f"split whose best threshold is applied to all (default "
-                   f"{defaults.tune_on})")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                   help=f"step prefixes per forward pass (default {defaults.batch_size})")
-    p.add_argument("--max-length", type=int, default=defaults.max_length,
-                   help=f"tokens per prefix, cut from the left (default {defaults.max_length})")
-    p.add_argument("--device", default=None, help="torch device (default: CUDA if available)")
-    p.add_argument("--dtype", default=defaults.dtype, help="dtype of the PPM weights")
-    p.add_argument("--overwrite", action="store_true",
-                   help="discard scores already in --out instead of resuming")
-    p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="hide the progress bar")
 
 
-def _run_processbench(args: argparse.Namespace) -> int:
-    from harness.processbench import ProcessBenchConfig, format_table, run_processbench
+def parse_processbench_args(argv: list[str]):
+    from harness.processbench import ProcessBenchConfig
+    from rstar_pl.cli import parse_command_line
+
+    return ProcessBenchConfig(**vars(parse_command_line(processbench_parser(), argv)))
+
+
+def _run_processbench(argv: list[str]) -> int:
+    from harness.processbench import format_table, run_processbench
     from harness.step_errors import SplitScore
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
-    config = ProcessBenchConfig(**options)
+    config = parse_processbench_args(argv)
     summary = run_processbench(config)
     protocols = {key: {s: SplitScore(**v) for s, v in per.items()}
                  for key, per in summary["protocols"].items()}
@@ -244,17 +148,25 @@ def load_eval_config_file(path: str) -> dict:
     return values
 
 
+#: subcommand -> one-line help; eval, scaling and processbench parse their own command lines
+#: (built from their configs), lm-eval hands its to lm-eval
+_SUBCOMMANDS = {
+    "tasks": "list the benchmark tasks, their files and hub datasets",
+    "eval": "solve benchmark problems with a checkpoint and grade them",
+    "processbench": "how well a PPM finds the first wrong step (ProcessBench F1)",
+    "scaling": "accuracy against the number of trajectories (pass@k, votes, PPM best-of-k)",
+    "lm-eval": "lm-eval's command line with the rstar-search model and our tasks "
+               "(harness lm-eval --model rstar-search --model_args pretrained=DIR,... "
+               "--tasks rstar_math500)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """`harness --help`: the subcommands (each one's `--help` lists its settings)."""
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("tasks", help="list the benchmark tasks, their files and hub datasets")
-    parser.eval_parser = _add_eval(sub)  # type: ignore[attr-defined]
-    _add_processbench(sub)
-    _add_scaling(sub)
-    sub.add_parser("lm-eval", add_help=False,
-                   help="lm-eval's command line with the rstar-search model and our tasks "
-                   "(harness lm-eval --model rstar-search --model_args pretrained=DIR,... "
-                   "--tasks rstar_math500)")
+    for name, help_ in _SUBCOMMANDS.items():
+        sub.add_parser(name, add_help=False, help=help_)
     return parser
 
 
@@ -267,17 +179,48 @@ def _run_tasks() -> int:
     return 0
 
 
-def _run_eval(args: argparse.Namespace) -> int:
-    from harness.evaluate import EvalConfig, evaluate
+def eval_parser():
+    """`harness eval`'s parser: one flag per `EvalConfig` field (its docstrings are the help),
+    and `--config FILE.yaml` of the same fields."""
+    from harness.evaluate import EvalConfig
+    from rstar_pl.cli import config_parser
+
+    parser = config_parser(
+        EvalConfig, prog="harness eval", skip=frozenset({"extra"}),
+        description="Step-format evaluation, greedy or with test-time search and a majority "
+        "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
+        "summary.json and config.json, and resumes an interrupted run from them.",
+    )
+    parser.add_argument("--config", default=None,
+                        help="YAML file of these settings (same names); flags override it")
+    return parser
+
+
+def parse_eval_args(argv: list[str]):
+    """The `EvalConfig` of a `harness eval` command line: the `--config` file's values
+    (`load_eval_config_file`) are the defaults, the flags override them."""
+    from harness.evaluate import EvalConfig
+    from rstar_pl.cli import parse_command_line
+
+    parser = eval_parser()
+    # the file is read first, so that it can set what the command line requires
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    first.add_argument("--config", default=None)
+    path = first.parse_known_args(argv)[0].config
+    if path:
+        parser.set_defaults(load_eval_config_file(path))
+    options = {k: v for k, v in vars(parse_command_line(parser, argv)).items() if k != "config"}
+    return EvalConfig(**options)
+
+
+def _run_eval(argv: list[str]) -> int:
+    from harness.evaluate import evaluate
     from harness.report import format_table
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-    for flag in ("checkpoint", "tasks"):
-        if not options.get(flag):
-            raise ValueError(f"--{flag} is required (on the command line or in --config)")
-    summaries = evaluate(EvalConfig(**options))
+    config = parse_eval_args(argv)
+    summaries = evaluate(config)
     print(format_table(summaries))
-    print(f"results in {args.out}")
+    print(f"results in {config.out}")
     return 0
 
 
@@ -286,27 +229,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["lm-eval"]:  # everything after it is lm-eval's, unparsed here
         return _run_lm_eval(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    runners = {"eval": _run_eval, "scaling": _run_scaling, "processbench": _run_processbench,
+               "tasks": lambda rest: _run_tasks()}
+    if argv[:1] == ["tasks"] and argv[1:]:
+        build_parser().parse_args(argv)  # `tasks` takes no arguments: argparse says so
+    if not argv or argv[0] not in runners:
+        build_parser().parse_args(argv)  # --help, or the usage and exit status 2
+        return 2
+    command = argv[0]
     try:
-        if args.command == "eval" and args.config:
-            # The file's values become defaults, so flags given on the command line win.
-            parser.eval_parser.set_defaults(**load_eval_config_file(args.config))
-            args = parser.parse_args(argv)
-        if args.command == "tasks":
-            return _run_tasks()
-        if args.command == "processbench":
-            return _run_processbench(args)
-        if args.command == "scaling":
-            return _run_scaling(args)
-        return _run_eval(args)
-    except (ValueError, OSError) as err:
-        # Bad input, or an output that cannot be written: one line; anything else is a bug
-        # and keeps its traceback.
-        print(f"harness {args.command}: error: {err}", file=sys.stderr)
+        return runners[command](argv[1:])
+    except (UserError, OSError) as err:
+        # Bad input (`rstar_pl.errors.UserError`), or an output that cannot be written: one
+        # line; anything else, a bare ValueError included, is a bug and keeps its traceback.
+        print(f"harness {command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nharness {args.command}: interrupted; run the same command again to resume",
+        print(f"\nharness {command}: interrupted; run the same command again to resume",
               file=sys.stderr)
         return 130
 

@@ -70,14 +70,6 @@ class CompareSettings:
     """Seconds each program may run in the sandbox."""
 
 
-def _levels(path: Path) -> dict[str, Any]:
-    """index -> `level` of each record that has one."""
-    text = path.read_text(encoding="utf-8")
-    records = ([json.loads(line) for line in text.splitlines() if line.strip()]
-               if path.suffix == ".jsonl" else json.loads(text))
-    return {str(r["index"]): r["level"] for r in records if isinstance(r, dict) and "level" in r}
-
-
 def _by_level(predictions: Path, levels: dict[str, Any]) -> dict[str, list[int]]:
     """{level: [correct, count]} of a predictions file ("all" for everything)."""
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -120,9 +112,9 @@ def compare_methods(
     from harness.tasks import TaskSpec, read_problem_file
 
     path = Path(problems_file)
-    problems = read_problem_file(path)[:limit]
-    levels = _levels(path)
-    spec = TaskSpec(_TASK, "held-out problems", path.name, "", "", "question", "answer")
+    problems = read_problem_file(path, limit=limit)
+    levels = {p.id: p.meta["level"] for p in problems if "level" in p.meta}
+    spec = TaskSpec(_TASK, "held-out problems", path.name)
     common = dict(checkpoint=str(policy), tasks=[_TASK], backend=settings.backend,
                   max_tokens=settings.max_tokens, max_depth=settings.max_depth,
                   batch_size=settings.batch_size, seed=settings.seed,

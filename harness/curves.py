@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rstar_pl.errors import UserError
+
 __all__ = ["METHODS", "Pool", "k_values", "pick", "scaling_curve"]
 
 METHODS = ("pass@k", "majority vote", "PPM best-of-k", "PPM-weighted vote")
@@ -74,7 +76,7 @@ class Pool:
 def k_values(maximum: int) -> list[int]:
     """1, 2, 4, ... up to `maximum` (which is included even when not a power of 2)."""
     if maximum < 1:
-        raise ValueError(f"the number of trajectories must be >= 1, got {maximum}")
+        raise UserError(f"the number of trajectories must be >= 1, got {maximum}")
     ks, k = [], 1
     while k < maximum:
         ks.append(k)
@@ -129,7 +131,7 @@ def scaling_curve(pool: Pool, ks: Sequence[int], methods: Sequence[str] = METHOD
     if pool.problems == 0:
         raise ValueError("the pool has no problems")
     if max(ks) > pool.size:
-        raise ValueError(f"k={max(ks)} is more than the pool's {pool.size} candidates")
+        raise UserError(f"k={max(ks)} is more than the pool's {pool.size} candidates")
     rng = np.random.default_rng(seed)
     out: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     for k in ks:

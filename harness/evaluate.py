@@ -41,6 +41,7 @@ from harness.report import (
 from harness.search_eval import SearchOutcome, solve_with_search
 from harness.tasks import Problem, TaskSpec, load_problems, resolve_tasks
 from rstar_pl.backends.base import PolicyBackend
+from rstar_pl.errors import UserError
 from rstar_pl.search.aggregate import AGGREGATIONS
 
 __all__ = [
@@ -64,7 +65,7 @@ _GENERATION_KEYS = (
 )
 
 
-class EvalConfigError(ValueError):
+class EvalConfigError(UserError):
     """An evaluation setting that is out of range or inconsistent."""
 
 
@@ -78,8 +79,8 @@ class EvalConfig:
 
     checkpoint: str
     """Policy: a Hugging Face model folder (or a Lightning .ckpt, via the training exporter)."""
-    tasks: list[str]
-    """Benchmark names (see `harness tasks`)."""
+    tasks: str | list[str]
+    """Benchmark names (see `harness tasks`): a list, or one string of comma-separated names."""
     out: str = "runs/eval"
     """Output folder; one sub-folder per task."""
     data_dir: str | None = None

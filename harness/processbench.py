@@ -48,6 +48,7 @@ from harness.report import append_jsonl, changed_setting, write_json_atomic
 from harness.step_errors import SplitScore, threshold_protocols
 from rstar_pl.backends.base import Scorer
 from rstar_pl.data.trees import repair_tail
+from rstar_pl.errors import UserError
 from rstar_pl.files import read_utf8, write_atomic
 from rstar_pl.steps import CODE, END_OF_STEP, build_prompt
 
@@ -72,7 +73,7 @@ SPLITS = ("gsm8k", "math", "olympiadbench", "omnimath")
 _SCORING_KEYS = ("ppm", "max_length", "dtype", "revision")
 
 
-class ProcessBenchError(ValueError):
+class ProcessBenchError(UserError):
     """A ProcessBench file, record or setting that cannot be used."""
 
 
@@ -92,8 +93,8 @@ class ProcessBenchConfig:
 
     ppm: str
     """The PPM: an export folder or a Lightning .ckpt of a PPMModule."""
-    splits: list[str] = field(default_factory=lambda: list(SPLITS))
-    """ProcessBench splits to score."""
+    splits: str | list[str] = field(default_factory=lambda: list(SPLITS))
+    """ProcessBench splits to score: a list, or one string of comma-separated names."""
     data_dir: str | None = None
     """Folder with <split>.json files (the GitHub copy); default: the hub."""
     revision: str | None = None

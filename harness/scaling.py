@@ -246,8 +246,7 @@ def task_problems(config: ScalingConfig) -> dict[str, list[Problem]]:
     for name in config.tasks:
         path = Path(name)
         if path.suffix in (".json", ".jsonl") and path.is_file():
-            problems = read_problem_file(path)
-            out[path.stem] = problems[: config.limit] if config.limit is not None else problems
+            out[path.stem] = read_problem_file(path, limit=config.limit)
         else:
             (spec,) = resolve_tasks([name])
             out[spec.name] = load_problems(spec, data_dir=config.data_dir, limit=config.limit)

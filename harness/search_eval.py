@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
+from rstar_pl.data.problems import Problem
+from rstar_pl.errors import UserError
 from rstar_pl.steps import build_prompt
 
 __all__ = ["SearchOutcome", "SearchSettings", "solve_with_search", "tree_stats"]
@@ -79,13 +81,6 @@ def tree_stats(trees: Sequence[Any]) -> dict[str, int]:
             "rollouts": sum(len(t.rollouts) for t in trees)}
 
 
-@dataclass(frozen=True)
-class _SearchProblem:
-    id: str
-    question: str
-    answer: str | None = None  # never shown to the search at test time
-
-
 class _TokenCounter:
     """Passes calls to the policy and adds up generated tokens per problem,
     recognising each prompt by the problem prompt it starts with."""
@@ -104,7 +99,7 @@ class _TokenCounter:
         return batch
 
 
-def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: Any,
+def _candidates(settings: SearchSettings, problems: list[Problem], env: Any,
                 scorer: Scorer | None) -> tuple[list[list[Any]], list[list[Any]]]:
     """Per problem, the candidate trajectories best first (`rstar_pl.search.Trajectory`),
     and the trees they came from."""
@@ -147,7 +142,7 @@ def _candidates(settings: SearchSettings, problems: list[_SearchProblem], env: A
                 if best is not None:
                     found[i].append(best)
         return [sorted(c, key=lambda t: -t.score) for c in found], grown
-    raise ValueError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
+    raise UserError(f"unknown search mode {settings.search!r}; allowed: mcts, beam, best_of_n")
 
 
 def solve_with_search(
@@ -162,8 +157,9 @@ def solve_with_search(
     from rstar_pl.search import SearchEnv, majority_vote
 
     if settings.search in ("mcts", "beam") and scorer is None:
-        raise ValueError(f"--search {settings.search} ranks steps with a PPM: give --ppm DIR")
-    problems = [_SearchProblem(id=str(i), question=q) for i, q in enumerate(questions)]
+        raise UserError(f"--search {settings.search} ranks steps with a PPM: give --ppm DIR")
+    # the reference is never shown to the search at test time
+    problems = [Problem(index=i, question=q, answer=None) for i, q in enumerate(questions)]
     counter = _TokenCounter(backend, [build_prompt(q, few_shot=settings.few_shot)
                                       for q in questions])
     env = SearchEnv(backend=counter, sandbox=sandbox, scorer=scorer)

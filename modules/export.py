@@ -28,6 +28,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from rstar_pl.errors import UserError
 from rstar_pl.files import atomic_dir
 
 __all__ = ["HFExport", "export_module", "export_policy", "export_ppm", "load_policy", "load_ppm"]
@@ -100,14 +101,14 @@ def _read_ckpt(path: Path) -> tuple[dict, dict]:
     import torch
 
     if path.is_dir():
-        raise ValueError(
+        raise UserError(
             f"{path}: a sharded (FSDP2) checkpoint folder, which only training resumes from; load the "
             f"stage's export folder instead, or make one file of it first: python -m "
             f"lightning.fabric.utilities.consolidate_checkpoint {path} --output_file {path.stem}-full.ckpt"
         )
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if "hyper_parameters" not in ckpt or "model" not in ckpt["hyper_parameters"]:
-        raise ValueError(f"{path}: not a checkpoint of a PolicyModule/PPMModule (no hyper_parameters.model)")
+        raise UserError(f"{path}: not a checkpoint of a PolicyModule/PPMModule (no hyper_parameters.model)")
     return ckpt["hyper_parameters"], ckpt["state_dict"]
 
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from modules.hf import resolve_dtype
+from rstar_pl.errors import UserError
 
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
@@ -95,7 +96,7 @@ def decoder_layers(model: nn.Module, layer_class: str | None = None) -> list[nn.
     layers = [m for m in model.modules() if names & _class_names(m)]
     if not layers:
         found = sorted({type(m).__name__ for m in model.modules() if "Layer" in type(m).__name__})
-        raise ValueError(
+        raise UserError(
             f"{source} {sorted(names)} matches no module of {type(model).__name__}; "
             f"set model.init_args.fsdp.layer_class to its decoder layer class (layer-like classes here: {found})"
         )
@@ -131,11 +132,11 @@ def shard_model(
     config = dict(config or {})
     unknown = set(config) - set(FSDPConfig.__annotations__)
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"model.init_args.fsdp has unknown keys {sorted(unknown)}; allowed: {', '.join(FSDPConfig.__annotations__)}"
         )
     if mesh.ndim != 1:
-        raise ValueError(f"FSDP needs a 1-D data-parallel mesh; got {mesh.ndim}-D {mesh.mesh_dim_names}")
+        raise UserError(f"FSDP needs a 1-D data-parallel mesh; got {mesh.ndim}-D {mesh.mesh_dim_names}")
     reduce = _dtype(config, "reduce_dtype", "float32")
     policy = MixedPrecisionPolicy(param_dtype=_dtype(config, "param_dtype", None), reduce_dtype=reduce)
     # The fp32 groups cast their floating inputs (e.g. bf16 hidden states) up to fp32.

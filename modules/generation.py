@@ -54,6 +54,8 @@ from typing import Any, Literal
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from rstar_pl.errors import UserError
+
 __all__ = ["GenerateBetweenEpochs", "resident_mib"]
 
 log = logging.getLogger(__name__)
@@ -118,9 +120,9 @@ class GenerateBetweenEpochs(Callback):
         extract: dict[str, Any] | None = None,
     ) -> None:
         if every_n_epochs < 1:
-            raise ValueError(f"GenerateBetweenEpochs: every_n_epochs must be >= 1, got {every_n_epochs}")
+            raise UserError(f"GenerateBetweenEpochs: every_n_epochs must be >= 1, got {every_n_epochs}")
         if backend not in ("auto", "vllm", "hf", "config"):
-            raise ValueError(
+            raise UserError(
                 f"GenerateBetweenEpochs: backend {backend!r}; allowed: auto, vllm, hf, config"
             )
         self.generate = generate
@@ -140,7 +142,7 @@ class GenerateBetweenEpochs(Callback):
             return
         reload = trainer.reload_dataloaders_every_n_epochs
         if reload != self.every_n_epochs:
-            raise ValueError(
+            raise UserError(
                 f"GenerateBetweenEpochs(every_n_epochs={self.every_n_epochs}) needs "
                 f"trainer.reload_dataloaders_every_n_epochs: {self.every_n_epochs} (got {reload}), "
                 "or the new data would not be served"

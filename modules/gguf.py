@@ -24,6 +24,8 @@ import importlib.metadata
 import os
 from pathlib import Path
 
+from rstar_pl.errors import UserError
+
 __all__ = ["GGUF_MAGIC", "gguf_architecture", "load_gguf", "packaged_smollm2"]
 
 #: The first four bytes of every GGUF file.
@@ -58,7 +60,7 @@ def _check_file(path: Path) -> None:
     with path.open("rb") as f:
         head = f.read(len(GGUF_MAGIC))
     if head != GGUF_MAGIC:
-        raise ValueError(
+        raise UserError(
             f"{path}: not a GGUF file (it starts with {head!r}; a GGUF file starts with "
             f"{GGUF_MAGIC!r})"
         )
@@ -76,12 +78,12 @@ def gguf_architecture(path: str | os.PathLike) -> str:
     try:
         from gguf import GGUFReader
     except ImportError:
-        raise ValueError(f"{path}: reading GGUF needs the `gguf` package (pip install gguf)") from None
+        raise UserError(f"{path}: reading GGUF needs the `gguf` package (pip install gguf)") from None
     try:
         field = GGUFReader(str(path)).fields["general.architecture"]
         architecture = bytes(field.parts[field.data[0]]).decode()
     except (KeyError, IndexError, ValueError) as err:
-        raise ValueError(f"{path}: unreadable GGUF metadata ({err})") from None
+        raise UserError(f"{path}: unreadable GGUF metadata ({err})") from None
     from transformers import AutoConfig
 
     try:
@@ -91,7 +93,7 @@ def gguf_architecture(path: str | os.PathLike) -> str:
 
         # The mapping's keys also name two metadata sections that are not architectures.
         supported = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"})
-        raise ValueError(
+        raise UserError(
             f"{path}: transformers cannot de-quantize GGUF architecture {architecture!r} "
             f"({err}); supported: {', '.join(supported)}"
         ) from None
@@ -118,7 +120,7 @@ def load_gguf(path: str | os.PathLike, *, dtype: str = "float32"):
     path = Path(path)
     torch_dtype = resolve_dtype(dtype)
     if torch_dtype is None:
-        raise ValueError("dtype is None; allowed: float32, bfloat16, float16")
+        raise UserError("dtype is None; allowed: float32, bfloat16, float16")
     gguf_architecture(path)
     folder, name = str(path.parent), path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -139,5 +141,5 @@ def load_gguf(path: str | os.PathLike, *, dtype: str = "float32"):
     model.tie_weights()
     missing = [n for n, p in model.named_parameters() if p.is_meta]
     if missing:
-        raise ValueError(f"{path}: the GGUF file has no weights for {', '.join(missing[:5])}")
+        raise UserError(f"{path}: the GGUF file has no weights for {', '.join(missing[:5])}")
     return model.eval(), tokenizer

@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from rstar_pl.errors import UserError
+
 __all__ = ["added_token_pieces", "init_added_rows", "load_backbone", "resolve_dtype"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -42,7 +44,7 @@ def resolve_dtype(name: str | None, key: str = "model.dtype") -> torch.dtype | N
     if name is None:
         return None
     if name not in _DTYPES:
-        raise ValueError(f"{key} is {name!r}; allowed: {', '.join(_DTYPES)} or null")
+        raise UserError(f"{key} is {name!r}; allowed: {', '.join(_DTYPES)} or null")
     return _DTYPES[name]
 
 

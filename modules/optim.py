@@ -14,6 +14,8 @@ from typing import Literal
 
 import torch
 
+from rstar_pl.errors import UserError
+
 __all__ = ["Schedule", "build_optimizer", "lr_factor"]
 
 Schedule = Literal["linear", "cosine", "constant"]
@@ -33,7 +35,7 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: Sched
     elif schedule == "cosine":
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
-        raise ValueError(f"model.schedule is {schedule!r}; allowed: 'linear', 'cosine', 'constant'")
+        raise UserError(f"model.schedule is {schedule!r}; allowed: 'linear', 'cosine', 'constant'")
     return min_lr_ratio + (1.0 - min_lr_ratio) * decay
 
 
@@ -50,7 +52,7 @@ def build_optimizer(
 ) -> dict:
     """AdamW plus a per-step LambdaLR, in the form `configure_optimizers` returns."""
     if schedule not in ("linear", "cosine", "constant"):
-        raise ValueError(f"model.schedule is {schedule!r}; allowed: 'linear', 'cosine', 'constant'")
+        raise UserError(f"model.schedule is {schedule!r}; allowed: 'linear', 'cosine', 'constant'")
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,

@@ -33,6 +33,7 @@ from modules.fsdp import FSDPConfig, is_sharded, shard_model
 from modules.losses import outcome_loss, pairwise_preference_loss, q_regression_loss
 from modules.optim import Schedule, build_optimizer
 from modules.value_model import ValueHeadModel
+from rstar_pl.errors import UserError
 
 __all__ = ["LOSSES", "PPMModule"]
 
@@ -72,7 +73,7 @@ class PPMModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
-            raise ValueError(f"model.loss is {loss!r}; allowed: {', '.join(LOSSES)}")
+            raise UserError(f"model.loss is {loss!r}; allowed: {', '.join(LOSSES)}")
         self.save_hyperparameters()
         self.model = ValueHeadModel.from_backbone(
             model, vocab_size=vocab_size, dtype=dtype, attn_implementation=attn_implementation,
@@ -97,7 +98,7 @@ class PPMModule(L.LightningModule):
 
     def _pointwise_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         if "target" not in batch:
-            raise ValueError(f"model.loss is {self.hparams.loss!r} but the batch has no 'target' "
+            raise UserError(f"model.loss is {self.hparams.loss!r} but the batch has no 'target' "
                              "(pair batches are for loss: pairwise); use data.class_path "
                              "datamodules.values.ValueDataModule")
         values = self(batch["input_ids"], batch["attention_mask"])
@@ -116,7 +117,7 @@ class PPMModule(L.LightningModule):
         if self.hparams.loss != "pairwise":
             return self._pointwise_step(batch, stage)
         if "target" in batch:
-            raise ValueError("model.loss is 'pairwise' but the batch holds scored texts, not "
+            raise UserError("model.loss is 'pairwise' but the batch holds scored texts, not "
                              "pairs; use datamodules.PairDataModule or set model.loss")
         values = self(batch["input_ids"], batch["attention_mask"])
         pairs = values.size(0) // 2

@@ -33,6 +33,8 @@ from typing import Any, Literal
 from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
 from lightning.pytorch.strategies import ModelParallelStrategy
 
+from rstar_pl.errors import UserError
+
 __all__ = ["FSDP2Strategy"]
 
 
@@ -59,7 +61,7 @@ class FSDP2Strategy(ModelParallelStrategy):
         timeout: timedelta | None = default_pg_timeout,
     ) -> None:
         if tensor_parallel_size != 1:
-            raise ValueError(
+            raise UserError(
                 f"trainer.strategy.init_args.tensor_parallel_size is {tensor_parallel_size}; allowed: 1 "
                 "(PolicyModule and PPMModule shard data-parallel only)"
             )

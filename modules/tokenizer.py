@@ -19,6 +19,7 @@ from typing import Literal
 
 import torch
 
+from rstar_pl.errors import UserError
 from rstar_pl.steps import STEP_TOKENS
 
 __all__ = ["add_step_tokens", "encode_values", "load_tokenizer", "pad_values"]
@@ -36,7 +37,7 @@ def load_tokenizer(name_or_path: str, *, padding_side: Literal["left", "right"] 
     tokenizer = add_step_tokens(AutoTokenizer.from_pretrained(name_or_path))
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise ValueError(f"{name_or_path}: tokenizer has neither a pad nor an EOS token")
+            raise UserError(f"{name_or_path}: tokenizer has neither a pad nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
     return tokenizer

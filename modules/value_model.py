@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from modules.hf import load_backbone
+from rstar_pl.errors import UserError
 
 __all__ = ["HEAD_CONFIG", "HEAD_WEIGHTS", "ValueHeadModel", "last_token_index", "load_value_head"]
 
@@ -58,7 +59,7 @@ def load_value_head(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor
         )
     meta = json.loads(meta_file.read_text())
     if meta.get("format") != "rstar_pl.ppm" or meta.get("activation") != "tanh":
-        raise ValueError(f"{meta_file}: unsupported value head {meta}; expected format rstar_pl.ppm, tanh")
+        raise UserError(f"{meta_file}: unsupported value head {meta}; expected format rstar_pl.ppm, tanh")
     head = load_file(str(path / HEAD_WEIGHTS))
     return head["weight"].float(), head["bias"].float()
 

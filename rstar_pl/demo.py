@@ -2,7 +2,8 @@
 
 The demo is an ordinary evolve config (see `configs/demo.yaml` and
 `rstar_pl/evolve.py`); this alias finds the file in the checkout and passes
-any other argument on, e.g. `rstar-pl demo --name demo2`.
+any other argument on, e.g. `rstar-pl demo --name demo2`: its command line is
+evolve's, built from `EvolveConfig` (`rstar-pl demo --help` lists it).
 """
 
 from __future__ import annotations
@@ -26,4 +27,4 @@ def _config(path: str) -> str:
 def main(argv: list[str]) -> int:
     from rstar_pl.evolve import main as evolve_main
 
-    return evolve_main(["--config", _config(DEMO_CONFIG), *argv])
+    return evolve_main(["--config", _config(DEMO_CONFIG), *argv], prog="rstar-pl demo")

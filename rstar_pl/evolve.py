@@ -52,7 +52,6 @@ a finished stage whose settings changed is refused with the key that changed
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import subprocess
@@ -64,6 +63,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.compare import CompareSettings
+from rstar_pl.errors import UserError
 from rstar_pl.evolution.ledger import Ledger, LedgerError
 
 __all__ = [
@@ -91,7 +91,7 @@ _MODEL_BACKENDS = {"hf": "rstar_pl.backends.hf:HFBackend", "vllm": "rstar_pl.bac
 _FREE_GENERATE_KEYS = ("batch_size", "shard", "num_shards")
 
 
-class EvolveError(ValueError):
+class EvolveError(UserError):
     """An evolve config that cannot run."""
 
 
@@ -240,12 +240,13 @@ def _train_problems(config: EvolveConfig, paths: RunPaths) -> dict[str, Any] | N
 
 def _levels(config: EvolveConfig, paths: RunPaths) -> dict[str, Any]:
     """problem id -> difficulty level, for the problems that have one (the synthetic domain)."""
+    from rstar_pl.data.problems import ProblemsConfig, load_problems
+
     levels: dict[str, Any] = {}
     for path in (paths.problems / "train.jsonl", paths.problems / "heldout.jsonl"):
         if config.wordproblems is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
-                levels[str(record["index"])] = record["level"]
+            for problem in load_problems(ProblemsConfig(source=str(path))).problems:
+                levels[problem.id] = problem.meta["level"]
     return levels
 
 
@@ -558,22 +559,20 @@ def evolve(config: EvolveConfig, *, until: str | None = None, dumped: str | None
 # ---------------------------------------------------------------- command line
 
 
-def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+def _parser(prog: str = "rstar-pl evolve"):
+    from rstar_pl.cli import config_parser
 
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(prog="rstar-pl evolve", exit_on_error=False,
-                            description="Self-evolution rounds (generate, extract, train, evaluate) "
-                                        "as one resumable command.")
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file")
+    parser = config_parser(EvolveConfig, prog=prog, config_file=True,
+                           description="Self-evolution rounds (generate, extract, train, "
+                           "evaluate) as one resumable command.")
     parser.add_argument("--until", default=None, help="stop after this stage (e.g. round1.policy)")
-    parser.add_class_arguments(EvolveConfig, as_group=False)
     return parser
 
 
-def parse_config(argv: list[str]) -> tuple[EvolveConfig, str, str | None]:
+def parse_config(argv: list[str], prog: str = "rstar-pl evolve",
+                 ) -> tuple[EvolveConfig, str, str | None]:
     """(config, its YAML dump, --until) from `--config FILE` and `--key value` overrides."""
-    parser = _parser()
+    parser = _parser(prog)
     try:
         namespace = parser.parse_args(argv)
         until = namespace.pop("until")
@@ -585,9 +584,9 @@ def parse_config(argv: list[str]) -> tuple[EvolveConfig, str, str | None]:
     return EvolveConfig(**values), dumped, until
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], prog: str = "rstar-pl evolve") -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    config, dumped, until = parse_config(argv)
+    config, dumped, until = parse_config(argv, prog)
     try:
         run = evolve(config, until=until, dumped=dumped)
     except LedgerError as err:

@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from rstar_pl.data.extraction import ExtractConfig, ExtractError, extract_with_report, format_report
@@ -24,7 +25,7 @@ from rstar_pl.data.trees import iter_tree_records, tree_files
 from rstar_pl.files import replace_together
 from rstar_pl.search.tree import Tree
 
-__all__ = ["main", "read_trees", "write_outputs"]
+__all__ = ["ExtractPaths", "main", "parse_args", "read_trees", "write_outputs"]
 
 log = logging.getLogger("rstar_pl.extract")
 
@@ -97,35 +98,35 @@ def write_outputs(out: Path, data: dict[str, list[dict]], report: dict | None = 
     replace_together(files)
 
 
-def main(argv: list[str]) -> int:
-    from rstar_pl.cli import ArgumentParser, positive_int
+@dataclass
+class ExtractPaths:
+    """Where `extract` reads trees and writes its outputs (the rest is `ExtractConfig`)."""
 
-    parser = ArgumentParser(
-        prog="rstar-pl extract",
+    trees: list[str]
+    """Tree files (trees-*.jsonl) or folders of shards; one or more."""
+    out: str
+    """Output folder."""
+
+
+def parse_args(argv: list[str]) -> tuple[ExtractPaths, ExtractConfig]:
+    """(paths, config) from the command line: `ExtractPaths` and `ExtractConfig` fields."""
+    from rstar_pl.cli import config_parser, parse_command_line
+
+    parser = config_parser(
+        ExtractPaths, ExtractConfig, prog="rstar-pl extract", several=("trees",),
         description="SFT records, PPM pairs, Q-labelled steps, outcomes and difficulty from "
         "tree files.",
     )
-    parser.add_argument("--trees", nargs="+", required=True, help="tree files or folders of shards")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--min-margin", type=float, default=0.0, help="minimum chosen_q - rejected_q"
-    )
-    parser.add_argument("--min-edit", type=int, default=0, help="minimum edit distance of a pair")
-    parser.add_argument("--sft-per-problem", type=positive_int, default=2)
-    parser.add_argument("--pairs-per-side", type=positive_int, default=2)
-    parser.add_argument(
-        "--error-pairs",
-        action="store_true",
-        help='also pair valid steps against failed ones (kind "error")',
-    )
-    args = parser.parse_args(argv)
+    values = vars(parse_command_line(parser, argv))
+    paths = ExtractPaths(**{f.name: values.pop(f.name) for f in fields(ExtractPaths)})
+    return paths, ExtractConfig(**values)
+
+
+def main(argv: list[str]) -> int:
+    paths, config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    config = ExtractConfig(
-        args.sft_per_problem, args.pairs_per_side, args.min_margin, args.min_edit,
-        args.error_pairs,
-    )
-    data, report = extract_with_report(read_trees(args.trees), config)
-    out = Path(args.out)
+    data, report = extract_with_report(read_trees(paths.trees), config)
+    out = Path(paths.out)
     write_outputs(out, data, report)
     levels = [d["difficulty"] for d in data["difficulty"]]
     print(

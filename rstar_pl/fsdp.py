@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from lightning.pytorch.strategies import ModelParallelStrategy
 
+from rstar_pl.errors import UserError
+
 __all__ = ["DecoderLayerFSDP"]
 
 _MESSAGE = (
@@ -50,4 +52,4 @@ class DecoderLayerFSDP(ModelParallelStrategy):
         cpu_offload: bool = False,
     ) -> None:
         # The old signature, so that old configs parse and reach this message.
-        raise ValueError(_MESSAGE)
+        raise UserError(_MESSAGE)

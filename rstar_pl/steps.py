@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from rstar_pl.errors import UserError
 from rstar_pl.grading.extract import extract_boxed, extract_boxed_answers
 
 __all__ = [
@@ -141,7 +142,7 @@ _KIND_OF_STOP: dict[str, StepKind] = {
 }
 
 
-class StepFormatError(ValueError):
+class StepFormatError(UserError):
     """A completion that is not a well-formed step."""
 
 

@@ -29,13 +29,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rstar_pl.errors import UserError
 from rstar_pl.files import atomic_dir
 from rstar_pl.steps import FEW_SHOT_EXAMPLES, STEP_TOKENS, build_prompt
 
-__all__ = ["TINY_CONFIG", "build_tiny_model", "main"]
+__all__ = ["TINY_CONFIG", "TinyModelConfig", "build_tiny_model", "main"]
 
 EOS = "<|endoftext|>"
 TOKENIZERS = ("bpe", "word")
@@ -78,7 +80,7 @@ def _corpus() -> list[str]:
 
 def _texts(corpus: str) -> list[str]:
     if corpus not in CORPORA:
-        raise ValueError(f"tiny model corpus {corpus!r}; allowed: {', '.join(CORPORA)}")
+        raise UserError(f"tiny model corpus {corpus!r}; allowed: {', '.join(CORPORA)}")
     texts = _corpus()
     if corpus == "wordproblems":
         from rstar_pl.data.wordproblems import corpus as wordproblem_corpus
@@ -146,11 +148,7 @@ def build_tiny_model(
     """Write a tiny random Qwen2 causal LM and its tokenizer to `out_dir`.
 
     Args:
-        vocab_size: size of the BPE vocabulary (the word tokenizer's size is
-            that of its corpus).
-        tokenizer: "bpe" or "word" (see the module docstring).
-        corpus: "steps" (step-format examples) or "wordproblems" (those and
-            every word of the synthetic domain).
+        seed, vocab_size, tokenizer, corpus: as `TinyModelConfig`'s fields.
         architecture: Qwen2 config entries replacing those of `TINY_CONFIG`.
 
     The same seed gives the same weights and tokenizer. The folder is written
@@ -164,13 +162,13 @@ def build_tiny_model(
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     if tokenizer not in TOKENIZERS:
-        raise ValueError(f"tiny model tokenizer {tokenizer!r}; allowed: {', '.join(TOKENIZERS)}")
+        raise UserError(f"tiny model tokenizer {tokenizer!r}; allowed: {', '.join(TOKENIZERS)}")
     unknown = sorted(set(architecture or {}) - set(TINY_CONFIG))
     if unknown:
-        raise ValueError(f"tiny model architecture: unknown keys {unknown}; "
+        raise UserError(f"tiny model architecture: unknown keys {unknown}; "
                          f"allowed: {', '.join(TINY_CONFIG)}")
     if vocab_size < MIN_VOCAB:
-        raise ValueError(f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
+        raise UserError(f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
                          f"byte-level BPE and the end-of-text token), got {vocab_size}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -208,23 +206,32 @@ def build_tiny_model(
     return out
 
 
-def main(argv: list[str]) -> int:
-    from rstar_pl.cli import ArgumentParser
+@dataclass
+class TinyModelConfig:
+    """The settings of `rstar-pl tiny-model` (`build_tiny_model`'s arguments)."""
 
-    parser = ArgumentParser(
-        prog="rstar-pl tiny-model",
-        description="Build a tiny random Qwen2 model and tokenizer (no downloads).",
-    )
-    parser.add_argument("--out", required=True, help="folder to create (new or empty)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights (default 0)")
-    parser.add_argument("--vocab-size", type=int, default=1024,
-                        help=f"BPE vocabulary before the step tokens, >= {MIN_VOCAB} (default 1024)")
-    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="bpe",
-                        help="bpe (default) or word (one token per word of the corpus)")
-    parser.add_argument("--corpus", choices=CORPORA, default="steps",
-                        help="steps (default) or wordproblems (adds the synthetic domain's words)")
-    args = parser.parse_args(argv)
-    out = build_tiny_model(args.out, seed=args.seed, vocab_size=args.vocab_size,
-                           tokenizer=args.tokenizer, corpus=args.corpus)
+    out: str
+    """Folder to create (new or empty)."""
+    seed: int = 0
+    """Seed of the weights."""
+    vocab_size: int = 1024
+    """BPE vocabulary before the step tokens, >= 257 (the word tokenizer's size is that of
+    its corpus)."""
+    tokenizer: Literal["bpe", "word"] = "bpe"
+    """bpe, or word: one token per word of the corpus."""
+    corpus: Literal["steps", "wordproblems"] = "steps"
+    """steps (step-format examples), or wordproblems: those and every word of the synthetic
+    domain."""
+
+
+def main(argv: list[str]) -> int:
+    from rstar_pl.cli import config_parser, parse_command_line
+
+    parser = config_parser(TinyModelConfig, prog="rstar-pl tiny-model",
+                           description="Build a tiny random Qwen2 model and tokenizer "
+                           "(no downloads).")
+    config = TinyModelConfig(**vars(parse_command_line(parser, argv)))
+    out = build_tiny_model(config.out, seed=config.seed, vocab_size=config.vocab_size,
+                           tokenizer=config.tokenizer, corpus=config.corpus)
     print(f"tiny model written to {out}")
     return 0

@@ -11,13 +11,18 @@ Two kinds of config file:
 
 * A **round config** (`configs/round1.yaml` ... `round4.yaml`): top-level
   variables (`run_dir`, `base_model`, `data_dir`, ...) plus two sections,
-  `policy:` and `ppm:`, each a full stage config. `fit --config round2.yaml`
-  trains the round: the policy stage (whose `HFExport` callback writes
-  `${run_dir}/policy`), then the PPM stage, which starts from that folder and
-  writes `${run_dir}/ppm`. Several `--config` files are deep-merged in order
-  (later wins; a non-mapping value replaces the whole subtree), then dotted
-  overrides apply (`--policy.trainer.max_steps 3`), then `${...}`
-  interpolations are resolved across the whole file. Each stage's resolved
+  `policy:` and `ppm:`, each a full stage config. A round file may name the
+  file it builds on under `config:` (relative to its own folder, as in a
+  LightningCLI config): `configs/round<k>.yaml` hold only `run_dir` and
+  `data_dir` and name `configs/round_base.yaml`, which holds everything the
+  four rounds share; the base loads first and the round's keys are merged over
+  it (`read_round_file`). `fit --config round2.yaml` trains the round: the
+  policy stage (whose `HFExport` callback writes `${run_dir}/policy`), then
+  the PPM stage, which starts from that folder and writes `${run_dir}/ppm`.
+  Several `--config` files are deep-merged in order (later wins; a
+  non-mapping value replaces the whole subtree), then dotted overrides apply
+  (`--policy.trainer.max_steps 3`), then `${...}` interpolations are resolved
+  across the whole file. Each stage's resolved
   config is written to `${run_dir}/config/<stage>.yaml` and run as its own
   process (`python -m rstar_pl fit --config that.yaml`), so that each stage
   gets a fresh distributed launch and frees its memory before the next.
@@ -60,9 +65,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROUND_STAGES", "RoundConfigError", "StageConfigError", "fit_main",
-           "load_round_config", "main", "predict_main", "run_round", "test_main",
-           "validate_main"]
+from rstar_pl.errors import UserError
+
+__all__ = ["BASE_KEY", "ROUND_STAGES", "RoundConfigError", "StageConfigError", "fit_main",
+           "load_round_config", "main", "predict_main", "read_round_file", "run_round",
+           "test_main", "validate_main"]
 
 #: Sections of a round config, in the order they train.
 ROUND_STAGES = ("policy", "ppm")
@@ -71,11 +78,11 @@ ROUND_STAGES = ("policy", "ppm")
 _RUNNER_OPTIONS = ("config", "stage", "ckpt_path", "launch", "print_config")
 
 
-class RoundConfigError(ValueError):
+class RoundConfigError(UserError):
     """A round config that cannot be merged, overridden or resolved."""
 
 
-class StageConfigError(ValueError):
+class StageConfigError(UserError):
     """A stage config that LightningCLI's parser refuses, as one line."""
 
 
@@ -206,13 +213,10 @@ def _init_parameters(class_path: str) -> list[str]:
 
 
 def _config_paths(argv: list[str]) -> list[str]:
-    paths = []
-    for i, arg in enumerate(argv):
-        if arg in ("--config", "-c") and i + 1 < len(argv):
-            paths.append(argv[i + 1])
-        elif arg.startswith("--config="):
-            paths.append(arg.split("=", 1)[1])
-    return paths
+    """The `--config` files of a command line, read first: a round's files define its options."""
+    first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    first.add_argument("-c", "--config", action="append", default=[])
+    return first.parse_known_args(argv)[0].config
 
 
 def _read_yaml(path: str) -> dict:
@@ -230,6 +234,42 @@ def _read_yaml(path: str) -> dict:
     if not isinstance(data, dict):
         raise RoundConfigError(f"{path}: a config file must be a mapping at the top level")
     return data
+
+
+#: The key by which a round config file names the file(s) it builds on, as in a LightningCLI
+#: config (jsonargparse's `config:` key); configs/round<k>.yaml name configs/round_base.yaml.
+BASE_KEY = "config"
+
+
+def read_round_file(path: str, _chain: tuple[Path, ...] = ()) -> dict:
+    """One round config file, with the files it names under `config:` merged in first.
+
+    `config: round_base.yaml` (or a list of files) loads those files, relative to the folder
+    of the file naming them, as jsonargparse does in a LightningCLI config; this file's own
+    keys are then deep-merged over them, as a later `--config` would be. So a round file holds
+    only what differs from the base, and `fit --config configs/round2.yaml` stays one file to
+    type. A base may name its own base; a file that names itself again is an error.
+    """
+    data = _read_yaml(path)
+    bases = data.pop(BASE_KEY, None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) for b in bases):
+        raise RoundConfigError(f"{path}: {BASE_KEY}: {bases!r}; allowed: a config file or a list "
+                               "of them, relative to this file's folder")
+    chain = (*_chain, Path(path).resolve())
+    merged: dict = {}
+    for base in bases:
+        base_path = Path(path).parent / base
+        if not base_path.is_file():
+            raise RoundConfigError(f"{path}: {BASE_KEY}: {base}: no such file ({base_path})")
+        if base_path.resolve() in chain:
+            raise RoundConfigError(f"{path}: {BASE_KEY}: {base}: the file is already being "
+                                   f"loaded ({' -> '.join(str(c) for c in chain)})")
+        merged = _deep_merge(merged, read_round_file(str(base_path), chain))
+    return _deep_merge(merged, data)
 
 
 def is_round_config(data: dict) -> bool:
@@ -257,6 +297,19 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def _no_such_key(key: str, merged: dict, paths: list[str]) -> RoundConfigError:
+    """A key no config file defines is a typo (--data_dri) or another command's spelling
+    (--data-dir): refused, not silently added and ignored."""
+    from rstar_pl.cli import did_you_mean
+
+    variables = [k for k in merged if k not in ROUND_STAGES]
+    hint = did_you_mean(key.split(".", 1)[0], variables + list(_RUNNER_OPTIONS), "--")
+    return RoundConfigError(
+        f"--{key}: no such key in the round config {', '.join(paths)}{hint}; its keys: "
+        f"{', '.join(variables)}; stage settings are --policy.KEY / --ppm.KEY"
+    )
+
+
 def load_round_config(paths: list[str], overrides: dict[str, Any] | None = None) -> dict:
     """Merge round config files, apply dotted overrides, resolve interpolations.
 
@@ -268,23 +321,13 @@ def load_round_config(paths: list[str], overrides: dict[str, Any] | None = None)
 
     merged: dict = {}
     for path in paths:
-        merged = _deep_merge(merged, _read_yaml(path))
+        merged = _deep_merge(merged, read_round_file(path))
     if not is_round_config(merged):
         raise RoundConfigError(f"{paths}: not a round config (no 'policy:' or 'ppm:' section)")
     for key, value in (overrides or {}).items():
         top = key.split(".", 1)[0]
         if top not in merged and top not in ROUND_STAGES:
-            # a key no file defines is a typo (--data_dri) or another command's spelling
-            # (--data-dir): refused, not silently added and ignored
-            from rstar_pl.cli import did_you_mean
-
-            known = [k for k in merged if k not in ROUND_STAGES] + list(_RUNNER_OPTIONS)
-            hint = did_you_mean(top, known, "--")
-            raise RoundConfigError(
-                f"--{key}: no such key in the round config {', '.join(paths)}{hint}; its keys: "
-                f"{', '.join(k for k in merged if k not in ROUND_STAGES)}; stage settings are "
-                f"--policy.KEY / --ppm.KEY"
-            )
+            raise _no_such_key(key, merged, paths)
         _set_dotted(merged, key, value)
     try:
         return OmegaConf.to_container(OmegaConf.create(merged), resolve=True)
@@ -420,16 +463,22 @@ def run_round(
 def _yaml_value(text: str) -> Any:
     import yaml
 
-    return yaml.safe_load(text)
+    return yaml.safe_load(text) if isinstance(text, str) else text
 
 
-def _runner_parser(subcommand: str, variables: dict[str, Any]) -> argparse.ArgumentParser:
-    """The round runner's options, and `--KEY VALUE` for each top-level variable of the round."""
-    from rstar_pl.cli import ArgumentParser
+def _runner_parser(subcommand: str, variables: dict[str, Any], stage_options: frozenset[str] = frozenset()):
+    """The round runner's options, `--KEY VALUE` for each top-level variable of the round and
+    each `--policy.KEY` / `--ppm.KEY` option of `stage_options`: a jsonargparse parser, the
+    library LightningCLI's own parser is built on."""
+    from jsonargparse import ArgumentParser, DefaultHelpFormatter
+
+    class Formatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+        def _get_help_string(self, action):  # the value itself is the help of a variable
+            return action.help
 
     parser = ArgumentParser(
-        prog=f"rstar-pl {subcommand}", add_help=False, allow_abbrev=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=f"rstar-pl {subcommand}", add_help=False, allow_abbrev=False, exit_on_error=False,
+        print_config=None, formatter_class=Formatter,
         usage=f"rstar-pl {subcommand} --config ROUND.yaml [--config MORE.yaml ...] [--KEY VALUE ...]\n"
               f"       [--policy.KEY VALUE ...] [--ppm.KEY VALUE ...] [--stage policy|ppm]\n"
               f"       [--ckpt_path last|PATH] [--launch subprocess|inprocess] [--print_config]\n"
@@ -458,45 +507,71 @@ def _runner_parser(subcommand: str, variables: dict[str, Any]) -> argparse.Argum
                         help="subprocess (default: each stage its own process) or inprocess")
     parser.add_argument("--print_config", action="store_true",
                         help="print the resolved round config and exit")
+    for option in stage_options:  # open-ended: LightningCLI checks them, stage by stage
+        parser.add_argument(option, type=_yaml_value, default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
     if variables:
         group = parser.add_argument_group(
             "round variables (--KEY VALUE sets one; their values in the config files)")
         for key, value in variables.items():
-            group.add_argument(f"--{key}", dest=f"var.{key}", metavar="VALUE",
-                               type=_yaml_value, default=argparse.SUPPRESS,
+            group.add_argument(f"--{key}", metavar="VALUE", type=_yaml_value,
+                               default=argparse.SUPPRESS,
                                help="null" if value is None else str(value).replace("%", "%%"))
     return parser
+
+
+def _dotted(prefix: str, values: dict, given: frozenset[str]) -> dict[str, Any]:
+    """The nested values of the `given` dotted options under `prefix`, by dotted key."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and f"--{prefix}.{key}" not in given:
+            out.update(_dotted(f"{prefix}.{key}", value, given))
+        else:
+            out[f"{prefix}.{key}"] = value
+    return out
 
 
 def _parse_round_argv(argv: list[str], subcommand: str = "fit",
                       ) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """argv -> (config paths, dotted overrides, runner options)."""
+    from jsonargparse import ArgumentError
+
     paths = _config_paths(argv)
     merged: dict = {}
     for path in paths:
-        merged = _deep_merge(merged, _read_yaml(path))
+        merged = _deep_merge(merged, read_round_file(path))
     variables = {k: v for k, v in merged.items() if k not in ROUND_STAGES}
-    parser = _runner_parser(subcommand, variables)
-    namespace, rest = parser.parse_known_args(argv)
-    options = {k: v for k, v in vars(namespace).items() if not k.startswith("var.")}
-    overrides = {k[4:]: v for k, v in vars(namespace).items() if k.startswith("var.")}
+    # a stage's settings are open-ended: the options this command line names are the parser's
+    stage_options = frozenset(a.split("=", 1)[0] for a in argv
+                              if a.startswith(tuple(f"--{stage}." for stage in ROUND_STAGES)))
+    parser = _runner_parser(subcommand, variables, stage_options)
+    try:
+        parsed = parser.parse_args(argv).as_dict()
+    except ArgumentError as err:
+        raise _round_argument_error(err, parser, merged, paths) from None
+    overrides = {k: parsed[k] for k in variables if k in parsed}
+    for stage in ROUND_STAGES:
+        overrides.update(_dotted(stage, parsed.get(stage) or {}, stage_options))
+    options = {k: parsed[k] for k in _RUNNER_OPTIONS}
+    options["help"] = parsed["help"]
     options["help_text"] = parser.format_help()
-    i = 0
-    while i < len(rest):  # what argparse left: --policy.KEY / --ppm.KEY VALUE, or unknown
-        arg = rest[i]
-        if not arg.startswith("--"):
-            raise RoundConfigError(f"unexpected argument {arg!r}; overrides look like "
-                                   "--policy.trainer.max_steps=3")
-        key, has_value, value = arg[2:].partition("=")
-        if not has_value:
-            if i + 1 >= len(rest) or rest[i + 1].startswith("--"):
-                raise RoundConfigError(f"{arg} needs a value")
-            value, i = rest[i + 1], i + 1
-        overrides[key] = _yaml_value(value)  # unknown top-level keys: load_round_config says so
-        i += 1
     if options["stage"] not in (None, *ROUND_STAGES):
         raise RoundConfigError(f"--stage {options['stage']!r}; allowed: {', '.join(ROUND_STAGES)}")
     return options.pop("config"), overrides, options
+
+
+def _round_argument_error(err: Exception, parser, merged: dict, paths: list[str]) -> RoundConfigError:
+    """The parser's refusal as one line; an unknown `--KEY` names the closest known one."""
+    from rstar_pl.cli import argument_error_line
+
+    match = re.match(r"unrecognized arguments: (?P<args>.*)$", str(err), re.S)
+    if match:
+        first = match["args"].split()[0]
+        if not first.startswith("--"):
+            return RoundConfigError(f"unexpected argument {first!r}; overrides look like "
+                                    "--policy.trainer.max_steps=3")
+        return _no_such_key(first[2:].split("=", 1)[0], merged, paths)
+    return RoundConfigError(argument_error_line(err, parser))
 
 
 # ---------------------------------------------------------------- entry points
@@ -509,7 +584,7 @@ def main(subcommand: str, argv: list[str]) -> int:
         print(_runner_parser(subcommand, {}).format_help(), end="")
         return 0
     if paths and all(Path(p).is_file() for p in paths) and any(
-        is_round_config(_read_yaml(p)) for p in paths
+        is_round_config(read_round_file(p)) for p in paths
     ):
         import yaml
 

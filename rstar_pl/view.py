@@ -10,9 +10,12 @@ browser, no server, no network.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["main"]
+from rstar_pl.errors import UserError
+
+__all__ = ["ViewTarget", "main"]
 
 
 def _problem_trees(paths: list[str], problem: str):
@@ -33,48 +36,49 @@ def _problem_trees(paths: list[str], problem: str):
         close = difflib.get_close_matches(problem, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         listed = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-        raise ValueError(f"--problem {problem}: no tree of that problem in "
+        raise UserError(f"--problem {problem}: no tree of that problem in "
                          f"{', '.join(paths)}{hint}; "
                          f"problems there: {listed or 'none'}")
     return found
 
 
-def main(argv: list[str]) -> int:
-    from rstar_pl.cli import ArgumentParser, positive_int
+@dataclass
+class ViewTarget:
+    """Which problem `view` shows and where the page goes (the trees are the positional
+    arguments; the pair filters are `ExtractConfig`'s, as extract was run with)."""
 
-    parser = ArgumentParser(
-        prog="rstar-pl view",
+    problem: str
+    """problem_id to show."""
+    out: str
+    """HTML file to write."""
+
+
+def main(argv: list[str]) -> int:
+    from rstar_pl.cli import config_parser, parse_command_line
+    from rstar_pl.data.extraction import ExtractConfig
+
+    parser = config_parser(
+        ViewTarget, ExtractConfig, prog="rstar-pl view",
         description="One problem's search trees as a self-contained HTML page: nodes with "
         "their text, output or error, visits, Q, prior and verdict; rollout paths; the SFT "
         "picks and preference pairs extract would take.",
     )
     parser.add_argument("trees", nargs="+", help="tree files (trees-*.jsonl) or their folders")
-    parser.add_argument("--problem", required=True, help="problem_id to show")
-    parser.add_argument("--out", required=True, help="HTML file to write")
-    parser.add_argument("--min-margin", type=float, default=0.0,
-                        help="extract's pair filter: minimum chosen_q - rejected_q")
-    parser.add_argument("--min-edit", type=int, default=0,
-                        help="extract's pair filter: minimum edit distance")
-    parser.add_argument("--sft-per-problem", type=positive_int, default=2)
-    parser.add_argument("--pairs-per-side", type=positive_int, default=2)
-    parser.add_argument("--error-pairs", action="store_true",
-                        help="extract's --error-pairs: also show valid-vs-failed step pairs")
-    args = parser.parse_args(argv)
+    values = vars(parse_command_line(parser, argv))
+    paths = values.pop("trees")
+    target = ViewTarget(values.pop("problem"), values.pop("out"))
+    config = ExtractConfig(**values)
 
-    from rstar_pl.data.extraction import ExtractConfig
     from rstar_pl.files import write_atomic
     from rstar_pl.viewer import render_page, training_marks
 
-    trees = _problem_trees(args.trees, args.problem)
-    config = ExtractConfig(sft_per_problem=args.sft_per_problem,
-                           pairs_per_side=args.pairs_per_side, min_margin=args.min_margin,
-                           min_edit=args.min_edit, error_pairs=args.error_pairs)
+    trees = _problem_trees(paths, target.problem)
     marks = training_marks(trees, config)
-    out = Path(args.out)
+    out = Path(target.out)
     if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; give the HTML file to write")
-    write_atomic(out, render_page(trees, marks, source=" ".join(args.trees)))
+        raise UserError(f"--out {out} is a folder; give the HTML file to write")
+    write_atomic(out, render_page(trees, marks, source=" ".join(paths)))
     nodes = sum(len(t) for t in trees)
-    print(f"view: problem {args.problem}: {len(trees)} tree(s), {nodes} nodes, "
+    print(f"view: problem {target.problem}: {len(trees)} tree(s), {nodes} nodes, "
           f"{len(marks.sft)} SFT picks, {len(marks.pairs)} pairs -> {out}")
     return 0

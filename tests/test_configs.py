@@ -3,8 +3,10 @@ parse against the classes they name; FSDP2 is configured for GPUs (tests/test_fs
 trains with the same setting on CPU).
 
 Rule for which files are training configs: a YAML with a top-level `policy`, `ppm` or
-`trainer` key. Others (search and evaluation configs, e.g. configs/search/) are only
-checked to be valid YAML here; their owners test them.
+`trainer` key, once the files it names under `config:` are merged in (the round files
+hold only what differs from configs/round_base.yaml). Others (search and evaluation
+configs, e.g. configs/search/) are only checked to be valid YAML here; their owners test
+them.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ import pytest
 import torch
 import yaml
 
-from rstar_pl.train import StageConfigError, _lightning_cli, _write_yaml, load_round_config
+from rstar_pl.train import (
+    StageConfigError,
+    _lightning_cli,
+    _write_yaml,
+    load_round_config,
+    read_round_file,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_YAML = sorted((ROOT / "configs").rglob("*.yaml"))
 TRAINING = [p for p in ALL_YAML
-            if {"policy", "ppm", "trainer"} & set(yaml.safe_load(p.read_text()) or {})]
+            if {"policy", "ppm", "trainer"} & set(read_round_file(str(p)))]
 ROUNDS = [ROOT / "configs" / f"round{r}.yaml" for r in (1, 2, 3, 4)]
 
 

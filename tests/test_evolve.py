@@ -178,6 +178,8 @@ def test_reduced_demo_runs_every_stage_and_a_second_run_redoes_nothing(tmp_path)
         assert set(results["methods"]) == {"greedy", "vote", "mcts"}
         for method in results["methods"].values():
             assert method["count"] == 6 and method["by_level"]["all"][1] == 6
+            # every held-out word problem has a level: the per-level counts add up to all
+            assert sum(n for lvl, (_, n) in method["by_level"].items() if lvl != "all") == 6
         assert results["ppm_pairs"]["pairs"] == len(_lines(folder / "heldout" / "pairs.jsonl"))
         held_trees = [json.loads(x) for x in _lines(folder / "heldout" / "trees" / "trees-00000-of-00001.jsonl")]
         assert len(held_trees) == 6 and all(t["meta"]["annotation"] == "terminal" for t in held_trees)

@@ -1,13 +1,17 @@
-"""Problems from JSON/JSONL files, saved datasets and the built-in set."""
+"""Problems from JSON/JSONL files, saved datasets and the built-in set, and the same
+problems through generation's path and the harness's (one type, one loader)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
 import pytest
 
-from rstar_pl.data.problems import ProblemError, ProblemsConfig, load_problems
+from harness.tasks import TASKS, get_task, local_file
+from harness.tasks import load_problems as harness_load
+from rstar_pl.data.problems import Problem, ProblemError, ProblemsConfig, load_problems
 
 
 def test_rstar_benchmark_format_loads_with_defaults(benchmarks_dir):
@@ -84,7 +88,7 @@ def test_builtin_set_carries_scripts():
 @pytest.mark.parametrize(
     "content, config, message",
     [
-        ('[{"q": "x", "answer": 1}]', {}, "no field 'question'"),
+        ('[{"q": "x", "answer": 1}]', {}, "record 0: field 'question' is missing; fields: q, answer"),
         (
             '[{"index": 1, "question": "a", "answer": 1}, {"index": 1, "question": "b", "answer": 2}]',
             {},
@@ -104,3 +108,79 @@ def test_bad_problem_files_give_one_clear_error(tmp_path, content, config, messa
     path.write_text(content)
     with pytest.raises(ProblemError, match=message):
         load_problems(ProblemsConfig(source=str(path), **config))
+
+
+# --- one loader for generation and evaluation ---------------------------------------------
+
+
+def _by_hand(record: dict) -> tuple:
+    """(index, question, references) of an rStar-format record, read as the format says:
+    the question stripped, a list answer giving alternatives, numbers as text."""
+    answers = record["answer"] if isinstance(record["answer"], list) else [record["answer"]]
+    return record["index"], record["question"].strip(), tuple(str(a).strip() for a in answers)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_a_benchmark_file_gives_the_same_problems_to_generation_and_the_harness(
+    name, benchmarks_dir
+):
+    path = local_file(get_task(name), benchmarks_dir)
+    records = json.loads(path.read_text())
+    evaluated = harness_load(name, data_dir=benchmarks_dir)  # the harness path
+    generated = load_problems(ProblemsConfig(source=str(path)))  # generate's path
+    assert [(p.index, p.question, p.references) for p in evaluated] == list(map(_by_hand, records))
+    # the same type and values; generation skips the records without a reference,
+    # which evaluation keeps (they count as wrong) and nothing else
+    assert all(type(p) is Problem for p in [*evaluated, *generated.problems])
+    assert generated.problems == [p for p in evaluated if p.answer]
+    assert [p.meta for p in generated.problems] == [p.meta for p in evaluated if p.answer]
+    assert generated.skipped == [
+        (str(r["index"]), "no usable answer in 'answer'") for r in records if r["answer"] == ""
+    ]
+
+
+def test_a_list_answer_gives_alternatives_on_both_paths(benchmarks_dir):
+    path = benchmarks_dir / "MATH_test.json"
+    for problems in (load_problems(ProblemsConfig(source=str(path))).problems,
+                     harness_load("math", data_dir=benchmarks_dir)):
+        (problem,) = [p for p in problems if p.index == 2717]
+        assert (problem.answer, problem.alternatives) == ("(10,0)", ("(0,0)",))
+        assert problem.id == "2717"
+
+
+def test_a_registry_mapping_is_a_generate_problems_config(tmp_path):
+    """A benchmark's hub mapping (here GSM8K's answer after `####`) serves `generate` too."""
+    datasets = pytest.importorskip("datasets")
+    rows = {"question": ["Ann has 2 pens and buys 3. How many?", "Sum 999 and 1."],
+            "answer": ["2+3=5\n#### 5", "999+1=1,000\n#### 1,000"]}
+    folder = tmp_path / "gsm8k"
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(folder))
+    config = dataclasses.replace(get_task("gsm8k").hub, source=str(folder))
+    generated = load_problems(config).problems
+    assert [(p.id, p.answer) for p in generated] == [("0", "5"), ("1", "1000")]
+    assert generated == harness_load("gsm8k", hub_source=str(folder))
+
+
+def test_strict_loading_fails_where_generation_skips(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([
+        {"index": 0, "question": "What is 1+1?", "answer": "2"},
+        {"index": 1, "question": "What is 2+2?", "answer": None},
+        {"index": 2, "question": "What is 3+3?", "answer": ""},
+    ]))
+    lenient = load_problems(ProblemsConfig(source=str(path)))
+    assert [p.id for p in lenient.problems] == ["0"]
+    assert [pid for pid, _ in lenient.skipped] == ["1", "2"]
+    with pytest.raises(ProblemError, match=rf"^{path}: record 1: field 'answer' must be a "
+                                           r"string, a number or a non-empty list of them, got None$"):
+        load_problems(ProblemsConfig(source=str(path)), strict=True)
+    path.write_text(json.dumps([{"index": 0, "question": "What is 1+1?", "answer": "2"},
+                                {"index": 2, "question": "What is 3+3?", "answer": ""}]))
+    kept = load_problems(ProblemsConfig(source=str(path)), strict=True).problems
+    assert [(p.index, p.answer) for p in kept] == [(0, "2"), (2, "")]
+
+
+def test_limit_zero_keeps_no_problem(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([{"index": 0, "question": "What is 1+1?", "answer": "2"}]))
+    assert load_problems(ProblemsConfig(source=str(path), limit=0)).problems == []

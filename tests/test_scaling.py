@@ -158,11 +158,12 @@ def test_a_problem_file_is_a_task(tmp_path):
 
 
 def test_aggregate_is_a_setting_of_eval_and_scaling():
-    from harness.cli import build_parser
+    from harness.cli import parse_eval_args, parse_scaling_args
     from harness.evaluate import EvalConfig
 
-    assert build_parser().parse_args(["eval", "--aggregate", "min"]).aggregate == "min"
-    assert build_parser().parse_args(["scaling", "--aggregate", "prod"]).aggregate == "prod"
+    given = ["--checkpoint", "x", "--tasks", "gsm8k", "--ppm", "p"]
+    assert parse_eval_args([*given, "--aggregate", "min"]).aggregate == "min"
+    assert parse_scaling_args([*given, "--aggregate", "prod"]).aggregate == "prod"
     with pytest.raises(EvalConfigError, match="--aggregate must be one of last, min, mean, prod, "
                                               "got 'max'"):
         EvalConfig(checkpoint="x", tasks=["gsm8k"], aggregate="max")

@@ -233,7 +233,7 @@ def test_without_data_dir_the_hub_id_is_used(monkeypatch):
         seen.update(source=source, config=config, split=split)
         return [{"Problem": "Find x.", "Answer": 204}]
 
-    monkeypatch.setattr("harness.tasks._load_hub_split", fake_split)
+    monkeypatch.setattr("rstar_pl.data.problems._load_split", fake_split)
     problems = load_problems("aime2024")
     assert seen == {"source": "Maxwell-Jia/AIME_2024", "config": None, "split": "train"}
     assert problems == [Problem(0, "Find x.", "204")]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rstar_pl.train import RoundConfigError, load_round_config, main
+from rstar_pl.train import BASE_KEY, RoundConfigError, load_round_config, main, read_round_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUND2 = str(ROOT / "configs" / "round2.yaml")
@@ -86,6 +86,55 @@ def test_round_errors_are_one_line(tmp_path):
         load_round_config([str(bad)])
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_round_config([str(tmp_path / "nope.yaml")])
+
+
+# --- a round file builds on the files it names under `config:` -------------------------------
+
+
+def test_a_round_file_is_merged_over_the_bases_it_names(tmp_path, monkeypatch):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "grand.yaml").write_text(
+        "a: grand\nb: grand\npolicy: {trainer: {max_steps: 1, devices: 1}}\n")
+    (tmp_path / "shared" / "base.yaml").write_text(  # its own base: beside it, not in the cwd
+        "config: grand.yaml\nrun_dir: ???\nb: base\npolicy: {trainer: {max_steps: 2}}\n")
+    (tmp_path / "round.yaml").write_text(
+        "config: shared/base.yaml\nrun_dir: r\npolicy: {trainer: {devices: 4}, x: '${run_dir}/x'}\n")
+    monkeypatch.chdir(tmp_path / "shared")  # paths are relative to the naming file, not the cwd
+
+    merged = read_round_file(str(tmp_path / "round.yaml"))
+    # bases first, each file's keys over them; mappings merge key by key; the base's order stays
+    assert merged == {"a": "grand", "b": "base", "run_dir": "r",
+                      "policy": {"trainer": {"max_steps": 2, "devices": 4}, "x": "${run_dir}/x"}}
+    assert list(merged) == ["a", "b", "policy", "run_dir"]
+    resolved = load_round_config([str(tmp_path / "round.yaml")], {"b": "cli"})
+    assert resolved["policy"]["x"] == "r/x" and resolved["b"] == "cli" and BASE_KEY not in resolved
+
+    # a list of bases: in order, the later wins
+    (tmp_path / "two.yaml").write_text("config: [shared/grand.yaml, shared/base.yaml]\nrun_dir: t\n")
+    assert read_round_file(str(tmp_path / "two.yaml"))["policy"]["trainer"] == {
+        "max_steps": 2, "devices": 1}
+
+
+def test_a_round_base_that_every_round_must_complete_does_not_run_alone(tmp_path):
+    (tmp_path / "base.yaml").write_text("run_dir: ???\npolicy: {trainer: {default_root_dir: '${run_dir}'}}\n")
+    with pytest.raises(RoundConfigError, match=r"Missing mandatory value: run_dir"):
+        load_round_config([str(tmp_path / "base.yaml")])
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"r.yaml": "config: nope.yaml\n"}, r"^{d}/r\.yaml: config: nope\.yaml: no such file \({d}/nope\.yaml\)$"),
+    ({"r.yaml": "config: b.yaml\n", "b.yaml": "config: r.yaml\npolicy: {}\n"},
+     r"^{d}/b\.yaml: config: r\.yaml: the file is already being loaded \({d}/r\.yaml -> {d}/b\.yaml\)$"),
+    ({"r.yaml": "config: r.yaml\n"}, r"^{d}/r\.yaml: config: r\.yaml: the file is already being loaded"),
+    ({"r.yaml": "config: {a: 1}\n"}, r"^{d}/r\.yaml: config: \{'a': 1\}; allowed: a config file or a list"),
+    ({"r.yaml": "config: []\n"}, r"^{d}/r\.yaml: config: \[\]; allowed: a config file or a list"),
+])
+def test_bad_bases_are_refused_in_one_line_naming_the_file(files, message, tmp_path):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    d = re.escape(str(tmp_path))
+    with pytest.raises(RoundConfigError, match=message.replace("{d}", d)):
+        main("fit", ["--config", str(tmp_path / "r.yaml"), "--print_config"])
 
 
 # --- what fit refuses, says and leaves behind -----------------------------------------------

@@ -28,6 +28,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from rstar_pl.backends.base import Completion
+from rstar_pl.errors import UserError
 
 __all__ = ["HFBackend"]
 
@@ -62,7 +63,7 @@ class HFBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(model, str | os.PathLike):
             path = str(model)
@@ -70,7 +71,7 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
         elif tokenizer is None:
-            raise ValueError("HFBackend: a tokenizer is required with an in-memory model")
+            raise UserError("HFBackend: a tokenizer is required with an in-memory model")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         # Left padding keeps every prompt's last token adjacent to its generation.
@@ -102,11 +103,11 @@ class HFBackend:
             seed = zlib.crc32(",".join(map(str, seed)).encode())
 
         if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+            raise UserError(f"n must be >= 1, got {n}")
         if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+            raise UserError(f"max_tokens must be >= 1, got {max_tokens}")
         if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
+            raise UserError(f"temperature must be >= 0, got {temperature}")
         stop = tuple(s for s in stop if s)
         greedy = temperature == 0
         samples = 1 if greedy else n

@@ -55,6 +55,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from rstar_pl.backends.base import Completion, per_prompt
+from rstar_pl.errors import UserError
 
 __all__ = ["RayBackend", "RayScorer", "ReplicaPool", "pool_settings", "route_by_key"]
 
@@ -128,11 +129,11 @@ class ReplicaPool:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         if num_replicas < 1:
-            raise ValueError(f"num_replicas must be >= 1, got {num_replicas}")
+            raise UserError(f"num_replicas must be >= 1, got {num_replicas}")
         if max_restarts < -1:
-            raise ValueError(f"max_restarts must be >= -1 (-1: without limit), got {max_restarts}")
+            raise UserError(f"max_restarts must be >= -1 (-1: without limit), got {max_restarts}")
         if gpus_per_replica > 1 and gpus_per_replica != int(gpus_per_replica):
-            raise ValueError(
+            raise UserError(
                 f"gpus_per_replica above 1 must be a whole number of GPUs, got {gpus_per_replica}"
             )
         self.owns_ray = not ray.is_initialized()

@@ -43,6 +43,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rstar_pl.backends.base import Completion
+from rstar_pl.errors import UserError
 from rstar_pl.search.seeding import derive_seed
 from rstar_pl.steps import (
     ASSISTANT,
@@ -73,7 +74,7 @@ _ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)")
 _PRINT = re.compile(r"^\s*print\((.*)\)\s*$")
 
 
-class ScriptError(ValueError):
+class ScriptError(UserError):
     """A script or a prompt the scripted backend cannot follow."""
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rstar_pl.backends.base import Completion, per_prompt
+from rstar_pl.errors import UserError
 
 __all__ = ["VLLMBackend", "VLLMScorer", "prometheus_cache_stats"]
 
@@ -252,7 +253,7 @@ class VLLMScorer:
 
         self.path = Path(path)
         if max_length < 1:
-            raise ValueError(f"max_length must be >= 1, got {max_length}")
+            raise UserError(f"max_length must be >= 1, got {max_length}")
         self.weight, self.bias = load_value_head(self.path)  # [1, hidden], [1], float32
         self.tokenizer = load_tokenizer(str(self.path))
         self.max_length = max_length

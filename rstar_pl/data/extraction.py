@@ -74,6 +74,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rstar_pl.errors import UserError
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt, format_output
 
@@ -99,7 +100,7 @@ ENDINGS = ("answer", "depth_limit", "no_valid_child", "error", "no_boxed_answer"
 log = logging.getLogger("rstar_pl.extract")
 
 
-class ExtractError(ValueError):
+class ExtractError(UserError):
     """Tree inputs that give no training data."""
 
 
@@ -108,11 +109,20 @@ class ExtractConfig:
     """How many records per problem/step, and the optional pair filters."""
 
     sft_per_problem: int = 2
+    """SFT records per problem: the correct trajectories of highest mean Q (>= 1)."""
     pairs_per_side: int = 2
+    """Preference pairs per step: this many highest-Q correct against lowest-Q wrong (>= 1)."""
     min_margin: float = 0.0
+    """Pair filter: minimum chosen_q - rejected_q."""
     min_edit: int = 0
+    """Pair filter: minimum character edit distance of chosen and rejected."""
     error_pairs: bool = False
     """Also pair valid steps against failed ones (kind "error"); off by default."""
+
+    def __post_init__(self) -> None:
+        for name in ("sft_per_problem", "pairs_per_side"):
+            if getattr(self, name) < 1:
+                raise ExtractError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rstar_pl.errors import UserError
 from rstar_pl.search.tree import Tree
 
 __all__ = [
@@ -59,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class TreeFileError(ValueError):
+class TreeFileError(UserError):
     """A tree file line that is not a valid tree record."""
 
 

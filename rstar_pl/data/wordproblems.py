@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rstar_pl.errors import UserError
+
 __all__ = [
     "LEVELS",
     "WordProblem",
@@ -247,7 +249,7 @@ def _backward(rng: random.Random, person, item: str, steps: int):
 def make_problem(rng: random.Random, level: int, index: str) -> WordProblem:
     """One problem of `level`, drawn with `rng`."""
     if level not in LEVELS:
-        raise ValueError(f"word problem level must be one of {LEVELS}, got {level!r}")
+        raise UserError(f"word problem level must be one of {LEVELS}, got {level!r}")
     while True:
         person, item = rng.choice(_PEOPLE), rng.choice(_ITEMS)
         backward = level > 1 and rng.random() < 0.5
@@ -298,7 +300,7 @@ def wordproblem_splits(out_dir: str | Path, *, train: int, heldout: int, seed: i
     whatever the size of the training pool; training questions avoid it.
     """
     if train < 1 or heldout < 1:
-        raise ValueError(f"word problems: train and heldout must be >= 1, got {train}, {heldout}")
+        raise UserError(f"word problems: train and heldout must be >= 1, got {train}, {heldout}")
     held = make_split(heldout_seed, heldout, prefix="heldout")
     pool = make_split(seed, train, prefix="train", exclude=frozenset(p.question for p in held))
     out = Path(out_dir)

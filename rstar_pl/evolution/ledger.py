@@ -22,12 +22,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rstar_pl.errors import UserError
+
 __all__ = ["Ledger", "LedgerError", "first_difference"]
 
 SCHEMA = "rstar-evolve/1"
 
 
-class LedgerError(ValueError):
+class LedgerError(UserError):
     """A finished stage's settings differ from the config's, or the state file is unreadable."""
 
 

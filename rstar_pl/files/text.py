@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rstar_pl.errors import UserError
+
 __all__ = ["NotUTF8Error", "not_utf8", "read_utf8"]
 
 
-class NotUTF8Error(ValueError):
+class NotUTF8Error(UserError):
     """A text file that is not UTF-8."""
 
 

@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from rstar_pl.errors import UserError
+
 __all__ = ["WorkerPool", "get_pool", "default_workers"]
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def default_workers() -> int:
         try:
             return max(1, int(env))
         except ValueError:
-            raise ValueError(
+            raise UserError(
                 f"RSTAR_GRADING_WORKERS={env!r} is not a whole number; set it to the number of "
                 "symbolic grading worker processes (1 or more)"
             ) from None

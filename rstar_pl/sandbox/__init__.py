@@ -101,6 +101,8 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from rstar_pl.errors import UserError
+
 from ._client import Resources, Worker, WorkerDied
 from ._wire import frame
 
@@ -213,7 +215,7 @@ class Sandbox:
                             ("scratch_mb", scratch_mb), ("startup_timeout", startup_timeout),
                             ("cpu_seconds", timeout if cpu_seconds is None else cpu_seconds)]:
             if not value > 0:
-                raise ValueError(f"Sandbox({name}={value!r}): must be a positive number")
+                raise UserError(f"Sandbox({name}={value!r}): must be a positive number")
         if isinstance(preimport, str):
             raise TypeError(f"Sandbox(preimport={preimport!r}): give a list of module names, "
                             f"e.g. [{preimport!r}]")

@@ -24,6 +24,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from rstar_pl.errors import UserError
+
 if TYPE_CHECKING:
     from rstar_pl.search.tree import Tree
 
@@ -36,7 +38,7 @@ AGGREGATIONS: tuple[str, ...] = ("last", "min", "mean", "prod")
 def check_aggregation(how: str, where: str) -> None:
     """Refuse an unknown rule, naming the setting (`where`) and the allowed ones."""
     if how not in AGGREGATIONS:
-        raise ValueError(f"{where} is {how!r}; allowed: {', '.join(AGGREGATIONS)}")
+        raise UserError(f"{where} is {how!r}; allowed: {', '.join(AGGREGATIONS)}")
 
 
 def path_score(tree: Tree, node: int, how: str) -> float:
@@ -60,4 +62,4 @@ def aggregate(values: Sequence[float], how: str = "last") -> float:
         return float(sum(values) / len(values))
     if how == "prod":
         return 2.0 * math.prod((float(v) + 1.0) / 2.0 for v in values) - 1.0
-    raise ValueError(f"unknown step-score aggregation {how!r}; allowed: {', '.join(AGGREGATIONS)}")
+    raise UserError(f"unknown step-score aggregation {how!r}; allowed: {', '.join(AGGREGATIONS)}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rstar_pl.errors import UserError
 from rstar_pl.search.aggregate import check_aggregation, path_score
 from rstar_pl.search.expand import Expansion, Sampling, SearchEnv
 from rstar_pl.search.lockstep import Lead, run_lockstep
@@ -48,7 +49,7 @@ class BeamConfig:
             self.sampling = Sampling(**self.sampling)
         for name in ("beam_width", "samples_per_node", "max_depth", "errors_threshold"):
             if getattr(self, name) < 1:
-                raise ValueError(f"beam.{name} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"beam.{name} must be >= 1, got {getattr(self, name)}")
         check_aggregation(self.aggregate, "beam.aggregate")
 
 
@@ -58,7 +59,7 @@ def run_beam(
     """Beam-search every problem; return the trees and, per problem, its
     finished trajectories best first by score (`config.aggregate`)."""
     if env.scorer is None:
-        raise ValueError("beam search ranks steps with a PPM: give SearchEnv a scorer")
+        raise UserError("beam search ranks steps with a PPM: give SearchEnv a scorer")
     trees = [new_tree(p, seed, 0, config.few_shot) for p in problems]
     beam = _Beam(trees, config.beam_width, config.aggregate)
     expansion = Expansion(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rstar_pl.errors import UserError
 from rstar_pl.search.aggregate import check_aggregation, path_score
 from rstar_pl.search.expand import Expansion, Sampling, SearchEnv
 from rstar_pl.search.lockstep import Lead, run_lockstep
@@ -45,7 +46,7 @@ class BestOfNConfig:
             self.sampling = Sampling(**self.sampling)
         for name in ("n", "max_depth", "errors_threshold"):
             if getattr(self, name) < 1:
-                raise ValueError(f"best_of_n.{name} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"best_of_n.{name} must be >= 1, got {getattr(self, name)}")
         check_aggregation(self.aggregate, "best_of_n.aggregate")
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rstar_pl.backends.base import Completion, PolicyBackend, Scorer
+from rstar_pl.errors import UserError
 from rstar_pl.search.tree import Tree
 from rstar_pl.steps import (
     STOP_STRINGS,
@@ -283,7 +284,7 @@ def _score(
     if not texts:
         return
     if env.scorer is None:
-        raise ValueError("this search scores steps with a PPM but no scorer was given")
+        raise UserError("this search scores steps with a PPM but no scorer was given")
     values = env.scorer.score(texts)
     env.calls["score"] += 1
     env.calls["scored"] += len(texts)

@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from rstar_pl.errors import UserError
 from rstar_pl.search.expand import Expansion, Sampling, SearchEnv
 from rstar_pl.search.lockstep import Lead, run_lockstep
 from rstar_pl.search.seeding import derive_seed
@@ -74,9 +75,11 @@ FirstPlay = float | str
 
 
 class SearchProblem(Protocol):
-    """What search needs of a problem (`problems.Problem` fits)."""
+    """What search needs of a problem (`rstar_pl.data.problems.Problem` fits)."""
 
-    id: str
+    @property
+    def id(self) -> str: ...
+
     question: str
     answer: str | None
 
@@ -111,9 +114,9 @@ class MCTSConfig:
             self.sampling = Sampling(**self.sampling)
         for name in ("rollouts", "n", "max_depth", "errors_threshold"):
             if getattr(self, name) < 1:
-                raise ValueError(f"search.{name} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"search.{name} must be >= 1, got {getattr(self, name)}")
         if self.annotation not in ("terminal", "ppm"):
-            raise ValueError(
+            raise UserError(
                 f"search.annotation must be 'terminal' or 'ppm', got {self.annotation!r}"
             )
         self.unvisited = first_play(self.unvisited)
@@ -126,11 +129,11 @@ def first_play(value: FirstPlay) -> float | str:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise UserError(
             f"search.unvisited must be 'inf', 'parent_q' or a number, got {value!r}"
         ) from None
     if math.isnan(number) or number == -math.inf:
-        raise ValueError(f"search.unvisited must be 'inf', 'parent_q' or a number, got {value!r}")
+        raise UserError(f"search.unvisited must be 'inf', 'parent_q' or a number, got {value!r}")
     return number
 
 

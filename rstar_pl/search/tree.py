@@ -46,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rstar_pl.errors import UserError
 from rstar_pl.steps import Step
 
 __all__ = ["NODE_KINDS", "ROOT", "SCHEMA", "Tree", "TreeRecordError", "recompute_statistics"]
@@ -70,7 +71,7 @@ _NODE_FIELDS = (
 )
 
 
-class TreeRecordError(ValueError):
+class TreeRecordError(UserError):
     """A tree-file record that does not follow schema rstar-tree/1."""
 
 
@@ -232,7 +233,7 @@ class Tree:
         if self.reference is not None:
             return 1.0 if self.correct[node] else -1.0
         if self.prior[node] is None:
-            raise ValueError(
+            raise UserError(
                 f"problem {self.problem_id!r}: no reference answer and no PPM score for "
                 "terminal; test-time search needs a scorer"
             )
