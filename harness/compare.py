@@ -10,9 +10,12 @@ ways through `harness.evaluate` (same backend, sandbox and grading as
 - `greedy`: one greedy step-by-step solution;
 - `vote`: majority vote over `trajectories` sampled solutions (best-of-N
   without a scorer: every sample votes, no PPM involved);
-- `mcts`: one MCTS tree of `trajectories` rollouts guided by the PPM (new
-  steps start at the PPM's value, terminals are rewarded with it; the
-  reference answer is never shown), answered by its best-scored trajectory.
+- `mcts`: `mcts_runs` independent MCTS trees guided by the PPM (new steps
+  start at the PPM's value, terminals are rewarded with it; the reference
+  answer is never shown), sharing `trajectories` rollouts equally; each tree
+  keeps its best-scored answered trajectory and the runs' trajectories vote
+  (PPM-weighted with `weighted_vote`), the paper's test-time answer. One run
+  of all the rollouts is answered by its best trajectory alone.
 
 `vote` and `mcts` sample the same number of whole trajectories per problem;
 MCTS samples `samples` candidate steps at every expansion and keeps one, so it
@@ -46,7 +49,11 @@ class CompareSettings:
     """How the three methods run (the `harness eval` flags of the same names)."""
 
     trajectories: int = 8
-    """Sampled trajectories per problem: the vote's samples, the MCTS tree's rollouts."""
+    """Sampled trajectories per problem: the vote's samples, the MCTS trees' rollouts."""
+    mcts_runs: int = 1
+    """Independent MCTS trees per problem; each gets `trajectories / mcts_runs` rollouts."""
+    weighted_vote: bool = False
+    """The MCTS runs' vote weighs each trajectory by its PPM score."""
     samples: int = 4
     """MCTS candidate steps per expansion."""
     temperature: float = 1.0
@@ -94,6 +101,12 @@ def compare_methods(
     policy and PPM folders loaded once for all three methods.
     """
     from harness.evaluate import EvalConfig, _LazySandbox, evaluate_task, make_backend, make_scorer
+
+    if settings.mcts_runs < 1 or settings.trajectories % settings.mcts_runs:
+        raise ValueError(
+            f"evaluate.compare.mcts_runs must divide trajectories ({settings.trajectories}) "
+            f"into equal shares, got {settings.mcts_runs}"
+        )
     from harness.tasks import TaskSpec, read_problem_file
 
     path = Path(problems_file)
@@ -110,8 +123,11 @@ def compare_methods(
         "vote": EvalConfig(**common, search="best_of_n", trajectories=settings.trajectories),
     }
     if ppm is not None:
-        configs["mcts"] = EvalConfig(**common, search="mcts", ppm=str(ppm), trajectories=1,
-                                     rollouts=settings.trajectories, samples=settings.samples)
+        configs["mcts"] = EvalConfig(**common, search="mcts", ppm=str(ppm),
+                                     trajectories=settings.mcts_runs,
+                                     rollouts=settings.trajectories // settings.mcts_runs,
+                                     samples=settings.samples,
+                                     weighted_vote=settings.weighted_vote)
     if backend is None:
         backend = make_backend(configs["greedy"], Path(policy))
     if scorer is None and ppm is not None:
