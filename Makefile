@@ -36,6 +36,7 @@ browser:
 
 test: venv browser
 	$(PY) -m ruff check rstar_pl datamodules modules harness tests benchmarks
+	$(PY) -m ruff format --check rstar_pl datamodules modules harness tests benchmarks
 	$(PY) -m pytest -q
 
 demo: venv

@@ -102,15 +102,21 @@ def run_workload(problems, backend, scorer, sandbox, config, seed: int) -> dict:
     wall = time.perf_counter() - start
     shares = {part: clock[part] / wall for part in PARTS}
     shares["search"] = 1.0 - sum(shares.values())
-    return {"trees": len(trees), "wall": wall, "tokens": clock["tokens"],
-            "nodes": sum(len(t) for t in trees), "shares": shares}
+    return {
+        "trees": len(trees),
+        "wall": wall,
+        "tokens": clock["tokens"],
+        "nodes": sum(len(t) for t in trees),
+        "shares": shares,
+    }
 
 
 def measure(name: str, make, problems, sandbox, config, repeats: int) -> dict:
     backend, scorer = make()
     run_workload(problems[:2], backend, scorer, sandbox, config, seed=10_000)  # warm-up
-    passes = [run_workload(problems, backend, scorer, sandbox, config, seed=k)
-              for k in range(repeats)]
+    passes = [
+        run_workload(problems, backend, scorer, sandbox, config, seed=k) for k in range(repeats)
+    ]
     wall = statistics.median(p["wall"] for p in passes)
     row = {
         "name": name,
@@ -118,14 +124,18 @@ def measure(name: str, make, problems, sandbox, config, repeats: int) -> dict:
         "tokens_per_s": statistics.median(p["tokens"] / p["wall"] for p in passes),
         "wall": wall,
         "nodes": statistics.median(p["nodes"] for p in passes),
-        "shares": {k: statistics.median(p["shares"][k] for p in passes)
-                   for k in (*PARTS, "search")},
+        "shares": {
+            k: statistics.median(p["shares"][k] for p in passes) for k in (*PARTS, "search")
+        },
         "backend": backend,
         "scorer": scorer,
     }
     shares = "  ".join(f"{k} {100 * v:4.1f}%" for k, v in row["shares"].items())
-    print(f"  {name:<24} {row['trees_per_min']:8.1f} trees/min {row['tokens_per_s']:9.0f} "
-          f"tokens/s  {wall:6.2f} s  {row['nodes']:5.0f} nodes   {shares}", flush=True)
+    print(
+        f"  {name:<24} {row['trees_per_min']:8.1f} trees/min {row['tokens_per_s']:9.0f} "
+        f"tokens/s  {wall:6.2f} s  {row['nodes']:5.0f} nodes   {shares}",
+        flush=True,
+    )
     return row
 
 
@@ -138,9 +148,18 @@ def direct_vs_backend(backend, prompts, args) -> tuple[float, float, float]:
 
     llm = backend.llm
     seeds = list(range(len(prompts)))
-    params = [SamplingParams(n=args.n, temperature=1.0, top_p=1.0, max_tokens=args.max_tokens,
-                             stop=list(STOP_STRINGS), seed=s, skip_special_tokens=False)
-              for s in seeds]
+    params = [
+        SamplingParams(
+            n=args.n,
+            temperature=1.0,
+            top_p=1.0,
+            max_tokens=args.max_tokens,
+            stop=list(STOP_STRINGS),
+            seed=s,
+            skip_special_tokens=False,
+        )
+        for s in seeds
+    ]
     ours, direct = [], []
     for _ in range(args.repeats + 1):  # the first round warms both paths up
         llm.reset_prefix_cache()
@@ -150,8 +169,14 @@ def direct_vs_backend(backend, prompts, args) -> tuple[float, float, float]:
         direct.append(sum(len(c.token_ids) for o in out for c in o.outputs) / seconds)
         llm.reset_prefix_cache()
         start = time.perf_counter()
-        rows = backend.generate(prompts, n=args.n, stop=STOP_STRINGS, max_tokens=args.max_tokens,
-                                temperature=1.0, seed=seeds)
+        rows = backend.generate(
+            prompts,
+            n=args.n,
+            stop=STOP_STRINGS,
+            max_tokens=args.max_tokens,
+            temperature=1.0,
+            seed=seeds,
+        )
         seconds = time.perf_counter() - start
         ours.append(sum(c.num_tokens for row in rows for c in row) / seconds)
     ours_rate, direct_rate = statistics.median(ours[1:]), statistics.median(direct[1:])
@@ -184,8 +209,9 @@ def _ppm(model_dir: Path, out: Path, scale: float) -> Path:
     model = ValueHeadModel(load_backbone(str(model_dir), head=False, vocab_size=len(tokenizer)))
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        model.value_head.weight.copy_(scale * torch.randn(model.value_head.weight.shape,
-                                                          generator=generator))
+        model.value_head.weight.copy_(
+            scale * torch.randn(model.value_head.weight.shape, generator=generator)
+        )
     return export_ppm(model, tokenizer, out)
 
 
@@ -199,8 +225,12 @@ def main() -> None:
     parser.add_argument("--only", default="scripted,hf,ray,vllm")
     parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
     parser.add_argument("--max-depth", type=int, default=16)
-    parser.add_argument("--direct-prompts", type=int, default=64,
-                        help="prompts of the VLLMBackend vs LLM.generate comparison")
+    parser.add_argument(
+        "--direct-prompts",
+        type=int,
+        default=64,
+        help="prompts of the VLLMBackend vs LLM.generate comparison",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
 
@@ -214,23 +244,44 @@ def main() -> None:
     from rstar_pl.search.expand import Sampling
     from rstar_pl.steps import END_OF_OUTPUT, STOP_STRINGS
 
-    base = load_problems(ProblemsConfig(source="builtin:scripted_problems",
-                                        question_field="question", answer_field="answer",
-                                        id_field="index")).problems
-    problems = [replace(base[i % len(base)], id=f"{base[i % len(base)].id}-{i}")
-                for i in range(args.problems)]
+    base = load_problems(
+        ProblemsConfig(
+            source="builtin:scripted_problems",
+            question_field="question",
+            answer_field="answer",
+            id_field="index",
+        )
+    ).problems
+    problems = [
+        replace(base[i % len(base)], id=f"{base[i % len(base)].id}-{i}")
+        for i in range(args.problems)
+    ]
     scripts = scripts_from_problems(problems)
     real = args.model == "smollm2"
     sampling = Sampling(temperature=1.0, max_tokens=args.max_tokens)
     if real:  # round 1's prompt and stops, for a model that has not learned the format
-        sampling = Sampling(temperature=0.7, top_p=0.95, max_tokens=args.max_tokens,
-                            stop=(*STOP_STRINGS, END_OF_OUTPUT))
-    config = MCTSConfig(rollouts=args.rollouts, n=args.n, annotation="ppm", errors_threshold=1,
-                        max_depth=args.max_depth, few_shot=real, sampling=sampling)
-    print(f"MCTS, {args.model} model, {args.problems} trees in one batch, {args.rollouts} "
-          f"rollouts, n={args.n}, max_tokens={args.max_tokens}, max_depth={args.max_depth}, "
-          f"PPM-augmented; medians of {args.repeats} passes; "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+        sampling = Sampling(
+            temperature=0.7,
+            top_p=0.95,
+            max_tokens=args.max_tokens,
+            stop=(*STOP_STRINGS, END_OF_OUTPUT),
+        )
+    config = MCTSConfig(
+        rollouts=args.rollouts,
+        n=args.n,
+        annotation="ppm",
+        errors_threshold=1,
+        max_depth=args.max_depth,
+        few_shot=real,
+        sampling=sampling,
+    )
+    print(
+        f"MCTS, {args.model} model, {args.problems} trees in one batch, {args.rollouts} "
+        f"rollouts, n={args.n}, max_tokens={args.max_tokens}, max_depth={args.max_depth}, "
+        f"PPM-augmented; medians of {args.repeats} passes; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     scripted_args, _ = parse_config(["--config", str(ROOT / "configs/search/scripted.yaml")])
     scripted = functools.partial(ScriptedBackend, scripts, **scripted_args.backend.args)
     rows = []
@@ -238,8 +289,9 @@ def main() -> None:
         model = _model(args.model, Path(tmp) / args.model)
         ppm = _ppm(model, Path(tmp) / "ppm", 0.02 if real else 0.1)
         hf = functools.partial(HFBackend, str(model), device="cpu", batch_size=16)
-        run = functools.partial(measure, problems=problems, sandbox=sandbox, config=config,
-                                repeats=args.repeats)
+        run = functools.partial(
+            measure, problems=problems, sandbox=sandbox, config=config, repeats=args.repeats
+        )
         if "scripted" in only:
             rows.append(run("scripted", lambda: (scripted(), ScriptedScorer(scripts, seed=0))))
         if "hf" in only:
@@ -249,16 +301,24 @@ def main() -> None:
 
             from rstar_pl.backends.ray import RayBackend
 
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     object_store_memory=100 * 2**20)
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                log_to_driver=False,
+                object_store_memory=100 * 2**20,
+            )
             for label, factory, scorer in (
                 ("scripted", scripted, lambda: ScriptedScorer(scripts, seed=0)),
                 ("hf", hf, lambda: PPMScorer.from_path(ppm)),
             ):
                 for replicas in (1, 2):
-                    row = run(f"ray x{replicas} ({label})",
-                              lambda f=factory, r=replicas, s=scorer: (
-                                  RayBackend(f, num_replicas=r), s()))
+                    row = run(
+                        f"ray x{replicas} ({label})",
+                        lambda f=factory, r=replicas, s=scorer: (
+                            RayBackend(f, num_replicas=r),
+                            s(),
+                        ),
+                    )
                     row["backend"].close()
                     rows.append(row)
             ray.shutdown()
@@ -266,8 +326,12 @@ def main() -> None:
             from rstar_pl.backends.vllm import VLLMBackend, VLLMScorer
             from rstar_pl.steps import build_prompt
 
-            engine = dict(max_model_len=2048 if real else 1024, block_size=32, kv_cache_memory_bytes=2**29,
-                          gpu_memory_utilization=0.05)
+            engine = dict(
+                max_model_len=2048 if real else 1024,
+                block_size=32,
+                kv_cache_memory_bytes=2**29,
+                gpu_memory_utilization=0.05,
+            )
             start = time.perf_counter()
             policy = VLLMBackend(str(model), **engine)
             scorer = VLLMScorer(ppm, max_length=1024, **engine)
@@ -278,19 +342,27 @@ def main() -> None:
             after = policy.cache_stats()
             rows.append(row)
             served = (after["cached"] - before["cached"]) / max(1, after["total"] - before["total"])
-            print(f"  (vLLM: two engines started in {startup:.0f} s, not counted; "
-                  f"{100 * served:.0f}% of the policy's prompt tokens came from its prefix cache)")
-            prompts = [build_prompt(f"What is {a} times {a + 7}?")
-                       for a in range(args.direct_prompts)]
+            print(
+                f"  (vLLM: two engines started in {startup:.0f} s, not counted; "
+                f"{100 * served:.0f}% of the policy's prompt tokens came from its prefix cache)"
+            )
+            prompts = [
+                build_prompt(f"What is {a} times {a + 7}?") for a in range(args.direct_prompts)
+            ]
             ours, direct, ratio = direct_vs_backend(policy, prompts, args)
-            print(f"VLLMBackend vs LLM.generate, {len(prompts)} prompts x {args.n} samples x "
-                  f"{args.max_tokens} "
-                  f"tokens, seeded, stop strings: {ours:.0f} vs {direct:.0f} tokens/s, "
-                  f"ratio {ratio:.2f}", flush=True)
+            print(
+                f"VLLMBackend vs LLM.generate, {len(prompts)} prompts x {args.n} samples x "
+                f"{args.max_tokens} "
+                f"tokens, seeded, stop strings: {ours:.0f} vs {direct:.0f} tokens/s, "
+                f"ratio {ratio:.2f}",
+                flush=True,
+            )
     if len(rows) > 1 and rows[0]["name"] == "scripted":
         floor = rows[0]["trees_per_min"]
-        print("trees/min against the scripted floor: " + ", ".join(
-            f"{r['name']} {r['trees_per_min'] / floor:.2f}x" for r in rows[1:]))
+        print(
+            "trees/min against the scripted floor: "
+            + ", ".join(f"{r['name']} {r['trees_per_min'] / floor:.2f}x" for r in rows[1:])
+        )
     # vLLM's CPU engine can hang in interpreter shutdown: stop its processes, then leave.
     for child in multiprocessing.active_children():
         child.kill()

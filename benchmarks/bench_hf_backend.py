@@ -35,8 +35,10 @@ def main() -> None:
     from rstar_pl.tiny import build_tiny_model
 
     torch.set_num_threads(args.threads)
-    questions = [f"What is {a} times {a + 7}, plus the number of primes below {3 * a}?"
-                 for a in range(2, 2 + args.prompts)]
+    questions = [
+        f"What is {a} times {a + 7}, plus the number of primes below {3 * a}?"
+        for a in range(2, 2 + args.prompts)
+    ]
     prompts = [build_prompt(q) for q in questions]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "tiny")
@@ -53,8 +55,10 @@ def main() -> None:
             reference = reference or texts
             rows.append((batch_size, statistics.median(rates), texts == reference))
     base = rows[0][1]
-    print(f"HF backend, tiny model, {args.prompts} prompts, max_tokens={args.max_tokens}, "
-          f"torch threads={args.threads}, median of {args.repeats}")
+    print(
+        f"HF backend, tiny model, {args.prompts} prompts, max_tokens={args.max_tokens}, "
+        f"torch threads={args.threads}, median of {args.repeats}"
+    )
     print(f"{'batch_size':>10}  {'tokens/s':>9}  {'vs batch 1':>10}  same greedy text")
     for batch_size, rate, same in rows:
         print(f"{batch_size:>10}  {rate:>9.1f}  {rate / base:>9.2f}x  {same}")

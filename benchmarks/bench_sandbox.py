@@ -146,8 +146,11 @@ def bench_fresh(rounds: int, workers: int) -> float:
         running: list[subprocess.Popen] = []
         while pending or running:
             while pending and len(running) < workers:
-                running.append(subprocess.Popen([sys.executable, "-c", pending.pop()],
-                                                stdout=subprocess.DEVNULL))
+                running.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", pending.pop()], stdout=subprocess.DEVNULL
+                    )
+                )
             running.pop(0).wait()
         return time.perf_counter() - start
 
@@ -160,16 +163,22 @@ def main() -> None:
     parser.add_argument("--fresh-rounds", type=int, default=1, help="passes for python -c")
     args = parser.parse_args()
     workers = len(os.sched_getaffinity(0))
-    print(f"machine: {platform.node()}, {workers} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"mix: {len(MIX)} programs ({len(ARITHMETIC)} arithmetic, {len(SYMPY)} sympy, "
-          f"{len(NUMPY)} numpy); medians of {args.repeats} passes")
+    print(
+        f"machine: {platform.node()}, {workers} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(
+        f"mix: {len(MIX)} programs ({len(ARITHMETIC)} arithmetic, {len(SYMPY)} sympy, "
+        f"{len(NUMPY)} numpy); medians of {args.repeats} passes"
+    )
 
     start = time.perf_counter()
     with Sandbox() as box:
         protections = box.protections  # waits for the zygote's imports and warm-up
-        print(f"sandbox start: {time.perf_counter() - start:.2f} s; "
-              f"protections: {', '.join(protections)}")
+        print(
+            f"sandbox start: {time.perf_counter() - start:.2f} s; "
+            f"protections: {', '.join(protections)}"
+        )
         seq, par = bench_sandbox(box, args.repeats)
         latency = bench_latency(box)
         cpu = bench_cpu(box, 2 * args.repeats)
@@ -177,8 +186,10 @@ def main() -> None:
     floor_cleared = bench_exec(args.repeats, clear_sympy_cache=True)
     fresh = bench_fresh(args.fresh_rounds, workers)
 
-    print(f"fixed cost of one run, run('print(1)') median: {latency * 1e3:.1f} ms; "
-          f"sandbox CPU per run of the mix (run_many): {cpu * 1e3:.1f} ms")
+    print(
+        f"fixed cost of one run, run('print(1)') median: {latency * 1e3:.1f} ms; "
+        f"sandbox CPU per run of the mix (run_many): {cpu * 1e3:.1f} ms"
+    )
     rows = [
         ("in-process exec (no isolation, 1 core)", floor),
         ("  same, sympy cache cleared before each", floor_cleared),
@@ -188,9 +199,11 @@ def main() -> None:
     ]
     for name, value in rows:
         print(f"  {name:48s} {value:9.1f} runs/s")
-    print(f"ratios: run_many / fresh process = {par / fresh:.1f}x; "
-          f"run / in-process exec = {seq / floor:.2f} ({seq / floor_cleared:.2f} with the cache "
-          f"cleared); run_many / in-process exec = {par / floor:.2f} ({par / floor_cleared:.2f})")
+    print(
+        f"ratios: run_many / fresh process = {par / fresh:.1f}x; "
+        f"run / in-process exec = {seq / floor:.2f} ({seq / floor_cleared:.2f} with the cache "
+        f"cleared); run_many / in-process exec = {par / floor:.2f} ({par / floor_cleared:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -121,8 +121,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--annotation", choices=("terminal", "ppm"), default="terminal")
     parser.add_argument("--sandbox", choices=("exec", "real"), default="exec")
-    parser.add_argument("--unvisited", default=MCTSConfig.unvisited,
-                        help="first-play value of unvisited children: inf, parent_q or a number")
+    parser.add_argument(
+        "--unvisited",
+        default=MCTSConfig.unvisited,
+        help="first-play value of unvisited children: inf, parent_q or a number",
+    )
     args = parser.parse_args()
 
     base = load_problems(ProblemsConfig(source="builtin:scripted_problems")).problems

@@ -58,8 +58,18 @@ def _write_data(path: Path, n: int, seed: int = 0) -> None:
                 for k in range(rng.randint(1, 12))
             )
             response = f"<code>\n{steps}print(x1)\n<end_of_code>\n<output>1<end_of_output>\n<answer>\\boxed{{1}}<end_of_answer>"
-            f.write(json.dumps({"problem_id": str(i), "question": f"Question {i}?", "response": response,
-                                "mean_q": 1.0, "min_q": 1.0}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "problem_id": str(i),
+                        "question": f"Question {i}?",
+                        "response": response,
+                        "mean_q": 1.0,
+                        "min_q": 1.0,
+                    }
+                )
+                + "\n"
+            )
 
 
 class _Timer(Callback):
@@ -85,7 +95,9 @@ def _count_real(batch: dict) -> int:
 
 
 def _datamodule(model_dir: Path, data: Path, packing: bool, batch_size: int) -> SFTDataModule:
-    dm = SFTDataModule(str(model_dir), [str(data)], max_length=512, batch_size=batch_size, packing=packing)
+    dm = SFTDataModule(
+        str(model_dir), [str(data)], max_length=512, batch_size=batch_size, packing=packing
+    )
     dm.setup("fit")
     return dm
 
@@ -94,9 +106,17 @@ def run_lightning(model_dir, dm, steps, warmup) -> tuple[float, float]:
     L.seed_everything(0)
     module = PolicyModule(str(model_dir), vocab_size=dm.vocab_size)
     timer = _Timer(warmup)
-    trainer = L.Trainer(accelerator="cpu", max_steps=steps + warmup, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-                        num_sanity_val_steps=0, limit_val_batches=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=steps + warmup,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=dm)
     return timer.tokens / timer.seconds, timer.real / timer.seconds
 
@@ -104,8 +124,16 @@ def run_lightning(model_dir, dm, steps, warmup) -> tuple[float, float]:
 def run_plain(model_dir, dm, steps, warmup) -> tuple[float, float]:
     L.seed_everything(0)
     model = PolicyModule(str(model_dir), vocab_size=dm.vocab_size).model.train()
-    opt = build_optimizer(model.parameters(), lr=7e-6, weight_decay=0.0, betas=(0.9, 0.999),
-                          schedule="linear", warmup_steps=0, min_lr_ratio=0.0, total_steps=steps + warmup)
+    opt = build_optimizer(
+        model.parameters(),
+        lr=7e-6,
+        weight_decay=0.0,
+        betas=(0.9, 0.999),
+        schedule="linear",
+        warmup_steps=0,
+        min_lr_ratio=0.0,
+        total_steps=steps + warmup,
+    )
     optimizer, scheduler = opt["optimizer"], opt["lr_scheduler"]["scheduler"]
     batches = iter(_cycle(dm.train_dataloader()))
     tokens = real = 0
@@ -113,8 +141,12 @@ def run_plain(model_dir, dm, steps, warmup) -> tuple[float, float]:
         if step == warmup:
             start = time.perf_counter()
         batch = next(batches)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                       position_ids=batch.get("position_ids"), use_cache=False).logits
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch.get("attention_mask"),
+            position_ids=batch.get("position_ids"),
+            use_cache=False,
+        ).logits
         loss = response_lm_loss(logits, batch["labels"])
         loss.backward()
         optimizer.step()
@@ -154,8 +186,12 @@ def _model_state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimizer
 
     tensors = [local(p) for p in module.parameters()]
     tensors += [local(p.grad) for p in module.parameters() if p.grad is not None]
-    tensors += [local(v) for state in optimizer.state.values() for v in state.values()
-                if isinstance(v, torch.Tensor) and v.dim() > 0]
+    tensors += [
+        local(v)
+        for state in optimizer.state.values()
+        for v in state.values()
+        if isinstance(v, torch.Tensor) and v.dim() > 0
+    ]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -169,8 +205,9 @@ class _StateProbe(Callback):
         self.bytes = max(self.bytes, _model_state_bytes(pl_module, optimizer))
 
 
-def run_worker(strategy: str, model_dir: str, data: str, steps: int, warmup: int, batch_size: int,
-               out: str) -> None:
+def run_worker(
+    strategy: str, model_dir: str, data: str, steps: int, warmup: int, batch_size: int, out: str
+) -> None:
     """One process of a strategy run (under torchrun for ddp/fsdp); writes OUT.rank<R>.json."""
     from modules.strategy import FSDP2Strategy
 
@@ -182,27 +219,65 @@ def run_worker(strategy: str, model_dir: str, data: str, steps: int, warmup: int
     module = PolicyModule(model_dir, vocab_size=dm.vocab_size)
     timer, probe = _Timer(warmup), _StateProbe()
     kinds = {"single": "auto", "single1": "auto", "ddp": "ddp", "fsdp": FSDP2Strategy()}
-    trainer = L.Trainer(accelerator="cpu", devices=world, strategy=kinds[strategy], max_steps=steps + warmup,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[timer, probe], num_sanity_val_steps=0,
-                        limit_val_batches=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=world,
+        strategy=kinds[strategy],
+        max_steps=steps + warmup,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer, probe],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     rss_fit = _rss_mib()
     trainer.fit(module, datamodule=dm)
-    Path(f"{out}.rank{trainer.global_rank}.json").write_text(json.dumps({
-        "tokens": timer.tokens, "seconds": timer.seconds, "rss_start_mib": rss_start,
-        "rss_before_fit_mib": rss_fit, "rss_peak_mib": _rss_mib(), "model_state_bytes": probe.bytes,
-    }))
+    Path(f"{out}.rank{trainer.global_rank}.json").write_text(
+        json.dumps(
+            {
+                "tokens": timer.tokens,
+                "seconds": timer.seconds,
+                "rss_start_mib": rss_start,
+                "rss_before_fit_mib": rss_fit,
+                "rss_peak_mib": _rss_mib(),
+                "model_state_bytes": probe.bytes,
+            }
+        )
+    )
 
 
 def run_strategy(strategy: str, model_dir: Path, data: Path, args, out: Path) -> dict:
     """Start `strategy` in fresh processes; the per-rank results and the global tokens/s."""
-    worker = ["--worker", strategy, "--model", str(model_dir), "--data", str(data), "--steps", str(args.steps),
-              "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--out", str(out)]
+    worker = [
+        "--worker",
+        strategy,
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--batch-size",
+        str(args.batch_size),
+        "--out",
+        str(out),
+    ]
     script = [str(Path(__file__).resolve()), *worker]
     if strategy.startswith("single"):
         cmd = [sys.executable, *script]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *script]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            *script,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "2" if strategy == "single" else "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
@@ -210,7 +285,10 @@ def run_strategy(strategy: str, model_dir: Path, data: Path, args, out: Path) ->
     ranks = [json.loads(p.read_text()) for p in sorted(out.parent.glob(f"{out.name}.rank*.json"))]
     for p in out.parent.glob(f"{out.name}.rank*.json"):
         p.unlink()
-    return {"tokens_per_s": sum(r["tokens"] for r in ranks) / max(r["seconds"] for r in ranks), "ranks": ranks}
+    return {
+        "tokens_per_s": sum(r["tokens"] for r in ranks) / max(r["seconds"] for r in ranks),
+        "ranks": ranks,
+    }
 
 
 def bench_strategies(model_dir: Path, data: Path, args, tmp: Path) -> None:
@@ -220,21 +298,35 @@ def bench_strategies(model_dir: Path, data: Path, args, tmp: Path) -> None:
             results[name].append(run_strategy(name, model_dir, data, args, tmp / f"{name}-{i}"))
 
     def med(name: str, key: str) -> float:
-        return statistics.median(statistics.mean(r[key] for r in run["ranks"]) for run in results[name])
+        return statistics.median(
+            statistics.mean(r[key] for r in run["ranks"]) for run in results[name]
+        )
 
-    print(f"strategies, tiny Qwen2 policy, CPU, global batch {args.batch_size}, {args.steps} timed steps "
-          f"x {args.repeats} repeats (medians; memory: mean over ranks)")
-    print(f"  {'':<22} {'tokens/s':>9} {'x 1 thr.':>9} {'peak RSS MiB':>13} {'RSS growth in fit':>18} "
-          f"{'model state KiB':>16}")
+    print(
+        f"strategies, tiny Qwen2 policy, CPU, global batch {args.batch_size}, {args.steps} timed steps "
+        f"x {args.repeats} repeats (medians; memory: mean over ranks)"
+    )
+    print(
+        f"  {'':<22} {'tokens/s':>9} {'x 1 thr.':>9} {'peak RSS MiB':>13} {'RSS growth in fit':>18} "
+        f"{'model state KiB':>16}"
+    )
     single = statistics.median(run["tokens_per_s"] for run in results["single1"])
-    labels = {"single1": "1 process, 1 thread", "single": "1 process, 2 threads", "ddp": "DDP, 2 x 1 thread",
-              "fsdp": "FSDP2, 2 x 1 thread"}
+    labels = {
+        "single1": "1 process, 1 thread",
+        "single": "1 process, 2 threads",
+        "ddp": "DDP, 2 x 1 thread",
+        "fsdp": "FSDP2, 2 x 1 thread",
+    }
     for name, runs in results.items():
         tps = statistics.median(run["tokens_per_s"] for run in runs)
         growth = statistics.median(
-            statistics.mean(r["rss_peak_mib"] - r["rss_before_fit_mib"] for r in run["ranks"]) for run in runs)
-        print(f"  {labels[name]:<22} {tps:9.0f} {tps / single:9.2f} {med(name, 'rss_peak_mib'):13.0f} "
-              f"{growth:18.1f} {med(name, 'model_state_bytes') / 1024:16.0f}")
+            statistics.mean(r["rss_peak_mib"] - r["rss_before_fit_mib"] for r in run["ranks"])
+            for run in runs
+        )
+        print(
+            f"  {labels[name]:<22} {tps:9.0f} {tps / single:9.2f} {med(name, 'rss_peak_mib'):13.0f} "
+            f"{growth:18.1f} {med(name, 'model_state_bytes') / 1024:16.0f}"
+        )
 
 
 def main() -> None:
@@ -245,13 +337,17 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--part", choices=("all", "framework", "strategies"), default="all")
-    parser.add_argument("--worker", choices=("single", "single1", "ddp", "fsdp"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=("single", "single1", "ddp", "fsdp"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return run_worker(args.worker, args.model, args.data, args.steps, args.warmup, args.batch_size, args.out)
+        return run_worker(
+            args.worker, args.model, args.data, args.steps, args.warmup, args.batch_size, args.out
+        )
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -268,21 +364,36 @@ def main() -> None:
         packed = _datamodule(model_dir, data, packing=True, batch_size=max(1, args.batch_size // 2))
         _mark_real_tokens(packed)
 
-        results: dict[str, list[tuple[float, float]]] = {"plain": [], "lightning": [], "lightning+packing": []}
+        results: dict[str, list[tuple[float, float]]] = {
+            "plain": [],
+            "lightning": [],
+            "lightning+packing": [],
+        }
         for _ in range(args.repeats):
             results["plain"].append(run_plain(model_dir, padded, args.steps, args.warmup))
             results["lightning"].append(run_lightning(model_dir, padded, args.steps, args.warmup))
-            results["lightning+packing"].append(run_lightning(model_dir, packed, args.steps, args.warmup))
+            results["lightning+packing"].append(
+                run_lightning(model_dir, packed, args.steps, args.warmup)
+            )
 
-        med = {k: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v)) for k, v in results.items()}
-        print(f"tiny Qwen2 policy, CPU, {torch.get_num_threads()} threads, batch {args.batch_size}, "
-              f"{args.steps} timed steps x {args.repeats} repeats (medians)")
+        med = {
+            k: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v))
+            for k, v in results.items()
+        }
+        print(
+            f"tiny Qwen2 policy, CPU, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+            f"{args.steps} timed steps x {args.repeats} repeats (medians)"
+        )
         for name, (tok, real) in med.items():
             print(f"  {name:<18} {tok:10.0f} tokens/s   {real:10.0f} real tokens/s")
-        print(f"  Lightning / plain loop (tokens/s):          {med['lightning'][0] / med['plain'][0]:.3f}")
+        print(
+            f"  Lightning / plain loop (tokens/s):          {med['lightning'][0] / med['plain'][0]:.3f}"
+        )
         print(f"  real-token share, padded batches:           {_padding_share(padded):.3f}")
         print(f"  real-token share, packed rows:              {_padding_share(packed):.3f}")
-        print(f"  packing gain (real tokens/s, packed/padded): {med['lightning+packing'][1] / med['lightning'][1]:.3f}")
+        print(
+            f"  packing gain (real tokens/s, packed/padded): {med['lightning+packing'][1] / med['lightning'][1]:.3f}"
+        )
 
 
 def _mark_real_tokens(dm: SFTDataModule) -> None:

@@ -30,8 +30,9 @@ def _rate(backend, prompts, args) -> tuple[float, float]:
     rates, times = [], []
     for repeat in range(args.repeats):
         start = time.perf_counter()
-        out = backend.generate(prompts, n=args.samples, max_tokens=args.max_tokens,
-                               temperature=1.0, seed=repeat)
+        out = backend.generate(
+            prompts, n=args.samples, max_tokens=args.max_tokens, temperature=1.0, seed=repeat
+        )
         seconds = time.perf_counter() - start
         tokens = sum(c.num_tokens for row in out for c in row)
         rates.append(tokens / seconds)
@@ -46,8 +47,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads of the transformers backend (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of the transformers backend (default: torch's)",
+    )
     args = parser.parse_args()
     import torch
 
@@ -71,19 +76,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = build(Path(tmp) / args.model)
         hf_rate, hf_s = _rate(HFBackend(model, device="cpu", batch_size=16), prompts, args)
-        vllm = VLLMBackend(str(model), gpu_memory_utilization=0.3, max_model_len=1024,
-                           dtype="float32")
+        vllm = VLLMBackend(
+            str(model), gpu_memory_utilization=0.3, max_model_len=1024, dtype="float32"
+        )
         start = time.perf_counter()
         _ = vllm.llm  # start the engine outside the timed passes
         startup = time.perf_counter() - start
         vllm_rate, vllm_s = _rate(vllm, prompts, args)
 
-        print(f"{args.prompts} prompts x {args.samples} samples x {args.max_tokens} tokens, "
-              f"{args.model} model, median of {args.repeats}, torch threads "
-              f"{torch.get_num_threads()}")
+        print(
+            f"{args.prompts} prompts x {args.samples} samples x {args.max_tokens} tokens, "
+            f"{args.model} model, median of {args.repeats}, torch threads "
+            f"{torch.get_num_threads()}"
+        )
         print(f"  transformers (HFBackend, batch 16)  {hf_rate:9.0f} tokens/s  {hf_s:6.2f} s")
-        print(f"  vLLM CPU (VLLMBackend)              {vllm_rate:9.0f} tokens/s  {vllm_s:6.2f} s"
-              f"   (engine start {startup:.0f} s, not counted)")
+        print(
+            f"  vLLM CPU (VLLMBackend)              {vllm_rate:9.0f} tokens/s  {vllm_s:6.2f} s"
+            f"   (engine start {startup:.0f} s, not counted)"
+        )
         print(f"ratio vLLM / transformers: {vllm_rate / hf_rate:.1f}x", flush=True)
     # vLLM's CPU engine can hang in interpreter shutdown: stop its processes, then leave.
     import multiprocessing

@@ -59,17 +59,34 @@ def _sft(base: Path, records: Path, out: Path, args) -> dict:
     from modules.export import HFExport
     from modules.policy import PolicyModule
 
-    settings = {"train_files": [str(records)], "epochs": args.epochs, "lr": args.lr,
-                "schedule": "constant", "warmup_steps": 4, "batch_size": 1,
-                "max_length": 1024, "precision": "32-true", "seed": 0}
+    settings = {
+        "train_files": [str(records)],
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "schedule": "constant",
+        "warmup_steps": 4,
+        "batch_size": 1,
+        "max_length": 1024,
+        "precision": "32-true",
+        "seed": 0,
+    }
     L.seed_everything(0)
-    data = SFTDataModule(model=str(base), train_files=[str(records)], max_length=1024,
-                         batch_size=1, seed=0)
-    module = PolicyModule(model=str(base), vocab_size=data.vocab_size, lr=args.lr,
-                          schedule="constant", warmup_steps=4)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=args.epochs, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        callbacks=[HFExport(str(out))], precision="32-true")
+    data = SFTDataModule(
+        model=str(base), train_files=[str(records)], max_length=1024, batch_size=1, seed=0
+    )
+    module = PolicyModule(
+        model=str(base), vocab_size=data.vocab_size, lr=args.lr, schedule="constant", warmup_steps=4
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=args.epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[HFExport(str(out))],
+        precision="32-true",
+    )
     trainer.fit(module, datamodule=data)
     settings["steps"] = trainer.global_step
     settings["final_train_loss"] = float(trainer.callback_metrics["train/loss"])
@@ -77,12 +94,37 @@ def _sft(base: Path, records: Path, out: Path, args) -> dict:
 
 
 def _harness(model: Path, out: Path, args) -> float:
-    return _run([sys.executable, "-m", "rstar_pl", "harness", "eval", "--checkpoint", str(model),
-                 "--tasks", ",".join(TASKS), "--limit", str(args.limit),
-                 "--data-dir", args.data_dir, "--out", str(out), "--max-tokens",
-                 str(args.max_tokens), "--backend", "vllm", "--dtype", "float32",
-                 "--gpu-memory-utilization", "0.3", "--max-model-len", "8192",
-                 "--no-progress"], env={"VLLM_CPU_KVCACHE_SPACE": "4"})
+    return _run(
+        [
+            sys.executable,
+            "-m",
+            "rstar_pl",
+            "harness",
+            "eval",
+            "--checkpoint",
+            str(model),
+            "--tasks",
+            ",".join(TASKS),
+            "--limit",
+            str(args.limit),
+            "--data-dir",
+            args.data_dir,
+            "--out",
+            str(out),
+            "--max-tokens",
+            str(args.max_tokens),
+            "--backend",
+            "vllm",
+            "--dtype",
+            "float32",
+            "--gpu-memory-utilization",
+            "0.3",
+            "--max-model-len",
+            "8192",
+            "--no-progress",
+        ],
+        env={"VLLM_CPU_KVCACHE_SPACE": "4"},
+    )
 
 
 def _padded_copy(model: Path, pad: str, out: Path) -> Path:
@@ -126,14 +168,31 @@ def _lm_eval(model: Path, out: Path, args) -> float:
     if args.lm_eval_pad:
         model = _padded_copy(model, args.lm_eval_pad, out.with_name(out.name + "-model"))
         batch = str(args.limit)
-    return _run([str(Path(sys.executable).parent / "lm_eval"), "--model", "hf", "--model_args",
-                 f"pretrained={model},dtype=float32", "--include_path", "harness/tasks",
-                 "--tasks", "rstar_gsm8k", "--limit", str(args.limit),
-                 "--batch_size", batch,
-                 "--gen_kwargs", f"max_gen_toks={args.max_tokens}",
-                 "--metadata", json.dumps({"data_dir": args.data_dir}),
-                 "--output_path", str(out), "--log_samples"],
-                env={"OMP_NUM_THREADS": str(args.threads)} if args.threads else None)
+    return _run(
+        [
+            str(Path(sys.executable).parent / "lm_eval"),
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={model},dtype=float32",
+            "--include_path",
+            "harness/tasks",
+            "--tasks",
+            "rstar_gsm8k",
+            "--limit",
+            str(args.limit),
+            "--batch_size",
+            batch,
+            "--gen_kwargs",
+            f"max_gen_toks={args.max_tokens}",
+            "--metadata",
+            json.dumps({"data_dir": args.data_dir}),
+            "--output_path",
+            str(out),
+            "--log_samples",
+        ],
+        env={"OMP_NUM_THREADS": str(args.threads)} if args.threads else None,
+    )
 
 
 def _harness_summary(out: Path) -> dict:
@@ -142,7 +201,8 @@ def _harness_summary(out: Path) -> dict:
         summary = json.loads((out / task / "summary.json").read_text())
         rows = read_predictions(out / task / "predictions.jsonl")
         result[task] = {
-            "accuracy": summary["accuracy"], "count": summary["count"],
+            "accuracy": summary["accuracy"],
+            "count": summary["count"],
             "correct": sum(r["correct"] for r in rows),
             "finish_reasons": dict(collections.Counter(r["finish_reason"] for r in rows)),
             "code_runs": sum(r["code_runs"] for r in rows),
@@ -166,21 +226,33 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--skip-lm-eval-base", action="store_true")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads of lm-eval's transformers model (default: torch's)")
-    parser.add_argument("--lm-eval-pad", default=None, metavar="TOKEN",
-                        help="batch lm-eval's problems, padding with TOKEN (a token of the "
-                             "model other than its EOS, e.g. SmolLM2's <|endoftext|>); "
-                             "default: one problem at a time")
-    parser.add_argument("--stages", default=None,
-                        help="comma-separated stages to run now (default: all): import, "
-                             "eval_base, generate, sft, eval_sft, lm_eval_sft, lm_eval_base")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of lm-eval's transformers model (default: torch's)",
+    )
+    parser.add_argument(
+        "--lm-eval-pad",
+        default=None,
+        metavar="TOKEN",
+        help="batch lm-eval's problems, padding with TOKEN (a token of the "
+        "model other than its EOS, e.g. SmolLM2's <|endoftext|>); "
+        "default: one problem at a time",
+    )
+    parser.add_argument(
+        "--stages",
+        default=None,
+        help="comma-separated stages to run now (default: all): import, "
+        "eval_base, generate, sft, eval_sft, lm_eval_sft, lm_eval_base",
+    )
     args = parser.parse_args()
     wanted = set(args.stages.split(",")) if args.stages else None
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    times: dict[str, float] = json.loads((out / "times.json").read_text()) \
-        if (out / "times.json").is_file() else {}
+    times: dict[str, float] = (
+        json.loads((out / "times.json").read_text()) if (out / "times.json").is_file() else {}
+    )
 
     def stage(name: str, done: Path, fn) -> None:
         if done.exists():
@@ -195,15 +267,50 @@ def main() -> None:
     py = sys.executable
     base, sft = out / "base", out / "sft"
     trees, data = out / "scripted" / "trees", out / "scripted" / "data"
-    stage("import", base / "config.json", lambda: _run(
-        [py, "-m", "rstar_pl", "import-model", "--smollm2", "--out", str(base)]))
-    stage("eval_base", out / "eval-base" / TASKS[-1] / "summary.json",
-          lambda: _harness(base, out / "eval-base", args))
-    stage("generate", data / "sft.jsonl", lambda: _run(
-        [py, "-m", "rstar_pl", "generate", "--config", "configs/search/scripted.yaml",
-         "--out_dir", str(trees)]) + _run(
-        [py, "-m", "rstar_pl", "extract", "--trees", str(trees), "--out", str(data),
-         "--min-margin", "0.5", "--min-edit", "20"]))
+    stage(
+        "import",
+        base / "config.json",
+        lambda: _run([py, "-m", "rstar_pl", "import-model", "--smollm2", "--out", str(base)]),
+    )
+    stage(
+        "eval_base",
+        out / "eval-base" / TASKS[-1] / "summary.json",
+        lambda: _harness(base, out / "eval-base", args),
+    )
+    stage(
+        "generate",
+        data / "sft.jsonl",
+        lambda: (
+            _run(
+                [
+                    py,
+                    "-m",
+                    "rstar_pl",
+                    "generate",
+                    "--config",
+                    "configs/search/scripted.yaml",
+                    "--out_dir",
+                    str(trees),
+                ]
+            )
+            + _run(
+                [
+                    py,
+                    "-m",
+                    "rstar_pl",
+                    "extract",
+                    "--trees",
+                    str(trees),
+                    "--out",
+                    str(data),
+                    "--min-margin",
+                    "0.5",
+                    "--min-edit",
+                    "20",
+                ]
+            )
+        ),
+    )
 
     def train() -> float:
         start = time.perf_counter()
@@ -212,12 +319,16 @@ def main() -> None:
         return time.perf_counter() - start
 
     stage("sft", sft / "config.json", train)
-    stage("eval_sft", out / "eval-sft" / TASKS[-1] / "summary.json",
-          lambda: _harness(sft, out / "eval-sft", args))
+    stage(
+        "eval_sft",
+        out / "eval-sft" / TASKS[-1] / "summary.json",
+        lambda: _harness(sft, out / "eval-sft", args),
+    )
     stage("lm_eval_sft", out / "lm_eval-sft", lambda: _lm_eval(sft, out / "lm_eval-sft", args))
     if not args.skip_lm_eval_base:
-        stage("lm_eval_base", out / "lm_eval-base",
-              lambda: _lm_eval(base, out / "lm_eval-base", args))
+        stage(
+            "lm_eval_base", out / "lm_eval-base", lambda: _lm_eval(base, out / "lm_eval-base", args)
+        )
 
     if wanted is not None and not (out / "lm_eval-sft").exists():
         return

@@ -57,12 +57,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Qwen2.5-Math-1.5B's architecture (its config.json), for a random model of the same shape.
 QWEN25_MATH_1_5B = {
-    "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12,
-    "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 4096,
-    "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "max_position_embeddings": 4096,
+    "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
 }
-NEEDED = ("lightning", "transformers", "torchmetrics", "tensorboard", "safetensors", "yaml", "jsonargparse",
-          "docstring_parser", "typeshed_client", "omegaconf", "antlr4")
+NEEDED = (
+    "lightning",
+    "transformers",
+    "torchmetrics",
+    "tensorboard",
+    "safetensors",
+    "yaml",
+    "jsonargparse",
+    "docstring_parser",
+    "typeshed_client",
+    "omegaconf",
+    "antlr4",
+)
 
 
 class StepTimer(Callback):
@@ -94,22 +112,32 @@ class StepTimer(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         cuda = trainer.strategy.root_device.type == "cuda"
-        memory = [torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
-                  torch.cuda.max_memory_reserved() / 2**30 if cuda else 0.0]
+        memory = [
+            torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
+            torch.cuda.max_memory_reserved() / 2**30 if cuda else 0.0,
+        ]
         gathered = [memory] * trainer.world_size
         if torch.distributed.is_initialized():
             torch.distributed.all_gather_object(gathered, memory)
-        timed = list(zip(self.times, self.tokens))[self.warmup:]
+        timed = list(zip(self.times, self.tokens))[self.warmup :]
         step = statistics.median(t for t, _ in timed)
         if trainer.is_global_zero:
-            print("GPU_CHECK " + json.dumps({
-                "stage": self.stage, "world_size": trainer.world_size, "timed_steps": len(timed),
-                "step_time_s": round(step, 4),
-                "tokens_per_s": round(sum(n for _, n in timed) / sum(t for t, _ in timed)),
-                "tokens_per_step": timed[0][1],
-                "peak_allocated_gib": round(max(m[0] for m in gathered), 2),
-                "peak_reserved_gib": round(max(m[1] for m in gathered), 2),
-            }), flush=True)
+            print(
+                "GPU_CHECK "
+                + json.dumps(
+                    {
+                        "stage": self.stage,
+                        "world_size": trainer.world_size,
+                        "timed_steps": len(timed),
+                        "step_time_s": round(step, 4),
+                        "tokens_per_s": round(sum(n for _, n in timed) / sum(t for t, _ in timed)),
+                        "tokens_per_step": timed[0][1],
+                        "peak_allocated_gib": round(max(m[0] for m in gathered), 2),
+                        "peak_reserved_gib": round(max(m[1] for m in gathered), 2),
+                    }
+                ),
+                flush=True,
+            )
 
 
 def _missing() -> list[str]:
@@ -146,8 +174,11 @@ def _write_data(tokenizer_dir: Path, out: Path, n_sft: int, n_pairs: int, seq: i
     def steps(budget: int) -> str:
         text, k = "", 1
         while len(tok(text, add_special_tokens=False)["input_ids"]) < budget:
-            text += "".join(f"# Step {k + i}: multiply\nx{k + i} = {rng.randint(2, 99)} * {rng.randint(2, 99)}\n"
-                            f"<end_of_step>\n" for i in range(16))
+            text += "".join(
+                f"# Step {k + i}: multiply\nx{k + i} = {rng.randint(2, 99)} * {rng.randint(2, 99)}\n"
+                f"<end_of_step>\n"
+                for i in range(16)
+            )
             k += 16
         return text
 
@@ -155,17 +186,40 @@ def _write_data(tokenizer_dir: Path, out: Path, n_sft: int, n_pairs: int, seq: i
     with (out / "sft.jsonl").open("w") as f:
         block = steps(int(seq * 0.85))  # prompt and answer take the rest
         for i in range(n_sft):
-            response = f"<code>\n{block}print(x1)\n<end_of_code>\n<output>1<end_of_output>\n" \
-                       f"<answer>\\boxed{{{i}}}<end_of_answer>"
-            f.write(json.dumps({"problem_id": str(i), "question": f"Question {i}?", "response": response,
-                                "mean_q": 1.0, "min_q": 1.0}) + "\n")
+            response = (
+                f"<code>\n{block}print(x1)\n<end_of_code>\n<output>1<end_of_output>\n"
+                f"<answer>\\boxed{{{i}}}<end_of_answer>"
+            )
+            f.write(
+                json.dumps(
+                    {
+                        "problem_id": str(i),
+                        "question": f"Question {i}?",
+                        "response": response,
+                        "mean_q": 1.0,
+                        "min_q": 1.0,
+                    }
+                )
+                + "\n"
+            )
     with (out / "pairs.jsonl").open("w") as f:
         prefix = steps(seq // 4)
         for i in range(n_pairs):
             prompt = f"<|user|>:\nQuestion {i}?\n<|assistant|>: <code>\n{prefix}"
-            f.write(json.dumps({"problem_id": str(i), "prompt": prompt, "kind": "step",
-                                "chosen": f"x = {i} * 2\n<end_of_step>", "rejected": f"x = {i} + 2\n<end_of_step>",
-                                "chosen_q": 0.5, "rejected_q": -0.5}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "problem_id": str(i),
+                        "prompt": prompt,
+                        "kind": "step",
+                        "chosen": f"x = {i} * 2\n<end_of_step>",
+                        "rejected": f"x = {i} + 2\n<end_of_step>",
+                        "chosen_q": 0.5,
+                        "rejected_q": -0.5,
+                    }
+                )
+                + "\n"
+            )
 
 
 def _override(args, out: Path, model: Path, devices: int) -> dict:
@@ -173,18 +227,39 @@ def _override(args, out: Path, model: Path, devices: int) -> dict:
     from rstar_pl.train import load_round_config
 
     per_rank = {"policy": args.batch_size, "ppm": args.pairs}
-    override: dict = {"run_dir": str(out / "run"), "data_dir": str(out / "data"), "base_model": str(model),
-                      "devices": devices, "num_nodes": 1, "ckpt_every": args.steps - 1}
+    override: dict = {
+        "run_dir": str(out / "run"),
+        "data_dir": str(out / "data"),
+        "base_model": str(model),
+        "devices": devices,
+        "num_nodes": 1,
+        "ckpt_every": args.steps - 1,
+    }
     for stage in ("policy", "ppm"):
         override[stage] = {
-            "trainer": {"accelerator": args.accelerator, "max_steps": args.steps, "max_epochs": 1,
-                        "accumulate_grad_batches": 1, "val_check_interval": args.steps - 1,
-                        "limit_val_batches": 1, "num_sanity_val_steps": 0, "enable_progress_bar": False},
-            "data": {"init_args": {"val_size": 2, "batch_size": per_rank[stage], "num_workers": 2,
-                                   "max_length": args.seq if stage == "policy" else args.seq // 2}},
+            "trainer": {
+                "accelerator": args.accelerator,
+                "max_steps": args.steps,
+                "max_epochs": 1,
+                "accumulate_grad_batches": 1,
+                "val_check_interval": args.steps - 1,
+                "limit_val_batches": 1,
+                "num_sanity_val_steps": 0,
+                "enable_progress_bar": False,
+            },
+            "data": {
+                "init_args": {
+                    "val_size": 2,
+                    "batch_size": per_rank[stage],
+                    "num_workers": 2,
+                    "max_length": args.seq if stage == "policy" else args.seq // 2,
+                }
+            },
         }
     round2 = ROOT / "configs" / "round2.yaml"
-    resolved = load_round_config([str(round2)], {k: v for k, v in override.items() if k not in ("policy", "ppm")})
+    resolved = load_round_config(
+        [str(round2)], {k: v for k, v in override.items() if k not in ("policy", "ppm")}
+    )
     for stage in ("policy", "ppm"):
         callbacks = list(resolved[stage]["trainer"]["callbacks"])
         for cb in callbacks:  # one short sample generation is enough to exercise it
@@ -197,19 +272,30 @@ def _override(args, out: Path, model: Path, devices: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=("qwen2.5-math-1.5b", "tiny"), default="qwen2.5-math-1.5b")
+    parser.add_argument(
+        "--shape", choices=("qwen2.5-math-1.5b", "tiny"), default="qwen2.5-math-1.5b"
+    )
     parser.add_argument("--accelerator", choices=("gpu", "cpu"), default="gpu")
-    parser.add_argument("--devices", type=int, default=0, help="default: every visible GPU (CPU: 2)")
-    parser.add_argument("--steps", type=int, default=12, help="steps per stage, the first 2 untimed")
-    parser.add_argument("--seq", type=int, default=4096, help="SFT sequence length (pairs: a quarter)")
+    parser.add_argument(
+        "--devices", type=int, default=0, help="default: every visible GPU (CPU: 2)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=12, help="steps per stage, the first 2 untimed"
+    )
+    parser.add_argument(
+        "--seq", type=int, default=4096, help="SFT sequence length (pairs: a quarter)"
+    )
     parser.add_argument("--batch-size", type=int, default=2, help="SFT sequences per GPU per step")
     parser.add_argument("--pairs", type=int, default=8, help="PPM pairs per GPU per step")
     parser.add_argument("--out", default="/tmp/rstar-gpu-check")
     args = parser.parse_args()
 
     if missing := _missing():
-        print(f"gpu_check: missing Python packages {missing}; install the project (pip install -e '.[gpu]') "
-              "or carry them as wheels", file=sys.stderr)
+        print(
+            f"gpu_check: missing Python packages {missing}; install the project (pip install -e '.[gpu]') "
+            "or carry them as wheels",
+            file=sys.stderr,
+        )
         return 2
     sys.path.insert(0, str(ROOT))
     from rstar_pl.tiny import build_tiny_model
@@ -217,46 +303,78 @@ def main() -> int:
 
     gpu = args.accelerator == "gpu"
     if gpu and not torch.cuda.is_available():
-        print("gpu_check: no CUDA device visible; for the CPU form pass --accelerator cpu --shape tiny",
-              file=sys.stderr)
+        print(
+            "gpu_check: no CUDA device visible; for the CPU form pass --accelerator cpu --shape tiny",
+            file=sys.stderr,
+        )
         return 2
     devices = args.devices or (torch.cuda.device_count() if gpu else 2)
     out = Path(args.out) / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     t0 = time.perf_counter()
     tiny = build_tiny_model(out / "tiny")
     model = _build_model(out / "model", args.shape, tiny, "cuda" if gpu else "cpu")
-    _write_data(tiny, out / "data", n_sft=(args.steps + 2) * args.batch_size * devices + 2,
-                n_pairs=(args.steps + 2) * args.pairs * devices + 2, seq=args.seq)
+    _write_data(
+        tiny,
+        out / "data",
+        n_sft=(args.steps + 2) * args.batch_size * devices + 2,
+        n_pairs=(args.steps + 2) * args.pairs * devices + 2,
+        seq=args.seq,
+    )
     print(f"gpu_check: model and data ready in {time.perf_counter() - t0:.0f} s", flush=True)
     override = out / "gpu_check.yaml"
     _write_yaml(override, _override(args, out, model, devices))
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "benchmarks"),
-                                                       os.environ.get("PYTHONPATH", "")]),
-           "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]
+        ),
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     if not gpu:
         env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "rstar_pl", "fit", "--config", str(ROOT / "configs/round2.yaml"),
-           "--config", str(override)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rstar_pl",
+        "fit",
+        "--config",
+        str(ROOT / "configs/round2.yaml"),
+        "--config",
+        str(override),
+    ]
     print("gpu_check: " + " ".join(cmd), flush=True)
     lines: list[str] = []
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    with subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
         for line in proc.stdout:
             print(line, end="", flush=True)
             lines.append(line)
-    results = [json.loads(line.split("GPU_CHECK ", 1)[1]) for line in lines if "GPU_CHECK {" in line]
+    results = [
+        json.loads(line.split("GPU_CHECK ", 1)[1]) for line in lines if "GPU_CHECK {" in line
+    ]
     run = out / "run"
-    exported = (run / "policy" / "config.json").is_file() and (run / "ppm" / "value_head.safetensors").is_file()
+    exported = (run / "policy" / "config.json").is_file() and (
+        run / "ppm" / "value_head.safetensors"
+    ).is_file()
 
     name = torch.cuda.get_device_name(0) if gpu else platform.processor() or platform.machine()
-    print(f"\ngpu_check summary: {args.shape}, {devices} x {name}, torch {torch.__version__}, "
-          f"lightning {L.__version__}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{time.perf_counter() - t0:.0f} s in all")
-    print(f"  {'stage':<7} {'ranks':>5} {'tokens/step':>12} {'step s':>8} {'tokens/s':>10} "
-          f"{'peak alloc GiB':>15} {'peak reserved GiB':>18}")
+    print(
+        f"\ngpu_check summary: {args.shape}, {devices} x {name}, torch {torch.__version__}, "
+        f"lightning {L.__version__}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{time.perf_counter() - t0:.0f} s in all"
+    )
+    print(
+        f"  {'stage':<7} {'ranks':>5} {'tokens/step':>12} {'step s':>8} {'tokens/s':>10} "
+        f"{'peak alloc GiB':>15} {'peak reserved GiB':>18}"
+    )
     for r in results:
-        print(f"  {r['stage']:<7} {r['world_size']:>5} {r['tokens_per_step']:>12} {r['step_time_s']:>8.3f} "
-              f"{r['tokens_per_s']:>10} {r['peak_allocated_gib']:>15.2f} {r['peak_reserved_gib']:>18.2f}")
+        print(
+            f"  {r['stage']:<7} {r['world_size']:>5} {r['tokens_per_step']:>12} {r['step_time_s']:>8.3f} "
+            f"{r['tokens_per_s']:>10} {r['peak_allocated_gib']:>15.2f} {r['peak_reserved_gib']:>18.2f}"
+        )
     ok = proc.returncode == 0 and len(results) == 2 and exported
     print(f"  exports written: {exported}; exit status of the round: {proc.returncode}")
     return 0 if ok else 1

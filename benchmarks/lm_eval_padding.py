@@ -43,19 +43,23 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
-    greedy = {"max_new_tokens": args.tokens, "do_sample": False,
-              "pad_token_id": tokenizer.pad_token_id}
+    greedy = {
+        "max_new_tokens": args.tokens,
+        "do_sample": False,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
 
     with torch.no_grad():
         alone = []
         for prompt in prompts:
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-            alone.append(model.generate(input_ids=ids, **greedy)[0, ids.shape[1]:].tolist())
+            alone.append(model.generate(input_ids=ids, **greedy)[0, ids.shape[1] :].tolist())
         batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         width = batch.input_ids.shape[1]
         unmasked = model.generate(input_ids=batch.input_ids, **greedy)[:, width:].tolist()
-        masked = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                **greedy)[:, width:].tolist()
+        masked = model.generate(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, **greedy
+        )[:, width:].tolist()
 
     eos = tokenizer.eos_token_id
 
@@ -63,14 +67,21 @@ def main() -> None:
         """The tokens up to and including the first EOS (a batch pads a finished row)."""
         return ids[: ids.index(eos) + 1] if eos in ids else ids
 
-    print(f"{args.model}: {len(prompts)} {args.task} prompts, pad id {tokenizer.pad_token_id}, "
-          f"EOS id {eos}, {args.tokens} greedy tokens")
-    for name, rows in (("alone", alone), ("batch, no mask (lm-eval)", unmasked),
-                       ("batch with its mask", masked)):
+    print(
+        f"{args.model}: {len(prompts)} {args.task} prompts, pad id {tokenizer.pad_token_id}, "
+        f"EOS id {eos}, {args.tokens} greedy tokens"
+    )
+    for name, rows in (
+        ("alone", alone),
+        ("batch, no mask (lm-eval)", unmasked),
+        ("batch with its mask", masked),
+    ):
         differ = sum(a[0] != b[0] for a, b in zip(alone, rows, strict=True))
         same = sum(upto_eos(a) == upto_eos(b) for a, b in zip(alone, rows, strict=True))
-        print(f"  {name:26s} EOS first {sum(r[0] == eos for r in rows):3d}   first token "
-              f"differs from alone {differ:3d}   all {args.tokens} tokens as alone {same:3d}")
+        print(
+            f"  {name:26s} EOS first {sum(r[0] == eos for r in rows):3d}   first token "
+            f"differs from alone {differ:3d}   all {args.tokens} tokens as alone {same:3d}"
+        )
 
 
 if __name__ == "__main__":

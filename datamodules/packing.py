@@ -45,7 +45,9 @@ def pack_lengths(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     free: list[int] = []
     for i in order:
         if lengths[i] > capacity:
-            raise ValueError(f"example {i} has {lengths[i]} tokens; the packing capacity is {capacity}")
+            raise ValueError(
+                f"example {i} has {lengths[i]} tokens; the packing capacity is {capacity}"
+            )
         for b, room in enumerate(free):
             if lengths[i] <= room:
                 bins[b].append(i)

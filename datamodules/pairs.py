@@ -99,19 +99,25 @@ class PairDataModule(RecordsDataModule):
         hp = self.hparams
         train = [p for f in hp.train_files for p in read_pairs(f)]
         if not train:
-            raise UserError(f"data.train_files {list(hp.train_files)}: no preference pairs "
-                             "(empty); extract writes none when no problem has both correct and "
-                             "wrong trajectories")
+            raise UserError(
+                f"data.train_files {list(hp.train_files)}: no preference pairs "
+                "(empty); extract writes none when no problem has both correct and "
+                "wrong trajectories"
+            )
         if hp.val_files:
             val = [p for f in hp.val_files for p in read_pairs(f)]
         else:
             train, val = hold_out(train, hp.val_size, hp.seed)
         if not train:
-            raise UserError(f"{hp.train_files}: no training pairs left after holding out val_size={hp.val_size}")
+            raise UserError(
+                f"{hp.train_files}: no training pairs left after holding out val_size={hp.val_size}"
+            )
         self._train = self._encode(train)
         self._val = self._encode(val)
 
     def _collate(self):
         return partial(
-            collate_pairs, pad_id=self.tokenizer.pad_token_id, padding_side=self.hparams.padding_side
+            collate_pairs,
+            pad_id=self.tokenizer.pad_token_id,
+            padding_side=self.hparams.padding_side,
         )

@@ -113,8 +113,10 @@ class SFTDataModule(RecordsDataModule):
         hp = self.hparams
         train = [e for f in hp.train_files for e in read_sft(f)]
         if not train:
-            raise UserError(f"data.train_files {list(hp.train_files)}: no SFT records (empty); "
-                             "extract writes none when no problem was solved")
+            raise UserError(
+                f"data.train_files {list(hp.train_files)}: no SFT records (empty); "
+                "extract writes none when no problem was solved"
+            )
         if hp.val_files:
             val = [e for f in hp.val_files for e in read_sft(f)]
         else:
@@ -125,7 +127,11 @@ class SFTDataModule(RecordsDataModule):
         if dropped_train or dropped_val:
             log.warning(
                 "SFT: dropped %d training and %d validation examples longer than max_length=%d "
-                "(truncation=%r)", dropped_train, dropped_val, hp.max_length, hp.truncation,
+                "(truncation=%r)",
+                dropped_train,
+                dropped_val,
+                hp.max_length,
+                hp.truncation,
             )
         if not train_tok:
             raise UserError(f"{hp.train_files}: no SFT example fits max_length={hp.max_length}")

@@ -35,8 +35,9 @@ from rstar_pl.errors import UserError
 __all__ = ["ValueDataModule", "ValueExample", "collate_values", "read_values"]
 
 
-def collate_values(rows: list[tuple[list[int], float]], pad_id: int,
-                   padding_side: str) -> dict[str, torch.Tensor]:
+def collate_values(
+    rows: list[tuple[list[int], float]], pad_id: int, padding_side: str
+) -> dict[str, torch.Tensor]:
     """[(ids, target)] * B -> input_ids, attention_mask [B, seq] and target [B]."""
     batch = pad_values([ids for ids, _ in rows], pad_id, padding_side)
     batch["target"] = torch.tensor([t for _, t in rows], dtype=torch.float32)
@@ -73,16 +74,18 @@ class ValueDataModule(RecordsDataModule):
         if padding_side not in ("left", "right"):
             raise UserError(f"data.padding_side is {padding_side!r}; allowed: 'left', 'right'")
         if not train_files:
-            raise UserError("data.train_files is empty; give a step_values.jsonl or "
-                             "outcomes.jsonl file")
+            raise UserError(
+                "data.train_files is empty; give a step_values.jsonl or outcomes.jsonl file"
+            )
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(model, padding_side=padding_side)
         self._train: list = []
         self._val: list = []
 
     def _encode(self, examples: list[ValueExample]) -> list[tuple[list[int], float]]:
-        ids = encode_values(self.tokenizer, [e.prompt + e.completion for e in examples],
-                            self.hparams.max_length)
+        ids = encode_values(
+            self.tokenizer, [e.prompt + e.completion for e in examples], self.hparams.max_length
+        )
         return list(zip(ids, [e.target for e in examples]))
 
     def setup(self, stage: str | None = None) -> None:
@@ -100,5 +103,8 @@ class ValueDataModule(RecordsDataModule):
         self._val = self._encode(val)
 
     def _collate(self):
-        return partial(collate_values, pad_id=self.tokenizer.pad_token_id,
-                       padding_side=self.hparams.padding_side)
+        return partial(
+            collate_values,
+            pad_id=self.tokenizer.pad_token_id,
+            padding_side=self.hparams.padding_side,
+        )

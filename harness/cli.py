@@ -27,8 +27,17 @@ import sys
 
 from rstar_pl.errors import UserError
 
-__all__ = ["build_parser", "eval_parser", "load_eval_config_file", "main", "parse_eval_args",
-           "parse_processbench_args", "parse_scaling_args", "processbench_parser", "scaling_parser"]
+__all__ = [
+    "build_parser",
+    "eval_parser",
+    "load_eval_config_file",
+    "main",
+    "parse_eval_args",
+    "parse_processbench_args",
+    "parse_scaling_args",
+    "processbench_parser",
+    "scaling_parser",
+]
 
 
 def scaling_parser():
@@ -38,7 +47,8 @@ def scaling_parser():
     from rstar_pl.cli import config_parser
 
     return config_parser(
-        ScalingConfig, prog="harness scaling",
+        ScalingConfig,
+        prog="harness scaling",
         skip=frozenset({"extra", "search", "trajectories", "top_k", "weighted_vote"}),
         description="Sample K candidates per problem once, score every step with the PPM, and "
         "draw accuracy against k = 1, 2, 4, ... K for pass@k, majority vote, PPM best-of-k, "
@@ -71,7 +81,8 @@ def processbench_parser():
     from rstar_pl.cli import config_parser
 
     return config_parser(
-        ProcessBenchConfig, prog="harness processbench",
+        ProcessBenchConfig,
+        prog="harness processbench",
         description="Score every step prefix of ProcessBench's solutions with a PPM, predict "
         "the first step scored below a threshold, and report per split the accuracy on "
         "erroneous and on correct samples and their F1, for three threshold protocols "
@@ -93,8 +104,10 @@ def _run_processbench(argv: list[str]) -> int:
 
     config = parse_processbench_args(argv)
     summary = run_processbench(config)
-    protocols = {key: {s: SplitScore(**v) for s, v in per.items()}
-                 for key, per in summary["protocols"].items()}
+    protocols = {
+        key: {s: SplitScore(**v) for s, v in per.items()}
+        for key, per in summary["protocols"].items()
+    }
     print(format_table(protocols, tune_on=config.tune_on), end="")
     print(f"results in {config.out}")
     return 0
@@ -138,13 +151,16 @@ def load_eval_config_file(path: str) -> dict:
     except yaml.YAMLError as err:
         raise EvalConfigError(f"--config {path}: not valid YAML: {err}".splitlines()[0]) from None
     if not isinstance(values, dict):
-        raise EvalConfigError(f"--config {path}: expected a mapping of settings, "
-                              f"got {type(values).__name__}")
+        raise EvalConfigError(
+            f"--config {path}: expected a mapping of settings, got {type(values).__name__}"
+        )
     allowed = {f.name for f in dataclasses.fields(EvalConfig)} - {"extra"}
     unknown = sorted(set(values) - allowed)
     if unknown:
-        raise EvalConfigError(f"--config {path}: unknown setting(s) {', '.join(unknown)}; "
-                              f"allowed: {', '.join(sorted(allowed))}")
+        raise EvalConfigError(
+            f"--config {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
     return values
 
 
@@ -156,8 +172,8 @@ _SUBCOMMANDS = {
     "processbench": "how well a PPM finds the first wrong step (ProcessBench F1)",
     "scaling": "accuracy against the number of trajectories (pass@k, votes, PPM best-of-k)",
     "lm-eval": "lm-eval's command line with the rstar-search model and our tasks "
-               "(harness lm-eval --model rstar-search --model_args pretrained=DIR,... "
-               "--tasks rstar_math500)",
+    "(harness lm-eval --model rstar-search --model_args pretrained=DIR,... "
+    "--tasks rstar_math500)",
 }
 
 
@@ -186,13 +202,16 @@ def eval_parser():
     from rstar_pl.cli import config_parser
 
     parser = config_parser(
-        EvalConfig, prog="harness eval", skip=frozenset({"extra"}),
+        EvalConfig,
+        prog="harness eval",
+        skip=frozenset({"extra"}),
         description="Step-format evaluation, greedy or with test-time search and a majority "
         "vote (code executed in the sandbox). Writes OUT/<task>/predictions.jsonl, "
         "summary.json and config.json, and resumes an interrupted run from them.",
     )
-    parser.add_argument("--config", default=None,
-                        help="YAML file of these settings (same names); flags override it")
+    parser.add_argument(
+        "--config", default=None, help="YAML file of these settings (same names); flags override it"
+    )
     return parser
 
 
@@ -229,8 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["lm-eval"]:  # everything after it is lm-eval's, unparsed here
         return _run_lm_eval(argv[1:])
-    runners = {"eval": _run_eval, "scaling": _run_scaling, "processbench": _run_processbench,
-               "tasks": lambda rest: _run_tasks()}
+    runners = {
+        "eval": _run_eval,
+        "scaling": _run_scaling,
+        "processbench": _run_processbench,
+        "tasks": lambda rest: _run_tasks(),
+    }
     if argv[:1] == ["tasks"] and argv[1:]:
         build_parser().parse_args(argv)  # `tasks` takes no arguments: argparse says so
     if not argv or argv[0] not in runners:
@@ -245,8 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness {command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nharness {command}: interrupted; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"\nharness {command}: interrupted; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

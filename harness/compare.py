@@ -113,21 +113,32 @@ def compare_methods(
     problems = read_problem_file(path, limit=limit)
     levels = {p.id: p.meta["level"] for p in problems if "level" in p.meta}
     spec = TaskSpec(_TASK, "held-out problems", path.name)
-    common = dict(checkpoint=str(policy), tasks=[_TASK], backend=settings.backend,
-                  max_tokens=settings.max_tokens, max_depth=settings.max_depth,
-                  batch_size=settings.batch_size, seed=settings.seed,
-                  temperature=settings.temperature, code_timeout=settings.code_timeout,
-                  progress=False)
+    common = dict(
+        checkpoint=str(policy),
+        tasks=[_TASK],
+        backend=settings.backend,
+        max_tokens=settings.max_tokens,
+        max_depth=settings.max_depth,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        temperature=settings.temperature,
+        code_timeout=settings.code_timeout,
+        progress=False,
+    )
     configs = {
         "greedy": EvalConfig(**common, search="greedy"),
         "vote": EvalConfig(**common, search="best_of_n", trajectories=settings.trajectories),
     }
     if ppm is not None:
-        configs["mcts"] = EvalConfig(**common, search="mcts", ppm=str(ppm),
-                                     trajectories=settings.mcts_runs,
-                                     rollouts=settings.trajectories // settings.mcts_runs,
-                                     samples=settings.samples,
-                                     weighted_vote=settings.weighted_vote)
+        configs["mcts"] = EvalConfig(
+            **common,
+            search="mcts",
+            ppm=str(ppm),
+            trajectories=settings.mcts_runs,
+            rollouts=settings.trajectories // settings.mcts_runs,
+            samples=settings.samples,
+            weighted_vote=settings.weighted_vote,
+        )
     if backend is None:
         backend = make_backend(configs["greedy"], Path(policy))
     if scorer is None and ppm is not None:
@@ -137,8 +148,9 @@ def compare_methods(
         sandbox = stack.enter_context(_LazySandbox(settings.code_timeout))
         for method, config in configs.items():
             config.out = str(Path(out) / method)
-            summary = evaluate_task(spec, problems, config, backend, sandbox,
-                                    scorer if method == "mcts" else None)
+            summary = evaluate_task(
+                spec, problems, config, backend, sandbox, scorer if method == "mcts" else None
+            )
             summary["by_level"] = _by_level(Path(config.out) / _TASK / "predictions.jsonl", levels)
             results[method] = summary
     return results

@@ -52,8 +52,12 @@ class Pool:
     group_correct: np.ndarray
 
     @classmethod
-    def from_lists(cls, groups: Sequence[Sequence[int]], scores: Sequence[Sequence[float]],
-                   correct_groups: Sequence[Sequence[bool]]) -> Pool:
+    def from_lists(
+        cls,
+        groups: Sequence[Sequence[int]],
+        scores: Sequence[Sequence[float]],
+        correct_groups: Sequence[Sequence[bool]],
+    ) -> Pool:
         sizes = {len(g) for g in groups} | {len(s) for s in scores}
         if len(sizes) != 1:
             raise ValueError(f"every problem needs the same number of candidates; got {sizes}")
@@ -61,8 +65,11 @@ class Pool:
         table = np.zeros((len(correct_groups), width), bool)
         for p, row in enumerate(correct_groups):
             table[p, : len(row)] = row
-        return cls(np.array(groups, int).reshape(len(groups), -1),
-                   np.array(scores, float).reshape(len(scores), -1), table)
+        return cls(
+            np.array(groups, int).reshape(len(groups), -1),
+            np.array(scores, float).reshape(len(scores), -1),
+            table,
+        )
 
     @property
     def problems(self) -> int:
@@ -114,8 +121,9 @@ def pick(pool: Pool, subset: np.ndarray, method: str) -> np.ndarray:
         right = np.where(chosen >= 0, pool.group_correct[rows[:, None], chosen.clip(0)], False)
         return right.any(1)
     if method == "PPM best-of-k":
-        scores = np.where(pool.group[rows[:, None], subset] >= 0,
-                          pool.score[rows[:, None], subset], -np.inf)
+        scores = np.where(
+            pool.group[rows[:, None], subset] >= 0, pool.score[rows[:, None], subset], -np.inf
+        )
         best = subset[rows, scores.argmax(1)]
         group = pool.group[rows, best]
     elif method in ("majority vote", "PPM-weighted vote"):
@@ -125,8 +133,14 @@ def pick(pool: Pool, subset: np.ndarray, method: str) -> np.ndarray:
     return np.where(group >= 0, pool.group_correct[rows, group.clip(0)], False)
 
 
-def scaling_curve(pool: Pool, ks: Sequence[int], methods: Sequence[str] = METHODS, *,
-                  resamples: int = 200, seed: int = 0) -> dict[str, list[dict[str, float]]]:
+def scaling_curve(
+    pool: Pool,
+    ks: Sequence[int],
+    methods: Sequence[str] = METHODS,
+    *,
+    resamples: int = 200,
+    seed: int = 0,
+) -> dict[str, list[dict[str, float]]]:
     """{method: [{"k", "accuracy", "low", "high"} for each k]} (module docstring)."""
     if pool.problems == 0:
         raise ValueError("the pool has no problems")
@@ -139,14 +153,21 @@ def scaling_curve(pool: Pool, ks: Sequence[int], methods: Sequence[str] = METHOD
         boot = {m: np.empty(resamples) for m in methods}
         for b in range(resamples):
             subset = rng.random((pool.problems, pool.size)).argsort(1)[:, :k]
-            counts = np.bincount(rng.integers(0, pool.problems, pool.problems),
-                                 minlength=pool.problems)
+            counts = np.bincount(
+                rng.integers(0, pool.problems, pool.problems), minlength=pool.problems
+            )
             for m in methods:
                 right = pick(pool, subset, m)
                 point[m][b] = right.mean()
                 boot[m][b] = (right * counts).sum() / pool.problems
         for m in methods:
             low, high = np.percentile(boot[m], [2.5, 97.5])
-            out[m].append({"k": int(k), "accuracy": float(point[m].mean()),
-                           "low": float(low), "high": float(high)})
+            out[m].append(
+                {
+                    "k": int(k),
+                    "accuracy": float(point[m].mean()),
+                    "low": float(low),
+                    "high": float(high),
+                }
+            )
     return out

@@ -55,9 +55,23 @@ SEARCH_MODES = ("greedy", "mcts", "beam", "best_of_n")
 
 #: Settings that change what is generated; resuming requires them unchanged.
 _GENERATION_KEYS = (
-    "checkpoint", "backend", "search", "trajectories", "ppm", "max_tokens", "max_depth",
-    "max_code_runs", "few_shot", "seed", "code_timeout", "samples", "rollouts", "temperature",
-    "top_k", "weighted_vote", "aggregate",
+    "checkpoint",
+    "backend",
+    "search",
+    "trajectories",
+    "ppm",
+    "max_tokens",
+    "max_depth",
+    "max_code_runs",
+    "few_shot",
+    "seed",
+    "code_timeout",
+    "samples",
+    "rollouts",
+    "temperature",
+    "top_k",
+    "weighted_vote",
+    "aggregate",
 )
 
 
@@ -139,26 +153,34 @@ class EvalConfig:
         if isinstance(self.tasks, str):
             self.tasks = [t for t in self.tasks.split(",") if t.strip()]
         checks = [
-            (self.backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}, "
-                                       f"got {self.backend!r}"),
-            (self.search in SEARCH_MODES, f"--search must be one of {', '.join(SEARCH_MODES)}, "
-                                          f"got {self.search!r}"),
+            (
+                self.backend in BACKENDS,
+                f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}",
+            ),
+            (
+                self.search in SEARCH_MODES,
+                f"--search must be one of {', '.join(SEARCH_MODES)}, got {self.search!r}",
+            ),
             (self.limit is None or self.limit >= 0, f"--limit must be >= 0, got {self.limit}"),
             (self.trajectories >= 1, f"--trajectories must be >= 1, got {self.trajectories}"),
             (self.samples >= 1, f"--samples must be >= 1, got {self.samples}"),
             (self.rollouts >= 1, f"--rollouts must be >= 1, got {self.rollouts}"),
             (self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}"),
             (self.top_k is None or self.top_k >= 1, f"--top-k must be >= 1, got {self.top_k}"),
-            (self.search not in ("mcts", "beam") or self.ppm is not None,
-             f"--search {self.search} ranks steps with a PPM: give --ppm DIR"),
+            (
+                self.search not in ("mcts", "beam") or self.ppm is not None,
+                f"--search {self.search} ranks steps with a PPM: give --ppm DIR",
+            ),
             (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
             (self.max_depth >= 1, f"--max-depth must be >= 1, got {self.max_depth}"),
             (self.max_code_runs >= 0, f"--max-code-runs must be >= 0, got {self.max_code_runs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (self.code_timeout > 0, f"--code-timeout must be > 0, got {self.code_timeout}"),
             (self.grade_timeout > 0, f"--grade-timeout must be > 0, got {self.grade_timeout}"),
-            (self.aggregate in AGGREGATIONS, f"--aggregate must be one of "
-                                             f"{', '.join(AGGREGATIONS)}, got {self.aggregate!r}"),
+            (
+                self.aggregate in AGGREGATIONS,
+                f"--aggregate must be one of {', '.join(AGGREGATIONS)}, got {self.aggregate!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -169,8 +191,11 @@ class EvalConfig:
 
 
 #: EvalConfig's defaults, for resume checks of folders saved before a setting existed.
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(EvalConfig)
-                             if f.default is not dataclasses.MISSING}
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default
+    for f in dataclasses.fields(EvalConfig)
+    if f.default is not dataclasses.MISSING
+}
 
 
 def make_backend(config: EvalConfig, model_dir: Path) -> PolicyBackend:
@@ -178,8 +203,9 @@ def make_backend(config: EvalConfig, model_dir: Path) -> PolicyBackend:
     if config.backend == "hf":
         from rstar_pl.backends.hf import HFBackend
 
-        return HFBackend(model_dir, device=config.device, dtype=config.dtype,
-                         batch_size=config.batch_size)
+        return HFBackend(
+            model_dir, device=config.device, dtype=config.dtype, batch_size=config.batch_size
+        )
     try:
         module = importlib.import_module("rstar_pl.backends.vllm")
     except ImportError:
@@ -187,9 +213,13 @@ def make_backend(config: EvalConfig, model_dir: Path) -> PolicyBackend:
             "--backend vllm is not yet available (it comes with the vLLM backend issue); "
             "use --backend hf"
         ) from None
-    return module.VLLMBackend(str(model_dir), seed=config.seed, dtype=config.dtype,
-                              gpu_memory_utilization=config.gpu_memory_utilization,
-                              max_model_len=config.max_model_len)
+    return module.VLLMBackend(
+        str(model_dir),
+        seed=config.seed,
+        dtype=config.dtype,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        max_model_len=config.max_model_len,
+    )
 
 
 def make_scorer(config: EvalConfig) -> Any | None:
@@ -235,11 +265,15 @@ def _check_resume(task_dir: Path, config: EvalConfig) -> None:
     if config.overwrite or not (task_dir / "predictions.jsonl").is_file():
         return
     # a key added later (aggregate) reads as its default in older folders
-    changed = changed_setting(task_dir / "config.json", config.to_dict(), _GENERATION_KEYS, _DEFAULTS)
+    changed = changed_setting(
+        task_dir / "config.json", config.to_dict(), _GENERATION_KEYS, _DEFAULTS
+    )
     if changed is not None:
         key, before, now = changed
-        raise EvalConfigError(f"{task_dir} holds results made with {key}={before!r}, not {now!r}; "
-                              "use another --out or pass --overwrite to start over")
+        raise EvalConfigError(
+            f"{task_dir} holds results made with {key}={before!r}, not {now!r}; "
+            "use another --out or pass --overwrite to start over"
+        )
 
 
 def _prepare_task_dir(task_dir: Path, config: EvalConfig, spec: TaskSpec) -> list[dict[str, Any]]:
@@ -257,8 +291,9 @@ def _prepare_task_dir(task_dir: Path, config: EvalConfig, spec: TaskSpec) -> lis
     return records
 
 
-def _record(problem: Problem, solution: Any, extracted: str | None, correct: bool,
-            seconds: float) -> dict[str, Any]:
+def _record(
+    problem: Problem, solution: Any, extracted: str | None, correct: bool, seconds: float
+) -> dict[str, Any]:
     record = {
         "index": problem.index,
         "question": problem.question,
@@ -277,9 +312,14 @@ def _record(problem: Problem, solution: Any, extracted: str | None, correct: boo
     return record
 
 
-def _solve(batch: Sequence[Problem], config: EvalConfig, backend: PolicyBackend, sandbox: Any,
-           scorer: Any | None, extract_answer: Callable[[str], str | None]
-           ) -> list[tuple[Any, str | None]]:
+def _solve(
+    batch: Sequence[Problem],
+    config: EvalConfig,
+    backend: PolicyBackend,
+    sandbox: Any,
+    scorer: Any | None,
+    extract_answer: Callable[[str], str | None],
+) -> list[tuple[Any, str | None]]:
     """(solution, answer) per problem: greedy answers are extracted from the
     completion, search answers are the vote's."""
     questions = [p.question for p in batch]
@@ -287,13 +327,18 @@ def _solve(batch: Sequence[Problem], config: EvalConfig, backend: PolicyBackend,
         from rstar_pl.search.solve import solve_greedy
 
         solutions = solve_greedy(
-            backend, questions, sandbox=sandbox, max_tokens=config.max_tokens,
-            max_depth=config.max_depth, max_code_runs=config.max_code_runs,
+            backend,
+            questions,
+            sandbox=sandbox,
+            max_tokens=config.max_tokens,
+            max_depth=config.max_depth,
+            max_code_runs=config.max_code_runs,
             few_shot=config.few_shot,
         )
         return [(s, extract_answer(s.response)) for s in solutions]
-    outcomes = solve_with_search(questions, backend=backend, sandbox=sandbox, scorer=scorer,
-                                 settings=config)
+    outcomes = solve_with_search(
+        questions, backend=backend, sandbox=sandbox, scorer=scorer, settings=config
+    )
     return [(o, o.answer) for o in outcomes]
 
 
@@ -321,8 +366,14 @@ def evaluate_task(
     seconds = [float(r.get("seconds", 0.0)) for r in done.values()]
     predictions = task_dir / "predictions.jsonl"
     started = time.perf_counter()
-    bar = tqdm(total=len(problems), initial=len(done), desc=spec.name, unit="problem",
-               disable=not config.progress, leave=False)
+    bar = tqdm(
+        total=len(problems),
+        initial=len(done),
+        desc=spec.name,
+        unit="problem",
+        disable=not config.progress,
+        leave=False,
+    )
     try:
         for start in range(0, len(todo), config.batch_size):
             batch = todo[start : start + config.batch_size]
@@ -332,8 +383,7 @@ def evaluate_task(
             records = []
             for problem, (solution, extracted) in zip(batch, solved, strict=True):
                 correct = extracted is not None and bool(
-                    is_equivalent(extracted, list(problem.references),
-                                  timeout=config.grade_timeout)
+                    is_equivalent(extracted, list(problem.references), timeout=config.grade_timeout)
                 )
                 records.append(_record(problem, solution, extracted, correct, per_problem))
             append_predictions(predictions, records)
@@ -362,8 +412,13 @@ def evaluate_task(
     return summary
 
 
-def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
-             sandbox: Any | None = None, scorer: Any | None = None) -> list[dict[str, Any]]:
+def evaluate(
+    config: EvalConfig,
+    *,
+    backend: PolicyBackend | None = None,
+    sandbox: Any | None = None,
+    scorer: Any | None = None,
+) -> list[dict[str, Any]]:
     """Run every task of `config`; returns their summaries in order.
 
     `backend`, `sandbox` and `scorer` default to the ones the config names;
@@ -373,8 +428,9 @@ def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
 
     specs = resolve_tasks(config.tasks)
     # Load every task's problems first: a bad file fails before any model time is spent.
-    problems = {s.name: load_problems(s, data_dir=config.data_dir, limit=config.limit)
-                for s in specs}
+    problems = {
+        s.name: load_problems(s, data_dir=config.data_dir, limit=config.limit) for s in specs
+    }
     out = Path(config.out)
     with exclusive_output(out, "eval", what="--out"), contextlib.ExitStack() as stack:
         for spec in specs:  # a resume that would mix settings changes no file
@@ -387,7 +443,8 @@ def evaluate(config: EvalConfig, *, backend: PolicyBackend | None = None,
         write_json(out / "config.json", config.to_dict())
         if sandbox is None:
             sandbox = stack.enter_context(_LazySandbox(config.code_timeout))
-        summaries = [evaluate_task(s, problems[s.name], config, backend, sandbox, scorer)
-                     for s in specs]
+        summaries = [
+            evaluate_task(s, problems[s.name], config, backend, sandbox, scorer) for s in specs
+        ]
         write_json(out / "summary.json", {"tasks": summaries})
     return summaries

@@ -16,8 +16,12 @@ from rstar_pl.files import write_atomic
 __all__ = ["plot_scaling"]
 
 
-def plot_scaling(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]],
-                 path: str | os.PathLike, *, title: str | None = None) -> None:
+def plot_scaling(
+    curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> None:
     """Write `curves` ({task: {method: [{"k", "accuracy", "low", "high"}]}}) as a PNG."""
     import matplotlib
 
@@ -32,10 +36,15 @@ def plot_scaling(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]
         for method, points in curves[task].items():
             ks = [p["k"] for p in points]
             acc = [100 * p["accuracy"] for p in points]
-            line, = ax.plot(ks, acc, marker="o", markersize=3.5, label=method)
-            ax.fill_between(ks, [100 * p["low"] for p in points],
-                            [100 * p["high"] for p in points], color=line.get_color(),
-                            alpha=0.08, linewidth=0)
+            (line,) = ax.plot(ks, acc, marker="o", markersize=3.5, label=method)
+            ax.fill_between(
+                ks,
+                [100 * p["low"] for p in points],
+                [100 * p["high"] for p in points],
+                color=line.get_color(),
+                alpha=0.08,
+                linewidth=0,
+            )
         ax.set_xscale("log", base=2)
         ks = sorted({p["k"] for points in curves[task].values() for p in points})
         ax.set_xticks(ks, [str(k) for k in ks])

@@ -69,16 +69,25 @@ def question_of(context: str) -> str:
 
 
 def _config(pretrained: str, options: dict[str, Any]) -> EvalConfig:
-    allowed = {f.name for f in dataclasses.fields(EvalConfig)} - {"checkpoint", "tasks", "out",
-                                                                    "extra", "overwrite"}
+    allowed = {f.name for f in dataclasses.fields(EvalConfig)} - {
+        "checkpoint",
+        "tasks",
+        "out",
+        "extra",
+        "overwrite",
+    }
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise EvalConfigError(f"rstar-search: unknown model argument(s) {', '.join(unknown)}; "
-                              f"allowed: pretrained, stats_file, {', '.join(sorted(allowed))}")
+        raise EvalConfigError(
+            f"rstar-search: unknown model argument(s) {', '.join(unknown)}; "
+            f"allowed: pretrained, stats_file, {', '.join(sorted(allowed))}"
+        )
     options.setdefault("search", "best_of_n")
     if options["search"] == "greedy":
-        raise EvalConfigError("rstar-search: search=greedy is not a search; use --model hf, or "
-                              "search=best_of_n|mcts|beam")
+        raise EvalConfigError(
+            "rstar-search: search=greedy is not a search; use --model hf, or "
+            "search=best_of_n|mcts|beam"
+        )
     return EvalConfig(checkpoint=pretrained, tasks=[], progress=False, **options)
 
 
@@ -97,9 +106,14 @@ class RStarSearchLM(LM):
         **settings: `EvalConfig` fields (see the module docstring).
     """
 
-    def __init__(self, pretrained: str | None = None, stats_file: str = DEFAULT_STATS_FILE,
-                 batch_size: int | str | None = None, max_batch_size: int | None = None,
-                 **settings: Any) -> None:
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        stats_file: str = DEFAULT_STATS_FILE,
+        batch_size: int | str | None = None,
+        max_batch_size: int | None = None,
+        **settings: Any,
+    ) -> None:
         super().__init__()
         if not pretrained:
             raise EvalConfigError("rstar-search: give the policy as model_args pretrained=DIR")
@@ -113,12 +127,22 @@ class RStarSearchLM(LM):
         self._own_sandbox = False
 
     @classmethod
-    def from_components(cls, backend: Any, *, scorer: Any | None = None, sandbox: Any | None = None,
-                        stats_file: str = DEFAULT_STATS_FILE, **settings: Any) -> RStarSearchLM:
+    def from_components(
+        cls,
+        backend: Any,
+        *,
+        scorer: Any | None = None,
+        sandbox: Any | None = None,
+        stats_file: str = DEFAULT_STATS_FILE,
+        **settings: Any,
+    ) -> RStarSearchLM:
         """The model around a policy backend, scorer and sandbox already built (a vLLM
         engine shared with other work, a scripted policy in tests)."""
-        model = cls(pretrained=settings.pop("pretrained", "(given backend)"),
-                    stats_file=stats_file, **settings)
+        model = cls(
+            pretrained=settings.pop("pretrained", "(given backend)"),
+            stats_file=stats_file,
+            **settings,
+        )
         model._backend, model._scorer, model._sandbox = backend, scorer, sandbox
         return model
 
@@ -128,8 +152,9 @@ class RStarSearchLM(LM):
         if self._backend is None:
             from harness.checkpoint import resolve_checkpoint
 
-            folder = resolve_checkpoint(self.config.checkpoint,
-                                        export_dir=self.stats_file.parent / "exported_policy")
+            folder = resolve_checkpoint(
+                self.config.checkpoint, export_dir=self.stats_file.parent / "exported_policy"
+            )
             self._backend = make_backend(self.config, folder)
         if self._scorer is None and self.config.ppm is not None:
             self._scorer = make_scorer(self.config)
@@ -148,17 +173,21 @@ class RStarSearchLM(LM):
             return []
         backend, scorer, sandbox = self._components()
         questions = [question_of(request.args[0]) for request in requests]
-        outcomes = solve_with_search(questions, backend=backend, sandbox=sandbox, scorer=scorer,
-                                     settings=self.config)
-        rows = [{
-            "task": getattr(request, "task_name", None),
-            "doc_id": getattr(request, "doc_id", None),
-            "search": self.config.search,
-            "answer": outcome.answer,
-            "candidates": outcome.candidates,
-            "num_tokens": outcome.num_tokens,
-            **outcome.stats,
-        } for request, outcome in zip(requests, outcomes)]
+        outcomes = solve_with_search(
+            questions, backend=backend, sandbox=sandbox, scorer=scorer, settings=self.config
+        )
+        rows = [
+            {
+                "task": getattr(request, "task_name", None),
+                "doc_id": getattr(request, "doc_id", None),
+                "search": self.config.search,
+                "answer": outcome.answer,
+                "candidates": outcome.candidates,
+                "num_tokens": outcome.num_tokens,
+                **outcome.stats,
+            }
+            for request, outcome in zip(requests, outcomes)
+        ]
         self.stats_file.parent.mkdir(parents=True, exist_ok=True)
         append_jsonl(self.stats_file, rows)
         return [outcome.response for outcome in outcomes]
@@ -167,12 +196,14 @@ class RStarSearchLM(LM):
         raise NotImplementedError(
             "rstar-search answers by test-time search and has no log-likelihoods; run it on "
             "generate_until tasks (rstar_math500, gsm8k, ...), and multiple-choice or "
-            "perplexity tasks with --model hf")
+            "perplexity tasks with --model hf"
+        )
 
     def loglikelihood_rolling(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list:
         raise NotImplementedError(
             "rstar-search answers by test-time search and has no log-likelihoods; perplexity "
-            "tasks need --model hf")
+            "tasks need --model hf"
+        )
 
     def close(self) -> None:
         """Stop the sandbox this model started (a given one belongs to its giver)."""

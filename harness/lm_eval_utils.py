@@ -45,8 +45,12 @@ def load_dataset(
 
     problems = load_problems(get_task(rstar_task), data_dir=data_dir, hub_source=hub_source)
     rows = [
-        {"index": str(p.index), "question": p.question, "answer": p.answer,
-         "alternatives": list(p.alternatives)}
+        {
+            "index": str(p.index),
+            "question": p.question,
+            "answer": p.answer,
+            "alternatives": list(p.alternatives),
+        }
         for p in problems
     ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})

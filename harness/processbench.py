@@ -122,15 +122,18 @@ class ProcessBenchConfig:
             self.splits = [s.strip() for s in self.splits.split(",") if s.strip()]
         unknown = [s for s in self.splits if s not in SPLITS]
         if unknown or not self.splits:
-            raise ProcessBenchError(f"--splits {','.join(self.splits) or '(empty)'}: unknown "
-                                    f"split(s) {', '.join(unknown) or '(none given)'}; "
-                                    f"allowed: {', '.join(SPLITS)}")
+            raise ProcessBenchError(
+                f"--splits {','.join(self.splits) or '(empty)'}: unknown "
+                f"split(s) {', '.join(unknown) or '(none given)'}; "
+                f"allowed: {', '.join(SPLITS)}"
+            )
         if len(set(self.splits)) != len(self.splits):
             raise ProcessBenchError(f"--splits {','.join(self.splits)}: a split is repeated")
         for name in ("batch_size", "max_length"):
             if getattr(self, name) < 1:
-                raise ProcessBenchError(f"--{name.replace('_', '-')} must be >= 1, "
-                                        f"got {getattr(self, name)}")
+                raise ProcessBenchError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
         if self.limit is not None and self.limit < 1:
             raise ProcessBenchError(f"--limit must be >= 1, got {self.limit}")
 
@@ -140,21 +143,24 @@ class ProcessBenchConfig:
 
 def _record(raw: object, where: str) -> ProcessBenchRecord:
     if not isinstance(raw, dict):
-        raise ProcessBenchError(f"{where}: a record must be a JSON object, got "
-                                f"{type(raw).__name__}")
+        raise ProcessBenchError(
+            f"{where}: a record must be a JSON object, got {type(raw).__name__}"
+        )
     for key, kind in (("id", str), ("problem", str), ("steps", list), ("label", int)):
         if key not in raw:
             raise ProcessBenchError(f"{where}: missing key {key!r} (keys present: {sorted(raw)})")
         if not isinstance(raw[key], kind) or isinstance(raw[key], bool):
-            raise ProcessBenchError(f"{where}: key {key!r} is {type(raw[key]).__name__}; "
-                                    f"expected {kind.__name__}")
+            raise ProcessBenchError(
+                f"{where}: key {key!r} is {type(raw[key]).__name__}; expected {kind.__name__}"
+            )
     steps = raw["steps"]
     if not steps or not all(isinstance(s, str) and s.strip() for s in steps):
-        raise ProcessBenchError(f"{where}: 'steps' must be a non-empty list of non-empty "
-                                "strings")
+        raise ProcessBenchError(f"{where}: 'steps' must be a non-empty list of non-empty strings")
     if not -1 <= raw["label"] < len(steps):
-        raise ProcessBenchError(f"{where}: label {raw['label']} is outside -1..{len(steps) - 1} "
-                                f"(-1: no wrong step; else the index of the first wrong one)")
+        raise ProcessBenchError(
+            f"{where}: label {raw['label']} is outside -1..{len(steps) - 1} "
+            f"(-1: no wrong step; else the index of the first wrong one)"
+        )
     if not raw["problem"].strip():
         raise ProcessBenchError(f"{where}: 'problem' is empty")
     return ProcessBenchRecord(raw["id"], raw["problem"], tuple(steps), raw["label"])
@@ -162,15 +168,18 @@ def _record(raw: object, where: str) -> ProcessBenchRecord:
 
 def _load_local(path: Path) -> list[object]:
     if not path.is_file():
-        raise ProcessBenchError(f"ProcessBench file {path} not found; --data-dir must hold "
-                                f"<split>.json files ({', '.join(SPLITS)})")
+        raise ProcessBenchError(
+            f"ProcessBench file {path} not found; --data-dir must hold "
+            f"<split>.json files ({', '.join(SPLITS)})"
+        )
     try:
         data = json.loads(read_utf8(path))
     except json.JSONDecodeError as err:
         raise ProcessBenchError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
     if not isinstance(data, list):
-        raise ProcessBenchError(f"{path}: expected a JSON list of records, got "
-                                f"{type(data).__name__}")
+        raise ProcessBenchError(
+            f"{path}: expected a JSON list of records, got {type(data).__name__}"
+        )
     return data
 
 
@@ -180,20 +189,27 @@ def _load_hub(split: str, revision: str | None) -> list[object]:
     try:
         rows = datasets.load_dataset(HUB_ID, split, split="test", revision=revision)
     except Exception as err:  # network, offline mode, unknown revision: say which and why
-        raise ProcessBenchError(f"could not load {HUB_ID} config {split!r} from the hub "
-                                f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                                "give --data-dir with a local copy") from None
+        raise ProcessBenchError(
+            f"could not load {HUB_ID} config {split!r} from the hub "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            "give --data-dir with a local copy"
+        ) from None
     return [dict(row) for row in rows]
 
 
-def load_split(split: str, *, data_dir: str | os.PathLike | None = None,
-               limit: int | None = None, revision: str | None = None
-               ) -> list[ProcessBenchRecord]:
+def load_split(
+    split: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    revision: str | None = None,
+) -> list[ProcessBenchRecord]:
     """The samples of one split: `data_dir/<split>.json` when a folder is given, else
     the hub. Every record is checked; a bad one is named by file and position."""
     if split not in SPLITS:
-        raise ProcessBenchError(f"unknown ProcessBench split {split!r}; allowed: "
-                                f"{', '.join(SPLITS)}")
+        raise ProcessBenchError(
+            f"unknown ProcessBench split {split!r}; allowed: {', '.join(SPLITS)}"
+        )
     if data_dir is not None:
         path = Path(data_dir) / f"{split}.json"
         raw, source = _load_local(path), str(path)
@@ -241,10 +257,13 @@ def step_prefixes(record: ProcessBenchRecord) -> list[str]:
     return out
 
 
-def score_records(records: Sequence[ProcessBenchRecord], scorer: Scorer, *,
-                  batch_size: int = 64,
-                  on_batch: Callable[[list[ProcessBenchRecord], list[list[float]]], None]
-                  | None = None) -> list[list[float]]:
+def score_records(
+    records: Sequence[ProcessBenchRecord],
+    scorer: Scorer,
+    *,
+    batch_size: int = 64,
+    on_batch: Callable[[list[ProcessBenchRecord], list[list[float]]], None] | None = None,
+) -> list[list[float]]:
     """Per record, the PPM score of every step prefix.
 
     Prefixes of consecutive records are pooled into calls of about `batch_size`
@@ -254,8 +273,9 @@ def score_records(records: Sequence[ProcessBenchRecord], scorer: Scorer, *,
     start = 0
     while start < len(records):
         end, texts = start, []
-        while end < len(records) and (not texts or len(texts) + len(records[end].steps)
-                                      <= batch_size):
+        while end < len(records) and (
+            not texts or len(texts) + len(records[end].steps) <= batch_size
+        ):
             texts.extend(step_prefixes(records[end]))
             end += 1
         values = [float(v) for v in scorer.score(texts)]
@@ -290,27 +310,45 @@ def _check_resume(out: Path, config: ProcessBenchConfig) -> None:
     changed = changed_setting(out / "config.json", current, _SCORING_KEYS)
     if changed is not None:
         key, before, now = changed
-        raise ProcessBenchError(f"{out} holds scores made with {key}={before!r}, not {now!r}; "
-                                "use another --out or pass --overwrite to start over")
+        raise ProcessBenchError(
+            f"{out} holds scores made with {key}={before!r}, not {now!r}; "
+            "use another --out or pass --overwrite to start over"
+        )
 
 
 def _make_scorer(config: ProcessBenchConfig) -> Scorer:
     from rstar_pl.backends.ppm import PPMScorer
 
-    return PPMScorer.from_path(config.ppm, dtype=config.dtype, device=config.device,
-                               batch_size=config.batch_size, max_length=config.max_length)
+    return PPMScorer.from_path(
+        config.ppm,
+        dtype=config.dtype,
+        device=config.device,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+    )
 
 
-def _score_split(split: str, records: list[ProcessBenchRecord], scorer: Scorer,
-                 config: ProcessBenchConfig, out: Path) -> list[list[float]]:
+def _score_split(
+    split: str,
+    records: list[ProcessBenchRecord],
+    scorer: Scorer,
+    config: ProcessBenchConfig,
+    out: Path,
+) -> list[list[float]]:
     """Scores of every record of a split, resuming from its scores file."""
     from tqdm.auto import tqdm
 
     path = out / f"scores-{split}.jsonl"
     done = _read_scores(path)
     todo = [r for r in records if r.id not in done]
-    bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=split, unit="sample",
-               disable=not config.progress, leave=False)
+    bar = tqdm(
+        total=len(records),
+        initial=len(records) - len(todo),
+        desc=split,
+        unit="sample",
+        disable=not config.progress,
+        leave=False,
+    )
 
     def save(batch: list[ProcessBenchRecord], scores: list[list[float]]) -> None:
         rows = [{"id": r.id, "label": r.label, "scores": s} for r, s in zip(batch, scores)]
@@ -324,8 +362,10 @@ def _score_split(split: str, records: list[ProcessBenchRecord], scorer: Scorer,
         bar.close()
     for r in records:
         if len(done[r.id]["scores"]) != len(r.steps):
-            raise ProcessBenchError(f"{path}: sample {r.id} has {len(done[r.id]['scores'])} "
-                                    f"scores for {len(r.steps)} steps; pass --overwrite")
+            raise ProcessBenchError(
+                f"{path}: sample {r.id} has {len(done[r.id]['scores'])} "
+                f"scores for {len(r.steps)} steps; pass --overwrite"
+            )
     return [done[r.id]["scores"] for r in records]
 
 
@@ -338,27 +378,34 @@ def format_table(protocols: dict[str, dict[str, SplitScore]], *, tune_on: str = 
         "oracle": "best threshold per split (upper bound)",
     }
     splits = list(next(iter(protocols.values())))
-    lines = ["| protocol | " + " | ".join(splits) + " | mean F1 |",
-             "|---|" + "---|" * (len(splits) + 1)]
+    lines = [
+        "| protocol | " + " | ".join(splits) + " | mean F1 |",
+        "|---|" + "---|" * (len(splits) + 1),
+    ]
     for key, per_split in protocols.items():
-        cells = [f"{100 * s.f1:.1f} ({100 * s.error_acc:.1f} / {100 * s.correct_acc:.1f}, "
-                 f"t={s.threshold:+.3f})" for s in per_split.values()]
+        cells = [
+            f"{100 * s.f1:.1f} ({100 * s.error_acc:.1f} / {100 * s.correct_acc:.1f}, "
+            f"t={s.threshold:+.3f})"
+            for s in per_split.values()
+        ]
         mean = 100 * sum(s.f1 for s in per_split.values()) / len(per_split)
         lines.append(f"| {labels[key]} | " + " | ".join(cells) + f" | {mean:.1f} |")
     lines.append("")
-    lines.append("Each cell: F1 (accuracy on erroneous samples / on correct samples, threshold), "
-                 "in percent.")
+    lines.append(
+        "Each cell: F1 (accuracy on erroneous samples / on correct samples, threshold), in percent."
+    )
     return "\n".join(lines) + "\n"
 
 
-def run_processbench(config: ProcessBenchConfig, *, scorer: Scorer | None = None
-                     ) -> dict[str, Any]:
+def run_processbench(config: ProcessBenchConfig, *, scorer: Scorer | None = None) -> dict[str, Any]:
     """Score the splits, compute the three protocols, write the files; returns the summary."""
     from rstar_pl.files import exclusive_output
 
     # Read every split first: a bad file fails before the PPM is loaded.
-    data = {s: load_split(s, data_dir=config.data_dir, limit=config.limit,
-                          revision=config.revision) for s in config.splits}
+    data = {
+        s: load_split(s, data_dir=config.data_dir, limit=config.limit, revision=config.revision)
+        for s in config.splits
+    }
     out = Path(config.out)
     with exclusive_output(out, "processbench", what="--out"):
         _check_resume(out, config)
@@ -371,15 +418,18 @@ def run_processbench(config: ProcessBenchConfig, *, scorer: Scorer | None = None
         scores = {s: _score_split(s, data[s], scorer, config, out) for s in config.splits}
         protocols = threshold_protocols(
             {s: (scores[s], [r.label for r in data[s]]) for s in config.splits},
-            tune_on=config.tune_on)
+            tune_on=config.tune_on,
+        )
         summary = {
             "ppm": config.ppm,
             "source": config.data_dir or f"{HUB_ID}@{config.revision or 'main'}",
             "samples": {s: len(data[s]) for s in config.splits},
-            "protocols": {key: {s: v.to_dict() for s, v in per.items()}
-                          for key, per in protocols.items()},
-            "mean_f1": {key: sum(v.f1 for v in per.values()) / len(per)
-                        for key, per in protocols.items()},
+            "protocols": {
+                key: {s: v.to_dict() for s, v in per.items()} for key, per in protocols.items()
+            },
+            "mean_f1": {
+                key: sum(v.f1 for v in per.values()) / len(per) for key, per in protocols.items()
+            },
         }
         write_json(out / "summary.json", summary)
         write_atomic(out / "table.md", format_table(protocols, tune_on=config.tune_on))

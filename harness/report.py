@@ -23,7 +23,9 @@ __all__ = ["changed_setting", "format_table"]
 
 
 def changed_setting(
-    saved: Path, current: Mapping[str, Any], keys: Iterable[str],
+    saved: Path,
+    current: Mapping[str, Any],
+    keys: Iterable[str],
     defaults: Mapping[str, Any] | None = None,
 ) -> tuple[str, Any, Any] | None:
     """The first of `keys` whose value in the saved `config.json` differs from `current`, as
@@ -46,12 +48,24 @@ def format_table(summaries: Iterable[Mapping[str, Any]]) -> str:
     rows = []
     for s in summaries:
         acc = s.get("accuracy")
-        acc_text = "-" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f"{100 * acc:.1f}"
-        rows.append((
-            str(s["task"]), acc_text, str(s["correct"]), str(s["count"]),
-            f"{s['seconds']:.1f}", f"{s['tokens_per_problem']:.1f}",
-        ))
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+        acc_text = (
+            "-"
+            if acc is None or (isinstance(acc, float) and math.isnan(acc))
+            else f"{100 * acc:.1f}"
+        )
+        rows.append(
+            (
+                str(s["task"]),
+                acc_text,
+                str(s["correct"]),
+                str(s["count"]),
+                f"{s['seconds']:.1f}",
+                f"{s['tokens_per_problem']:.1f}",
+            )
+        )
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]

@@ -45,8 +45,20 @@ __all__ = ["MCTS_METHOD", "ScalingConfig", "format_markdown", "run_scaling", "ta
 MCTS_METHOD = "PPM-guided MCTS"
 
 #: Settings that change the pools; a resume requires them unchanged.
-_POOL_KEYS = ("checkpoint", "ppm", "backend", "max_trajectories", "samples", "rollouts",
-              "temperature", "max_tokens", "max_depth", "few_shot", "seed", "code_timeout")
+_POOL_KEYS = (
+    "checkpoint",
+    "ppm",
+    "backend",
+    "max_trajectories",
+    "samples",
+    "rollouts",
+    "temperature",
+    "max_tokens",
+    "max_depth",
+    "few_shot",
+    "seed",
+    "code_timeout",
+)
 
 
 @dataclass
@@ -85,12 +97,16 @@ class _Question:
 
 
 def _candidate(tree, nodes: Sequence[int], answer: str | None) -> dict[str, Any]:
-    return {"answer": answer, "response": tree.response(nodes[-1]),
-            "contexts": [tree.context(n) for n in nodes[1:]]}
+    return {
+        "answer": answer,
+        "response": tree.response(nodes[-1]),
+        "contexts": [tree.context(n) for n in nodes[1:]],
+    }
 
 
-def _sample(kind: str, batch: Sequence[Problem], env: Any, config: ScalingConfig
-            ) -> list[list[dict[str, Any]]]:
+def _sample(
+    kind: str, batch: Sequence[Problem], env: Any, config: ScalingConfig
+) -> list[list[dict[str, Any]]]:
     """Per problem, its K candidates (answer, response, step contexts); a missing
     candidate (a chain or run that gave no trajectory) is {"answer": None}."""
     from rstar_pl.search import (
@@ -106,21 +122,33 @@ def _sample(kind: str, batch: Sequence[Problem], env: Any, config: ScalingConfig
     sampling = Sampling(temperature=config.temperature, max_tokens=config.max_tokens)
     found: list[list[dict[str, Any]]] = [[] for _ in batch]
     if kind == "sample":
-        search = BestOfNConfig(n=config.max_trajectories, max_depth=config.max_depth,
-                               few_shot=config.few_shot, sampling=sampling)
+        search = BestOfNConfig(
+            n=config.max_trajectories,
+            max_depth=config.max_depth,
+            few_shot=config.few_shot,
+            sampling=sampling,
+        )
         trees, ranked = run_best_of_n(questions, env, search, seed=config.seed)
         for i, (tree, trajectories) in enumerate(zip(trees, ranked)):
             found[i] = [_candidate(tree, t.nodes, t.answer) for t in trajectories]
     else:
-        search = MCTSConfig(rollouts=config.rollouts, n=config.samples, max_depth=config.max_depth,
-                            annotation="ppm", few_shot=config.few_shot, sampling=sampling)
+        search = MCTSConfig(
+            rollouts=config.rollouts,
+            n=config.samples,
+            max_depth=config.max_depth,
+            annotation="ppm",
+            few_shot=config.few_shot,
+            sampling=sampling,
+        )
         for attempt in range(config.max_trajectories):
-            trees = run_mcts(questions, env, search, seed=config.seed, attempt=attempt,
-                             use_reference=False)
+            trees = run_mcts(
+                questions, env, search, seed=config.seed, attempt=attempt, use_reference=False
+            )
             for i, tree in enumerate(trees):
                 best = best_answered(tree)
-                found[i].append(_candidate(tree, best.nodes, best.answer) if best is not None
-                                else _missing())
+                found[i].append(
+                    _candidate(tree, best.nodes, best.answer) if best is not None else _missing()
+                )
     k = config.max_trajectories
     # one fresh record per missing candidate: the scoring step pops each one's contexts
     return [(c + [_missing() for _ in range(k - len(c))])[:k] for c in found]
@@ -141,14 +169,20 @@ def _grade(problem: Problem, candidates: list[dict[str, Any]], timeout: float) -
         if c["answer"] is None:
             c["group"], c["correct"] = -1, False
             continue
-        group = next((g for g, rep in enumerate(representatives)
-                      if rep == c["answer"] or is_equivalent(c["answer"], [rep],
-                                                             timeout=timeout)), None)
+        group = next(
+            (
+                g
+                for g, rep in enumerate(representatives)
+                if rep == c["answer"] or is_equivalent(c["answer"], [rep], timeout=timeout)
+            ),
+            None,
+        )
         if group is None:
             group = len(representatives)
             representatives.append(c["answer"])
-            correct.append(bool(is_equivalent(c["answer"], list(problem.references),
-                                              timeout=timeout)))
+            correct.append(
+                bool(is_equivalent(c["answer"], list(problem.references), timeout=timeout))
+            )
         c["group"], c["correct"] = group, correct[group]
 
 
@@ -162,15 +196,22 @@ def _read_pool(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _fill_pool(kind: str, path: Path, problems: Sequence[Problem], env: Any, scorer: Any,
-               config: ScalingConfig) -> list[dict[str, Any]]:
+def _fill_pool(
+    kind: str, path: Path, problems: Sequence[Problem], env: Any, scorer: Any, config: ScalingConfig
+) -> list[dict[str, Any]]:
     """Every problem's pool line, sampling (and scoring) the problems not in `path` yet."""
     from tqdm.auto import tqdm
 
     done = _read_pool(path)
     todo = [p for p in problems if str(p.index) not in done]
-    bar = tqdm(total=len(problems), initial=len(problems) - len(todo), unit="problem",
-               desc=f"{path.parent.name} {kind}", disable=not config.progress, leave=False)
+    bar = tqdm(
+        total=len(problems),
+        initial=len(problems) - len(todo),
+        unit="problem",
+        desc=f"{path.parent.name} {kind}",
+        disable=not config.progress,
+        leave=False,
+    )
     try:
         for start in range(0, len(todo), config.batch_size):
             batch = todo[start : start + config.batch_size]
@@ -182,8 +223,9 @@ def _fill_pool(kind: str, path: Path, problems: Sequence[Problem], env: Any, sco
                 for c in pool:
                     c["steps"] = [float(next(values)) for _ in c.pop("contexts")]
                 _grade(problem, pool, config.grade_timeout)
-                rows.append({"index": str(problem.index), "reference": problem.answer,
-                             "candidates": pool})
+                rows.append(
+                    {"index": str(problem.index), "reference": problem.answer, "candidates": pool}
+                )
             append_jsonl(path, rows)
             done.update((r["index"], r) for r in rows)
             bar.update(len(batch))
@@ -194,12 +236,18 @@ def _fill_pool(kind: str, path: Path, problems: Sequence[Problem], env: Any, sco
 
 def _as_pool(rows: list[dict[str, Any]], how: str) -> Pool:
     groups = [[c["group"] for c in r["candidates"]] for r in rows]
-    scores = [[aggregate(c["steps"], how) if c["answer"] is not None and c["steps"] else -1.0
-               for c in r["candidates"]] for r in rows]
+    scores = [
+        [
+            aggregate(c["steps"], how) if c["answer"] is not None and c["steps"] else -1.0
+            for c in r["candidates"]
+        ]
+        for r in rows
+    ]
     correct = []
     for r in rows:
-        table: dict[int, bool] = {c["group"]: c["correct"] for c in r["candidates"]
-                                  if c["group"] >= 0}
+        table: dict[int, bool] = {
+            c["group"]: c["correct"] for c in r["candidates"] if c["group"] >= 0
+        }
         correct.append([table[g] for g in range(len(table))])
     return Pool.from_lists(groups, scores, correct)
 
@@ -211,23 +259,35 @@ def _check_resume(out: Path, config: ScalingConfig) -> None:
     changed = changed_setting(out / "config.json", current, _POOL_KEYS)
     if changed is not None:
         key, before, now = changed
-        raise EvalConfigError(f"{out} holds pools sampled with {key}={before!r}, not {now!r}; "
-                              "use another --out or pass --overwrite to start over")
+        raise EvalConfigError(
+            f"{out} holds pools sampled with {key}={before!r}, not {now!r}; "
+            "use another --out or pass --overwrite to start over"
+        )
 
 
 def format_markdown(results: dict[str, dict[str, Any]], config: ScalingConfig) -> str:
     """One table per task: a row per k, a column per method, `acc [low, high]` in percent."""
-    lines = [f"Accuracy (%) against the number of trajectories k, mean over "
-             f"{config.resamples} resamples of a pool of {config.max_trajectories} per problem "
-             f"[95% interval]; trajectory score: {config.aggregate} step score.", ""]
+    lines = [
+        f"Accuracy (%) against the number of trajectories k, mean over "
+        f"{config.resamples} resamples of a pool of {config.max_trajectories} per problem "
+        f"[95% interval]; trajectory score: {config.aggregate} step score.",
+        "",
+    ]
     for task, result in results.items():
         methods = list(result["curves"])
-        lines += [f"### {task} ({result['problems']} problems)", "",
-                  "| k | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        lines += [
+            f"### {task} ({result['problems']} problems)",
+            "",
+            "| k | " + " | ".join(methods) + " |",
+            "|---|" + "---|" * len(methods),
+        ]
         for i, k in enumerate(p["k"] for p in result["curves"][methods[0]]):
-            cells = [f"{100 * result['curves'][m][i]['accuracy']:.1f} "
-                     f"[{100 * result['curves'][m][i]['low']:.1f}, "
-                     f"{100 * result['curves'][m][i]['high']:.1f}]" for m in methods]
+            cells = [
+                f"{100 * result['curves'][m][i]['accuracy']:.1f} "
+                f"[{100 * result['curves'][m][i]['low']:.1f}, "
+                f"{100 * result['curves'][m][i]['high']:.1f}]"
+                for m in methods
+            ]
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -256,8 +316,13 @@ def _short(path: str) -> str:
     return "/".join(parts[-2:]) if parts[-1] in ("ppm", "policy") else parts[-1]
 
 
-def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: Any | None = None,
-                scorer: Any | None = None) -> dict[str, Any]:
+def run_scaling(
+    config: ScalingConfig,
+    *,
+    backend: Any | None = None,
+    sandbox: Any | None = None,
+    scorer: Any | None = None,
+) -> dict[str, Any]:
     """Sample (or resume) the pools, compute the curves, write the files; returns the results."""
     from harness.evaluate import _LazySandbox
     from harness.figure import plot_scaling
@@ -286,18 +351,31 @@ def run_scaling(config: ScalingConfig, *, backend: Any | None = None, sandbox: A
             task_dir = out / name
             task_dir.mkdir(parents=True, exist_ok=True)
             rows = _fill_pool("sample", task_dir / "pool.jsonl", task, env, scorer, config)
-            curves = scaling_curve(_as_pool(rows, config.aggregate), ks, METHODS,
-                                   resamples=config.resamples, seed=config.seed)
+            curves = scaling_curve(
+                _as_pool(rows, config.aggregate),
+                ks,
+                METHODS,
+                resamples=config.resamples,
+                seed=config.seed,
+            )
             if config.mcts:
-                mcts_rows = _fill_pool("mcts", task_dir / "mcts_pool.jsonl", task, env, scorer,
-                                       config)
+                mcts_rows = _fill_pool(
+                    "mcts", task_dir / "mcts_pool.jsonl", task, env, scorer, config
+                )
                 curves[MCTS_METHOD] = scaling_curve(
-                    _as_pool(mcts_rows, config.aggregate), ks, ["PPM-weighted vote"],
-                    resamples=config.resamples, seed=config.seed)["PPM-weighted vote"]
+                    _as_pool(mcts_rows, config.aggregate),
+                    ks,
+                    ["PPM-weighted vote"],
+                    resamples=config.resamples,
+                    seed=config.seed,
+                )["PPM-weighted vote"]
             results[name] = {"problems": len(rows), "curves": curves}
         write_json(out / "scaling.json", {"settings": config.to_dict(), "tasks": results})
         write_atomic(out / "scaling.md", format_markdown(results, config))
-        plot_scaling({task: r["curves"] for task, r in results.items()}, out / "scaling.png",
-                     title=f"{_short(config.checkpoint)} + PPM {_short(config.ppm)}, "
-                           f"pool of {config.max_trajectories}")
+        plot_scaling(
+            {task: r["curves"] for task, r in results.items()},
+            out / "scaling.png",
+            title=f"{_short(config.checkpoint)} + PPM {_short(config.ppm)}, "
+            f"pool of {config.max_trajectories}",
+        )
     return results

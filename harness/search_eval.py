@@ -76,9 +76,12 @@ class SearchOutcome:
 
 def tree_stats(trees: Sequence[Any]) -> dict[str, int]:
     """Size of the search trees of one problem (`SearchOutcome.stats`)."""
-    return {"trees": len(trees), "nodes": sum(len(t) for t in trees),
-            "max_depth": max((max(t.depth) for t in trees), default=0),
-            "rollouts": sum(len(t.rollouts) for t in trees)}
+    return {
+        "trees": len(trees),
+        "nodes": sum(len(t) for t in trees),
+        "max_depth": max((max(t.depth) for t in trees), default=0),
+        "rollouts": sum(len(t.rollouts) for t in trees),
+    }
 
 
 class _TokenCounter:
@@ -99,8 +102,9 @@ class _TokenCounter:
         return batch
 
 
-def _candidates(settings: SearchSettings, problems: list[Problem], env: Any,
-                scorer: Scorer | None) -> tuple[list[list[Any]], list[list[Any]]]:
+def _candidates(
+    settings: SearchSettings, problems: list[Problem], env: Any, scorer: Scorer | None
+) -> tuple[list[list[Any]], list[list[Any]]]:
     """Per problem, the candidate trajectories best first (`rstar_pl.search.Trajectory`),
     and the trees they came from."""
     from rstar_pl.search import (
@@ -116,26 +120,41 @@ def _candidates(settings: SearchSettings, problems: list[Problem], env: Any,
 
     sampling = Sampling(temperature=settings.temperature, max_tokens=settings.max_tokens)
     if settings.search == "best_of_n":
-        config = BestOfNConfig(n=settings.trajectories, max_depth=settings.max_depth,
-                               few_shot=settings.few_shot, sampling=sampling,
-                               aggregate=settings.aggregate)
+        config = BestOfNConfig(
+            n=settings.trajectories,
+            max_depth=settings.max_depth,
+            few_shot=settings.few_shot,
+            sampling=sampling,
+            aggregate=settings.aggregate,
+        )
         trees, ranked = run_best_of_n(problems, env, config, seed=settings.seed)
         return ranked, [[t] for t in trees]
     if settings.search == "beam":
-        config = BeamConfig(beam_width=settings.trajectories, samples_per_node=settings.samples,
-                            max_depth=settings.max_depth, few_shot=settings.few_shot,
-                            sampling=sampling, aggregate=settings.aggregate)
+        config = BeamConfig(
+            beam_width=settings.trajectories,
+            samples_per_node=settings.samples,
+            max_depth=settings.max_depth,
+            few_shot=settings.few_shot,
+            sampling=sampling,
+            aggregate=settings.aggregate,
+        )
         trees, ranked = run_beam(problems, env, config, seed=settings.seed)
         return ranked, [[t] for t in trees]
     if settings.search == "mcts":
-        config = MCTSConfig(rollouts=settings.rollouts, n=settings.samples,
-                            max_depth=settings.max_depth, annotation="ppm",
-                            few_shot=settings.few_shot, sampling=sampling)
+        config = MCTSConfig(
+            rollouts=settings.rollouts,
+            n=settings.samples,
+            max_depth=settings.max_depth,
+            annotation="ppm",
+            few_shot=settings.few_shot,
+            sampling=sampling,
+        )
         found: list[list[Any]] = [[] for _ in problems]
         grown: list[list[Any]] = [[] for _ in problems]
         for attempt in range(settings.trajectories):
-            trees = run_mcts(problems, env, config, seed=settings.seed, attempt=attempt,
-                             use_reference=False)
+            trees = run_mcts(
+                problems, env, config, seed=settings.seed, attempt=attempt, use_reference=False
+            )
             for i, tree in enumerate(trees):
                 grown[i].append(tree)
                 best = best_answered(tree)
@@ -160,24 +179,33 @@ def solve_with_search(
         raise UserError(f"--search {settings.search} ranks steps with a PPM: give --ppm DIR")
     # the reference is never shown to the search at test time
     problems = [Problem(index=i, question=q, answer=None) for i, q in enumerate(questions)]
-    counter = _TokenCounter(backend, [build_prompt(q, few_shot=settings.few_shot)
-                                      for q in questions])
+    counter = _TokenCounter(
+        backend, [build_prompt(q, few_shot=settings.few_shot) for q in questions]
+    )
     env = SearchEnv(backend=counter, sandbox=sandbox, scorer=scorer)
     outcomes = []
     candidates, trees = _candidates(settings, problems, env, scorer)
     for i, ranked in enumerate(candidates):
         answers = [t.answer for t in ranked]
         scores = [t.score for t in ranked] if scorer is not None else None
-        voted = majority_vote(answers, scores, top_k=settings.top_k,
-                              weighted=settings.weighted_vote and scorer is not None,
-                              equivalent=None)
-        shown = next((t for t in ranked if voted is not None and t.answer == voted),
-                     ranked[0] if ranked else None)
-        outcomes.append(SearchOutcome(
-            answer=voted,
-            response=shown.response if shown is not None else "",
-            num_tokens=counter.tokens[i],
-            candidates=[(t.answer, round(t.score, 4)) for t in ranked],
-            stats=tree_stats(trees[i]),
-        ))
+        voted = majority_vote(
+            answers,
+            scores,
+            top_k=settings.top_k,
+            weighted=settings.weighted_vote and scorer is not None,
+            equivalent=None,
+        )
+        shown = next(
+            (t for t in ranked if voted is not None and t.answer == voted),
+            ranked[0] if ranked else None,
+        )
+        outcomes.append(
+            SearchOutcome(
+                answer=voted,
+                response=shown.response if shown is not None else "",
+                num_tokens=counter.tokens[i],
+                candidates=[(t.answer, round(t.score, 4)) for t in ranked],
+                stats=tree_stats(trees[i]),
+            )
+        )
     return outcomes

@@ -63,9 +63,14 @@ class SplitScore:
     corrects: int
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"threshold": self.threshold, "error_acc": self.error_acc,
-                "correct_acc": self.correct_acc, "f1": self.f1, "errors": self.errors,
-                "corrects": self.corrects}
+        return {
+            "threshold": self.threshold,
+            "error_acc": self.error_acc,
+            "correct_acc": self.correct_acc,
+            "f1": self.f1,
+            "errors": self.errors,
+            "corrects": self.corrects,
+        }
 
 
 def first_below(scores: Sequence[float], threshold: float) -> int:
@@ -79,8 +84,9 @@ def f1(error_acc: float, correct_acc: float) -> float:
     return 2 * error_acc * correct_acc / total if total > 0 else 0.0
 
 
-def _intervals(scores: Sequence[Sequence[float]], labels: Sequence[int]
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _intervals(
+    scores: Sequence[Sequence[float]], labels: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lo, hi, erroneous): sample j is predicted right exactly for lo[j] < t <= hi[j]."""
     if len(scores) != len(labels):
         raise ValueError(f"{len(scores)} score lists but {len(labels)} labels")
@@ -100,8 +106,9 @@ def _intervals(scores: Sequence[Sequence[float]], labels: Sequence[int]
     return np.array(lo, float), np.array(hi, float), np.array(erroneous, bool)
 
 
-def _scores_at(lo: np.ndarray, hi: np.ndarray, erroneous: np.ndarray,
-               thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _scores_at(
+    lo: np.ndarray, hi: np.ndarray, erroneous: np.ndarray, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(error_acc, correct_acc, f1), each [len(thresholds)]."""
     right = (lo[None, :] < thresholds[:, None]) & (thresholds[:, None] <= hi[None, :])
     n_err, n_cor = int(erroneous.sum()), int((~erroneous).sum())
@@ -113,13 +120,20 @@ def _scores_at(lo: np.ndarray, hi: np.ndarray, erroneous: np.ndarray,
     return err, cor, both
 
 
-def score_split(scores: Sequence[Sequence[float]], labels: Sequence[int],
-                threshold: float) -> SplitScore:
+def score_split(
+    scores: Sequence[Sequence[float]], labels: Sequence[int], threshold: float
+) -> SplitScore:
     """The split's accuracies and F1 at `threshold`."""
     lo, hi, erroneous = _intervals(scores, labels)
     err, cor, both = _scores_at(lo, hi, erroneous, np.array([threshold], float))
-    return SplitScore(float(threshold), float(err[0]), float(cor[0]), float(both[0]),
-                      int(erroneous.sum()), int((~erroneous).sum()))
+    return SplitScore(
+        float(threshold),
+        float(err[0]),
+        float(cor[0]),
+        float(both[0]),
+        int(erroneous.sum()),
+        int((~erroneous).sum()),
+    )
 
 
 def candidate_thresholds(scores: Sequence[Sequence[float]]) -> np.ndarray:
@@ -128,8 +142,7 @@ def candidate_thresholds(scores: Sequence[Sequence[float]]) -> np.ndarray:
     values = np.unique(np.array([s for row in scores for s in row], float))
     if values.size == 0:
         return np.array([0.0])
-    return np.concatenate([[values[0] - 1.0], (values[1:] + values[:-1]) / 2,
-                           [values[-1] + 1.0]])
+    return np.concatenate([[values[0] - 1.0], (values[1:] + values[:-1]) / 2, [values[-1] + 1.0]])
 
 
 def best_threshold(scores: Sequence[Sequence[float]], labels: Sequence[int]) -> SplitScore:
@@ -139,8 +152,14 @@ def best_threshold(scores: Sequence[Sequence[float]], labels: Sequence[int]) -> 
     err, cor, both = _scores_at(lo, hi, erroneous, thresholds)
     order = np.lexsort((thresholds, np.abs(thresholds), -both))
     k = int(order[0])
-    return SplitScore(float(thresholds[k]), float(err[k]), float(cor[k]), float(both[k]),
-                      int(erroneous.sum()), int((~erroneous).sum()))
+    return SplitScore(
+        float(thresholds[k]),
+        float(err[k]),
+        float(cor[k]),
+        float(both[k]),
+        int(erroneous.sum()),
+        int((~erroneous).sum()),
+    )
 
 
 def threshold_protocols(

@@ -76,12 +76,24 @@ class TaskSpec:
         return self.hub.source if self.hub is not None else ""
 
 
-def _hub(source: str, split: str, question: str, answer: str,
-         subset: str | list[str] | None = None,
-         transform: AnswerTransform | None = None) -> ProblemsConfig:
+def _hub(
+    source: str,
+    split: str,
+    question: str,
+    answer: str,
+    subset: str | list[str] | None = None,
+    transform: AnswerTransform | None = None,
+) -> ProblemsConfig:
     """A hub dataset's mapping: rows carry no id, so the row number is the index."""
-    return ProblemsConfig(source=source, split=split, subset=subset, question_field=question,
-                          answer_field=answer, answer_transform=transform, id_field=None)
+    return ProblemsConfig(
+        source=source,
+        split=split,
+        subset=subset,
+        question_field=question,
+        answer_field=answer,
+        answer_transform=transform,
+        id_field=None,
+    )
 
 
 _MATH_SUBJECTS = (
@@ -97,26 +109,74 @@ _MATH_SUBJECTS = (
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec("gsm8k", "GSM8K", "GSM8K_test.json",
-                 _hub("openai/gsm8k", "test", "question", "answer", "main", "gsm8k")),
-        TaskSpec("math", "MATH", "MATH_test.json",
-                 _hub("EleutherAI/hendrycks_math", "test", "problem", "solution",
-                      list(_MATH_SUBJECTS), "boxed")),
-        TaskSpec("math500", "MATH500", "math500_test.json",
-                 _hub("HuggingFaceH4/MATH-500", "test", "problem", "answer")),
-        TaskSpec("aime2024", "AIME 2024", "aime2024_test.json",
-                 _hub("Maxwell-Jia/AIME_2024", "train", "Problem", "Answer")),
-        TaskSpec("amc23", "AMC 2023", "amc23_test.json",
-                 _hub("math-ai/amc23", "test", "question", "answer")),
-        TaskSpec("olympiadbench", "OlympiadBench", "olympiadbench_test.json",
-                 _hub("Hothan/OlympiadBench", "train", "question", "final_answer",
-                      "OE_TO_maths_en_COMP", "join")),
-        TaskSpec("collegemath", "CollegeMath", "collegemath_test.json",
-                 _hub("qq8933/College_Math_Test", "train", "question", "answer")),
-        TaskSpec("gaokao2023en", "Gaokao 2023 En", "gaokao2023en_test.json",
-                 _hub("MARIO-Math-Reasoning/Gaokao2023-Math-En", "train", "question", "answer")),
-        TaskSpec("omni", "Omni-MATH", "omni_test.json",
-                 _hub("KbsdJames/Omni-MATH", "test", "problem", "answer")),
+        TaskSpec(
+            "gsm8k",
+            "GSM8K",
+            "GSM8K_test.json",
+            _hub("openai/gsm8k", "test", "question", "answer", "main", "gsm8k"),
+        ),
+        TaskSpec(
+            "math",
+            "MATH",
+            "MATH_test.json",
+            _hub(
+                "EleutherAI/hendrycks_math",
+                "test",
+                "problem",
+                "solution",
+                list(_MATH_SUBJECTS),
+                "boxed",
+            ),
+        ),
+        TaskSpec(
+            "math500",
+            "MATH500",
+            "math500_test.json",
+            _hub("HuggingFaceH4/MATH-500", "test", "problem", "answer"),
+        ),
+        TaskSpec(
+            "aime2024",
+            "AIME 2024",
+            "aime2024_test.json",
+            _hub("Maxwell-Jia/AIME_2024", "train", "Problem", "Answer"),
+        ),
+        TaskSpec(
+            "amc23",
+            "AMC 2023",
+            "amc23_test.json",
+            _hub("math-ai/amc23", "test", "question", "answer"),
+        ),
+        TaskSpec(
+            "olympiadbench",
+            "OlympiadBench",
+            "olympiadbench_test.json",
+            _hub(
+                "Hothan/OlympiadBench",
+                "train",
+                "question",
+                "final_answer",
+                "OE_TO_maths_en_COMP",
+                "join",
+            ),
+        ),
+        TaskSpec(
+            "collegemath",
+            "CollegeMath",
+            "collegemath_test.json",
+            _hub("qq8933/College_Math_Test", "train", "question", "answer"),
+        ),
+        TaskSpec(
+            "gaokao2023en",
+            "Gaokao 2023 En",
+            "gaokao2023en_test.json",
+            _hub("MARIO-Math-Reasoning/Gaokao2023-Math-En", "train", "question", "answer"),
+        ),
+        TaskSpec(
+            "omni",
+            "Omni-MATH",
+            "omni_test.json",
+            _hub("KbsdJames/Omni-MATH", "test", "problem", "answer"),
+        ),
     )
 }
 
@@ -142,9 +202,7 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[key]
     close = difflib.get_close_matches(key, [*TASKS, *_ALIASES], n=3, cutoff=0.5)
     hint = f"Did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-    raise UnknownTaskError(
-        f"unknown task {name!r}. {hint}Available: {', '.join(sorted(TASKS))}"
-    )
+    raise UnknownTaskError(f"unknown task {name!r}. {hint}Available: {', '.join(sorted(TASKS))}")
 
 
 def resolve_tasks(names: str | Iterable[str]) -> list[TaskSpec]:
@@ -184,7 +242,7 @@ def local_file(spec: TaskSpec, data_dir: Path) -> Path:
             return path
     raise TaskDataError(
         f"task {spec.name!r}: no file {str(candidates[0])!r} (or .jsonl); put the benchmark "
-        f"there in the rStar format [{{\"index\", \"question\", \"answer\"}}] or drop "
+        f'there in the rStar format [{{"index", "question", "answer"}}] or drop '
         f"--data-dir/${DATA_DIR_ENV} to load {spec.hub_id!r} from the Hugging Face hub"
     )
 
@@ -194,9 +252,10 @@ def _strict(config: ProblemsConfig) -> list[Problem]:
     try:
         return loader.load_problems(config, strict=True).problems
     except loader.SourceUnavailableError as err:
-        raise TaskDataError(f"could not load {err.source!r} {err.how}: {err.reason}; pass "
-                            f"--data-dir (or ${DATA_DIR_ENV}) with local rStar-format files"
-                            ) from None
+        raise TaskDataError(
+            f"could not load {err.source!r} {err.how}: {err.reason}; pass "
+            f"--data-dir (or ${DATA_DIR_ENV}) with local rStar-format files"
+        ) from None
     except ProblemError as err:
         raise TaskDataError(str(err)) from None
 
@@ -227,6 +286,8 @@ def load_problems(
     if folder is not None and hub_source is None:
         return read_problem_file(local_file(spec, folder), limit=limit)
     if spec.hub is None:
-        raise TaskDataError(f"task {spec.name!r} has no hub dataset; give --data-dir "
-                            f"(or ${DATA_DIR_ENV}) with {spec.filename!r}")
+        raise TaskDataError(
+            f"task {spec.name!r} has no hub dataset; give --data-dir "
+            f"(or ${DATA_DIR_ENV}) with {spec.filename!r}"
+        )
     return _strict(replace(spec.hub, source=hub_source or spec.hub.source, limit=limit))

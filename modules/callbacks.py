@@ -21,8 +21,9 @@ class GradNormMonitor(Callback):
     the one clipping uses.
     """
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                                 optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         from torch.distributed.tensor import DTensor
 
         grads = [p.grad.detach() for p in pl_module.parameters() if p.grad is not None]
@@ -75,12 +76,17 @@ class SampleGenerations(Callback):
         tokenizer = dm.tokenizer
         lines = []
         for example in dm.val_examples[: self.num_prompts]:
-            ids = tokenizer(example.prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            ids = tokenizer(example.prompt, add_special_tokens=False, return_tensors="pt")[
+                "input_ids"
+            ]
             out = pl_module.model.generate(
-                ids.to(pl_module.device), max_new_tokens=self.max_new_tokens, do_sample=False,
-                pad_token_id=tokenizer.pad_token_id, synced_gpus=sharded,
+                ids.to(pl_module.device),
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                synced_gpus=sharded,
             )
-            completion = tokenizer.decode(out[0, ids.size(1):], skip_special_tokens=False)
+            completion = tokenizer.decode(out[0, ids.size(1) :], skip_special_tokens=False)
             # Markdown code blocks keep the step format readable in TensorBoard.
             lines.append(f"```\n{example.prompt}{completion}\n```")
         if trainer.is_global_zero:

@@ -35,10 +35,12 @@ __all__ = ["HFExport", "export_module", "export_policy", "export_ppm", "load_pol
 
 
 def _strip(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def export_policy(model, tokenizer, out_dir: str | os.PathLike, state_dict: dict | None = None) -> Path:
+def export_policy(
+    model, tokenizer, out_dir: str | os.PathLike, state_dict: dict | None = None
+) -> Path:
     """Save a causal LM and its tokenizer as a Hugging Face folder (atomically).
 
     `state_dict`, when given, is the causal LM's full state dict and replaces
@@ -50,7 +52,9 @@ def export_policy(model, tokenizer, out_dir: str | os.PathLike, state_dict: dict
     return Path(out_dir)
 
 
-def export_ppm(value_model, tokenizer, out_dir: str | os.PathLike, state_dict: dict | None = None) -> Path:
+def export_ppm(
+    value_model, tokenizer, out_dir: str | os.PathLike, state_dict: dict | None = None
+) -> Path:
     """Save a `ValueHeadModel` and its tokenizer (format: `modules.value_model`), atomically."""
     with atomic_dir(out_dir) as tmp:
         value_model.save(tmp, state_dict=state_dict)
@@ -72,7 +76,9 @@ class HFExport(Callback):
         export_module(trainer, pl_module, self.dirpath)
 
 
-def export_module(trainer: L.Trainer, pl_module: L.LightningModule, dirpath: str | os.PathLike) -> Path:
+def export_module(
+    trainer: L.Trainer, pl_module: L.LightningModule, dirpath: str | os.PathLike
+) -> Path:
     """Export the module being trained (`PolicyModule` or `PPMModule`) to `dirpath`.
 
     Call it on every rank: under FSDP gathering the state dict is collective;
@@ -108,12 +114,18 @@ def _read_ckpt(path: Path) -> tuple[dict, dict]:
         )
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if "hyper_parameters" not in ckpt or "model" not in ckpt["hyper_parameters"]:
-        raise UserError(f"{path}: not a checkpoint of a PolicyModule/PPMModule (no hyper_parameters.model)")
+        raise UserError(
+            f"{path}: not a checkpoint of a PolicyModule/PPMModule (no hyper_parameters.model)"
+        )
     return ckpt["hyper_parameters"], ckpt["state_dict"]
 
 
-def load_policy(path: str | os.PathLike, *, dtype: str | None = "float32",
-                attn_implementation: str | None = "sdpa"):
+def load_policy(
+    path: str | os.PathLike,
+    *,
+    dtype: str | None = "float32",
+    attn_implementation: str | None = "sdpa",
+):
     """Load a policy for generation: (causal LM in eval mode, tokenizer).
 
     Args:
@@ -129,18 +141,33 @@ def load_policy(path: str | os.PathLike, *, dtype: str | None = "float32",
     if path.suffix == ".ckpt":
         hp, state = _read_ckpt(path)
         tokenizer = load_tokenizer(hp["model"])
-        model = load_backbone(hp["model"], head=True, vocab_size=hp.get("vocab_size"), dtype=dtype,
-                              attn_implementation=attn_implementation, weights=False)
+        model = load_backbone(
+            hp["model"],
+            head=True,
+            vocab_size=hp.get("vocab_size"),
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            weights=False,
+        )
         model.load_state_dict(_strip(state, "model."))
     else:
         tokenizer = load_tokenizer(str(path))
-        model = load_backbone(str(path), head=True, vocab_size=len(tokenizer), dtype=dtype,
-                              attn_implementation=attn_implementation)
+        model = load_backbone(
+            str(path),
+            head=True,
+            vocab_size=len(tokenizer),
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+        )
     return model.eval(), tokenizer
 
 
-def load_ppm(path: str | os.PathLike, *, dtype: str | None = "float32",
-             attn_implementation: str | None = "sdpa"):
+def load_ppm(
+    path: str | os.PathLike,
+    *,
+    dtype: str | None = "float32",
+    attn_implementation: str | None = "sdpa",
+):
     """Load a PPM for scoring: (`ValueHeadModel` in eval mode, tokenizer).
 
     Args:
@@ -156,9 +183,16 @@ def load_ppm(path: str | os.PathLike, *, dtype: str | None = "float32",
 
         hp, state = _read_ckpt(path)
         tokenizer = load_tokenizer(hp["model"])
-        model = ValueHeadModel(load_backbone(
-            hp["model"], head=False, vocab_size=hp.get("vocab_size"), dtype=dtype,
-            attn_implementation=attn_implementation, weights=False))
+        model = ValueHeadModel(
+            load_backbone(
+                hp["model"],
+                head=False,
+                vocab_size=hp.get("vocab_size"),
+                dtype=dtype,
+                attn_implementation=attn_implementation,
+                weights=False,
+            )
+        )
         model.load_state_dict(_strip(state, "model."))
     else:
         tokenizer = load_tokenizer(str(path))

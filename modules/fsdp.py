@@ -42,7 +42,15 @@ from rstar_pl.errors import UserError
 if TYPE_CHECKING:
     from torch.distributed.device_mesh import DeviceMesh
 
-__all__ = ["FSDPConfig", "decoder_layers", "export_state_dict", "full_state_dict", "is_sharded", "shard_model"]
+__all__ = [
+    "FSDPConfig",
+    "decoder_layers",
+    "export_state_dict",
+    "full_state_dict",
+    "is_sharded",
+    "shard_model",
+]
+
 
 class FSDPConfig(TypedDict, total=False):
     """`model.init_args.fsdp`: how `configure_model` shards under a ModelParallelStrategy.
@@ -78,7 +86,9 @@ def _dtype(config: FSDPConfig, key: str, default: str | None) -> torch.dtype | N
 
 def _class_names(module: nn.Module) -> set[str]:
     """Names and import paths of the module's classes (FSDP subclasses them once sharded)."""
-    return {n for c in type(module).__mro__ for n in (c.__name__, f"{c.__module__}.{c.__qualname__}")}
+    return {
+        n for c in type(module).__mro__ for n in (c.__name__, f"{c.__module__}.{c.__qualname__}")
+    }
 
 
 def decoder_layers(model: nn.Module, layer_class: str | None = None) -> list[nn.Module]:
@@ -136,9 +146,13 @@ def shard_model(
             f"model.init_args.fsdp has unknown keys {sorted(unknown)}; allowed: {', '.join(FSDPConfig.__annotations__)}"
         )
     if mesh.ndim != 1:
-        raise UserError(f"FSDP needs a 1-D data-parallel mesh; got {mesh.ndim}-D {mesh.mesh_dim_names}")
+        raise UserError(
+            f"FSDP needs a 1-D data-parallel mesh; got {mesh.ndim}-D {mesh.mesh_dim_names}"
+        )
     reduce = _dtype(config, "reduce_dtype", "float32")
-    policy = MixedPrecisionPolicy(param_dtype=_dtype(config, "param_dtype", None), reduce_dtype=reduce)
+    policy = MixedPrecisionPolicy(
+        param_dtype=_dtype(config, "param_dtype", None), reduce_dtype=reduce
+    )
     # The fp32 groups cast their floating inputs (e.g. bf16 hidden states) up to fp32.
     fp32 = MixedPrecisionPolicy(param_dtype=torch.float32, reduce_dtype=torch.float32)
     offload = CPUOffloadPolicy() if config.get("cpu_offload", False) else OffloadPolicy()
@@ -146,9 +160,17 @@ def shard_model(
 
     layers = decoder_layers(model, config.get("layer_class"))
     for layer in layers:
-        fully_shard(layer, mesh=mesh, mp_policy=policy, offload_policy=offload, reshard_after_forward=reshard)
+        fully_shard(
+            layer,
+            mesh=mesh,
+            mp_policy=policy,
+            offload_policy=offload,
+            reshard_after_forward=reshard,
+        )
     for module in fp32_modules:
-        fully_shard(module, mesh=mesh, mp_policy=fp32, offload_policy=offload, reshard_after_forward=reshard)
+        fully_shard(
+            module, mesh=mesh, mp_policy=fp32, offload_policy=offload, reshard_after_forward=reshard
+        )
     # The root's parameters are needed first in backward: FSDP keeps them gathered (its default).
     fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=offload)
     return layers
@@ -165,7 +187,9 @@ def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    state = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = get_model_state_dict(
+        module, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
     names_of: dict[int, list[str]] = {}
     for name, param in module.named_parameters(remove_duplicate=False):
         names_of.setdefault(id(param), []).append(name)

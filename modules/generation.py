@@ -121,7 +121,9 @@ class GenerateBetweenEpochs(Callback):
         extract: dict[str, Any] | None = None,
     ) -> None:
         if every_n_epochs < 1:
-            raise UserError(f"GenerateBetweenEpochs: every_n_epochs must be >= 1, got {every_n_epochs}")
+            raise UserError(
+                f"GenerateBetweenEpochs: every_n_epochs must be >= 1, got {every_n_epochs}"
+            )
         if backend not in ("auto", "vllm", "hf", "config"):
             raise UserError(
                 f"GenerateBetweenEpochs: backend {backend!r}; allowed: auto, vllm, hf, config"
@@ -203,8 +205,9 @@ class GenerateBetweenEpochs(Callback):
             self.served = [summary["served"]]
             trainer.datamodule.use_train_files(self.served)
         else:
-            log.warning("generation after epoch %d gave no records; the datamodule keeps its data",
-                        epoch)
+            log.warning(
+                "generation after epoch %d gave no records; the datamodule keeps its data", epoch
+            )
 
     # ---- the steps -------------------------------------------------------------------
 
@@ -234,7 +237,9 @@ class GenerateBetweenEpochs(Callback):
         if base_file is not None:
             path = Path(base_file)
             if not path.is_file():
-                raise FileNotFoundError(f"GenerateBetweenEpochs: generate config {path} does not exist")
+                raise FileNotFoundError(
+                    f"GenerateBetweenEpochs: generate config {path} does not exist"
+                )
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         values = _deep_merge(values, spec)
         values["out_dir"] = str(folder / "trees")
@@ -264,7 +269,12 @@ class GenerateBetweenEpochs(Callback):
         return values
 
     def _generate(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, folder: Path, export: Path, epoch: int
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        folder: Path,
+        export: Path,
+        epoch: int,
     ) -> dict[str, Any]:
         from rstar_pl import extract as extract_command
         from rstar_pl.generate import generate, parse_mapping
@@ -286,12 +296,26 @@ class GenerateBetweenEpochs(Callback):
         extract_command.main(argv)
         records = folder / f"{getattr(trainer.datamodule, 'records', 'sft')}.jsonl"
         count = len(read_records(records))
-        summary = {"epoch": epoch, "served": str(records), "records": count, "trees": counts,
-                   "rss_mib_before": before, "rss_mib_after": after, "rss_mib_peak": peak}
+        summary = {
+            "epoch": epoch,
+            "served": str(records),
+            "records": count,
+            "trees": counts,
+            "rss_mib_before": before,
+            "rss_mib_after": after,
+            "rss_mib_peak": peak,
+        }
         log.info(
             "generation after epoch %d: %d new trees (%d solved), %d records in %s; resident "
-            "memory %s MiB before, %s MiB after (peak so far %s MiB)", epoch, counts["written"],
-            counts["solved"], count, records, _mib(before), _mib(after), _mib(peak),
+            "memory %s MiB before, %s MiB after (peak so far %s MiB)",
+            epoch,
+            counts["written"],
+            counts["solved"],
+            count,
+            records,
+            _mib(before),
+            _mib(after),
+            _mib(peak),
         )
         write_json(folder / MARKER, summary, indent=1)
         return summary

@@ -50,7 +50,9 @@ def packaged_smollm2() -> Path:
         ) from None
     path = Path(str(dist.locate_file(_SMOLLM2_FILE)))
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {_SMOLLM2_DIST} is installed but its GGUF file is missing")
+        raise FileNotFoundError(
+            f"{path}: {_SMOLLM2_DIST} is installed but its GGUF file is missing"
+        )
     return path
 
 
@@ -78,7 +80,9 @@ def gguf_architecture(path: str | os.PathLike) -> str:
     try:
         from gguf import GGUFReader
     except ImportError:
-        raise UserError(f"{path}: reading GGUF needs the `gguf` package (pip install gguf)") from None
+        raise UserError(
+            f"{path}: reading GGUF needs the `gguf` package (pip install gguf)"
+        ) from None
     try:
         field = GGUFReader(str(path)).fields["general.architecture"]
         architecture = bytes(field.parts[field.data[0]]).decode()

@@ -77,8 +77,9 @@ def added_token_pieces(own, first: int, stop: int) -> dict[int, list[int]]:
     return pieces
 
 
-def init_added_rows(model, first: int, stop: int,
-                    pieces: Mapping[int, Sequence[int]] | None = None) -> None:
+def init_added_rows(
+    model, first: int, stop: int, pieces: Mapping[int, Sequence[int]] | None = None
+) -> None:
     """Set embedding rows `first:stop` to the mean of rows `:first`, and each row named in
     `pieces` (an id -> the ids of its text) to the mean of those rows (see the module doc).
 

@@ -14,8 +14,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE_INDEX", "outcome_loss", "pairwise_preference_loss", "q_regression_loss",
-           "response_lm_loss"]
+__all__ = [
+    "IGNORE_INDEX",
+    "outcome_loss",
+    "pairwise_preference_loss",
+    "q_regression_loss",
+    "response_lm_loss",
+]
 
 #: Label of a token that carries no loss (prompt, padding, packing boundary).
 IGNORE_INDEX = -100
@@ -95,8 +100,10 @@ def q_regression_loss(values: torch.Tensor, targets: torch.Tensor) -> torch.Tens
         targets: [steps] the steps' Q = value_sum / visits, in [-1, 1].
     """
     if values.shape != targets.shape or values.dim() != 1:
-        raise ValueError(f"values and targets must be 1-D of equal length; got "
-                         f"{tuple(values.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"values and targets must be 1-D of equal length; got "
+            f"{tuple(values.shape)} and {tuple(targets.shape)}"
+        )
     return F.mse_loss(values.float(), targets.float())
 
 
@@ -111,7 +118,9 @@ def outcome_loss(values: torch.Tensor, targets: torch.Tensor, eps: float = 1e-6)
         eps: p is kept in [eps, 1 - eps] so that a saturated tanh gives a finite loss.
     """
     if values.shape != targets.shape or values.dim() != 1:
-        raise ValueError(f"values and targets must be 1-D of equal length; got "
-                         f"{tuple(values.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"values and targets must be 1-D of equal length; got "
+            f"{tuple(values.shape)} and {tuple(targets.shape)}"
+        )
     p = ((values.float() + 1) / 2).clamp(eps, 1 - eps)
     return F.binary_cross_entropy(p, (targets.float() + 1) / 2)

@@ -21,8 +21,9 @@ __all__ = ["Schedule", "build_optimizer", "lr_factor"]
 Schedule = Literal["linear", "cosine", "constant"]
 
 
-def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: Schedule,
-              min_lr_ratio: float = 0.0) -> float:
+def lr_factor(
+    step: int, *, total_steps: int, warmup_steps: int, schedule: Schedule, min_lr_ratio: float = 0.0
+) -> float:
     """Multiplier of the base learning rate at optimiser step `step` (0-based)."""
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -56,7 +57,12 @@ def build_optimizer(
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: lr_factor(step, total_steps=total_steps, warmup_steps=warmup_steps,
-                               schedule=schedule, min_lr_ratio=min_lr_ratio),
+        lambda step: lr_factor(
+            step,
+            total_steps=total_steps,
+            warmup_steps=warmup_steps,
+            schedule=schedule,
+            min_lr_ratio=min_lr_ratio,
+        ),
     )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -64,7 +64,10 @@ class PolicyModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = load_backbone(
-            model, head=True, vocab_size=vocab_size, dtype=dtype,
+            model,
+            head=True,
+            vocab_size=vocab_size,
+            dtype=dtype,
             attn_implementation=attn_implementation,
             gradient_checkpointing=gradient_checkpointing,
         )
@@ -88,8 +91,15 @@ class PolicyModule(L.LightningModule):
         loss = response_lm_loss(self(batch), batch["labels"])
         tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step,
-                 sync_dist=not on_step, batch_size=batch["input_ids"].size(0))
+        self.log(
+            f"{stage}/loss",
+            loss,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=not on_step,
+            sync_dist=not on_step,
+            batch_size=batch["input_ids"].size(0),
+        )
         if on_step:
             self.log("train/response_tokens", tokens.float(), on_step=True, reduce_fx="sum")
         return loss
@@ -110,7 +120,12 @@ class PolicyModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         return build_optimizer(
-            self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas,
-            schedule=hp.schedule, warmup_steps=hp.warmup_steps, min_lr_ratio=hp.min_lr_ratio,
+            self.parameters(),
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+            betas=hp.betas,
+            schedule=hp.schedule,
+            warmup_steps=hp.warmup_steps,
+            min_lr_ratio=hp.min_lr_ratio,
             total_steps=self.trainer.estimated_stepping_batches,
         )

@@ -76,21 +76,30 @@ class PPMModule(L.LightningModule):
             raise UserError(f"model.loss is {loss!r}; allowed: {', '.join(LOSSES)}")
         self.save_hyperparameters()
         self.model = ValueHeadModel.from_backbone(
-            model, vocab_size=vocab_size, dtype=dtype, attn_implementation=attn_implementation,
+            model,
+            vocab_size=vocab_size,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
             gradient_checkpointing=gradient_checkpointing,
         )
-        self.metrics = torch.nn.ModuleDict({
-            f"{stage}_{name}": MeanMetric()
-            for stage in ("train", "val", "test")
-            for name in ("accuracy", "margin", "sign_accuracy")
-        })
+        self.metrics = torch.nn.ModuleDict(
+            {
+                f"{stage}_{name}": MeanMetric()
+                for stage in ("train", "val", "test")
+                for name in ("accuracy", "margin", "sign_accuracy")
+            }
+        )
 
     def configure_model(self) -> None:
         """Shard the backbone per decoder layer when the strategy gives a device mesh (FSDP2)."""
         if self.device_mesh is None or is_sharded(self.model):
             return
-        shard_model(self.model, self.device_mesh["data_parallel"], self.hparams.fsdp,
-                    fp32_modules=[self.model.value_head])
+        shard_model(
+            self.model,
+            self.device_mesh["data_parallel"],
+            self.hparams.fsdp,
+            fp32_modules=[self.model.value_head],
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """[n, seq] -> [n] values in [-1, 1]."""
@@ -98,9 +107,11 @@ class PPMModule(L.LightningModule):
 
     def _pointwise_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         if "target" not in batch:
-            raise UserError(f"model.loss is {self.hparams.loss!r} but the batch has no 'target' "
-                             "(pair batches are for loss: pairwise); use data.class_path "
-                             "datamodules.values.ValueDataModule")
+            raise UserError(
+                f"model.loss is {self.hparams.loss!r} but the batch has no 'target' "
+                "(pair batches are for loss: pairwise); use data.class_path "
+                "datamodules.values.ValueDataModule"
+            )
         values = self(batch["input_ids"], batch["attention_mask"])
         targets = batch["target"].to(values.device)
         fn = q_regression_loss if self.hparams.loss == "q_regression" else outcome_loss
@@ -117,8 +128,10 @@ class PPMModule(L.LightningModule):
         if self.hparams.loss != "pairwise":
             return self._pointwise_step(batch, stage)
         if "target" in batch:
-            raise UserError("model.loss is 'pairwise' but the batch holds scored texts, not "
-                             "pairs; use datamodules.PairDataModule or set model.loss")
+            raise UserError(
+                "model.loss is 'pairwise' but the batch holds scored texts, not "
+                "pairs; use datamodules.PairDataModule or set model.loss"
+            )
         values = self(batch["input_ids"], batch["attention_mask"])
         pairs = values.size(0) // 2
         loss, margins = pairwise_preference_loss(
@@ -151,7 +164,12 @@ class PPMModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         return build_optimizer(
-            self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas,
-            schedule=hp.schedule, warmup_steps=hp.warmup_steps, min_lr_ratio=hp.min_lr_ratio,
+            self.parameters(),
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+            betas=hp.betas,
+            schedule=hp.schedule,
+            warmup_steps=hp.warmup_steps,
+            min_lr_ratio=hp.min_lr_ratio,
             total_steps=self.trainer.estimated_stepping_batches,
         )

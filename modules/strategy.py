@@ -67,9 +67,11 @@ class FSDP2Strategy(ModelParallelStrategy):
                 "(PolicyModule and PPMModule shard data-parallel only)"
             )
         super().__init__(
-            data_parallel_size=data_parallel_size, tensor_parallel_size=1,
+            data_parallel_size=data_parallel_size,
+            tensor_parallel_size=1,
             save_distributed_checkpoint=save_distributed_checkpoint,
-            process_group_backend=process_group_backend, timeout=timeout,
+            process_group_backend=process_group_backend,
+            timeout=timeout,
         )
 
     def setup_environment(self) -> None:
@@ -77,8 +79,12 @@ class FSDP2Strategy(ModelParallelStrategy):
             self._data_parallel_size = self.num_nodes * self.num_processes
         super().setup_environment()
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], filepath: str | os.PathLike,
-                        storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self,
+        checkpoint: dict[str, Any],
+        filepath: str | os.PathLike,
+        storage_options: Any | None = None,
+    ) -> None:
         if not self._save_distributed_checkpoint:
             return super().save_checkpoint(checkpoint, filepath, storage_options)
         final = Path(self.broadcast(str(filepath)))

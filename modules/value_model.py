@@ -59,7 +59,9 @@ def load_value_head(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor
         )
     meta = json.loads(meta_file.read_text())
     if meta.get("format") != "rstar_pl.ppm" or meta.get("activation") != "tanh":
-        raise UserError(f"{meta_file}: unsupported value head {meta}; expected format rstar_pl.ppm, tanh")
+        raise UserError(
+            f"{meta_file}: unsupported value head {meta}; expected format rstar_pl.ppm, tanh"
+        )
     head = load_file(str(path / HEAD_WEIGHTS))
     return head["weight"].float(), head["bias"].float()
 
@@ -109,7 +111,9 @@ class ValueHeadModel(nn.Module):
 
         out = Path(out_dir)
         state = state_dict if state_dict is not None else self.state_dict()
-        backbone_state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        backbone_state = {
+            k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")
+        }
         self.backbone.save_pretrained(out, state_dict=backbone_state)
         head = {
             "weight": state["value_head.weight"].detach().float().cpu().contiguous(),
@@ -126,12 +130,20 @@ class ValueHeadModel(nn.Module):
         (out / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, dtype: str | None = "float32",
-             attn_implementation: str | None = "sdpa") -> ValueHeadModel:
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        dtype: str | None = "float32",
+        attn_implementation: str | None = "sdpa",
+    ) -> ValueHeadModel:
         """Read a folder written by `save`."""
         weight, bias = load_value_head(path)
-        model = cls(load_backbone(str(path), head=False, dtype=dtype,
-                                  attn_implementation=attn_implementation))
+        model = cls(
+            load_backbone(
+                str(path), head=False, dtype=dtype, attn_implementation=attn_implementation
+            )
+        )
         with torch.no_grad():
             model.value_head.weight.copy_(weight)
             model.value_head.bias.copy_(bias)

@@ -32,19 +32,43 @@ import typing
 
 from rstar_pl.errors import UsageError, UserError
 
-__all__ = ["COMMANDS", "argument_error_line", "config_parser", "did_you_mean", "main",
-           "parse_command_line"]
+__all__ = [
+    "COMMANDS",
+    "argument_error_line",
+    "config_parser",
+    "did_you_mean",
+    "main",
+    "parse_command_line",
+]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("rstar_pl.demo:main", "the whole loop on CPU with tiny models: evolve on configs/demo.yaml"),
-    "evolve": ("rstar_pl.evolve:main", "self-evolution rounds (generate, extract, train, evaluate), resumable"),
-    "harness": ("harness.cli:main", "evaluate checkpoints on the math benchmarks (same as `harness`)"),
+    "demo": (
+        "rstar_pl.demo:main",
+        "the whole loop on CPU with tiny models: evolve on configs/demo.yaml",
+    ),
+    "evolve": (
+        "rstar_pl.evolve:main",
+        "self-evolution rounds (generate, extract, train, evaluate), resumable",
+    ),
+    "harness": (
+        "harness.cli:main",
+        "evaluate checkpoints on the math benchmarks (same as `harness`)",
+    ),
     "tiny-model": ("rstar_pl.tiny:main", "build a tiny random Qwen2 model and tokenizer"),
-    "import-model": ("rstar_pl.import_model:main", "a GGUF checkpoint to a Hugging Face model folder"),
-    "generate": ("rstar_pl.generate:main", "MCTS trees (JSONL shards, resumable) for a problem set"),
+    "import-model": (
+        "rstar_pl.import_model:main",
+        "a GGUF checkpoint to a Hugging Face model folder",
+    ),
+    "generate": (
+        "rstar_pl.generate:main",
+        "MCTS trees (JSONL shards, resumable) for a problem set",
+    ),
     "extract": ("rstar_pl.extract:main", "SFT records, PPM pairs and difficulty from tree files"),
-    "fit": ("rstar_pl.train:fit_main", "train the policy / PPM (LightningCLI; round configs train both)"),
+    "fit": (
+        "rstar_pl.train:fit_main",
+        "train the policy / PPM (LightningCLI; round configs train both)",
+    ),
     "validate": ("rstar_pl.train:validate_main", "validate a policy or PPM (LightningCLI)"),
     "test": ("rstar_pl.train:test_main", "test a policy or PPM (LightningCLI)"),
     "predict": ("rstar_pl.train:predict_main", "predict with a policy or PPM (LightningCLI)"),
@@ -81,12 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except subprocess.CalledProcessError as err:
         command = shlex.join(map(str, err.cmd)) if isinstance(err.cmd, list) else err.cmd
-        print(f"rstar-pl {name}: error: `{command}` failed with exit status {err.returncode} "
-              "(its message is above)", file=sys.stderr)
+        print(
+            f"rstar-pl {name}: error: `{command}` failed with exit status {err.returncode} "
+            "(its message is above)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
-        print(f"\nrstar-pl {name}: interrupted; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"\nrstar-pl {name}: interrupted; run the same command again to resume", file=sys.stderr
+        )
         return 130
 
 
@@ -101,17 +129,24 @@ def _one_line(err: BaseException) -> str:
     return " ".join(part.strip() for part in str(err).splitlines() if part.strip())
 
 
-_TYPE_ERROR = re.compile(r'^Parser key "(?P<key>[^"]+)":\s*Expected a (?P<type>.+?)\. '
-                         r"Got value: (?P<value>.*)$", re.S)
+_TYPE_ERROR = re.compile(
+    r'^Parser key "(?P<key>[^"]+)":\s*Expected a (?P<type>.+?)\. '
+    r"Got value: (?P<value>.*)$",
+    re.S,
+)
 _UNRECOGNIZED = re.compile(r"^unrecognized arguments: (?P<args>.*)$", re.S)
-_UNION_ERROR = re.compile(r'^Parser key "(?P<key>[^"]+)":\s*Does not validate against any of the '
-                          r"Union subtypes\s*Subtypes: \[(?P<types>[^\]]*)\].*Given value: "
-                          r"(?P<value>.*)$", re.S)
+_UNION_ERROR = re.compile(
+    r'^Parser key "(?P<key>[^"]+)":\s*Does not validate against any of the '
+    r"Union subtypes\s*Subtypes: \[(?P<types>[^\]]*)\].*Given value: "
+    r"(?P<value>.*)$",
+    re.S,
+)
 _REQUIRED = re.compile(r"^the following arguments are required: (?P<keys>.*)$", re.S)
 
 
-def argument_error_line(err: argparse.ArgumentError | Exception,
-                        parser: argparse.ArgumentParser | None = None) -> str:
+def argument_error_line(
+    err: argparse.ArgumentError | Exception, parser: argparse.ArgumentParser | None = None
+) -> str:
     """A jsonargparse error as one line that keeps the key, the expected type and
     the value (`batch_size: expected int, got 'abc'`), and for an unknown option the
     closest known one."""
@@ -120,8 +155,9 @@ def argument_error_line(err: argparse.ArgumentError | Exception,
     if match:
         kind = re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", match["type"])
         kind = re.sub(r"\s+", " ", kind)
-        kind = re.sub(r"^(?:typing\.)?Literal\[(.*)\]$",
-                      lambda m: "one of " + m[1].replace("'", ""), kind)
+        kind = re.sub(
+            r"^(?:typing\.)?Literal\[(.*)\]$", lambda m: "one of " + m[1].replace("'", ""), kind
+        )
         return f"{match['key']}: expected {kind}, got {match['value'].strip()!r}"
     match = _UNION_ERROR.match(text)
     if match:
@@ -130,8 +166,11 @@ def argument_error_line(err: argparse.ArgumentError | Exception,
         return f"{match['key']}: expected {' or '.join(kinds)}, got {match['value'].strip()!r}"
     match = _REQUIRED.match(text)
     if match:
-        options = {a.dest: a.option_strings[0] for a in (parser._actions if parser else [])
-                   if a.option_strings}
+        options = {
+            a.dest: a.option_strings[0]
+            for a in (parser._actions if parser else [])
+            if a.option_strings
+        }
         keys = [options.get(k, k) for k in match["keys"].split(", ")]
         return f"the following arguments are required: {', '.join(keys)}"
     match = _UNRECOGNIZED.match(text)
@@ -160,8 +199,14 @@ class _SetFalse(argparse.Action):
         namespace[self.dest] = False
 
 
-def config_parser(*configs: type, prog: str, description: str, skip: frozenset[str] = frozenset(),
-                  several: tuple[str, ...] = (), config_file: bool = False):
+def config_parser(
+    *configs: type,
+    prog: str,
+    description: str,
+    skip: frozenset[str] = frozenset(),
+    several: tuple[str, ...] = (),
+    config_file: bool = False,
+):
     """The one way a command reads its command line: jsonargparse's parser of its config
     dataclasses, one `--field` per field, the attribute docstrings as its --help.
 
@@ -196,8 +241,14 @@ def _command_line_spellings(parser, several: tuple[str, ...]) -> None:
         if action._typehint is bool:
             action.nargs, action.const = "?", True
             no = f"--no_{name}"
-            parser.add_argument(no, no.replace("_", "-"), action=_SetFalse, dest=action.dest,
-                                default=argparse.SUPPRESS, help=f"set {name} to false")
+            parser.add_argument(
+                no,
+                no.replace("_", "-"),
+                action=_SetFalse,
+                dest=action.dest,
+                default=argparse.SUPPRESS,
+                help=f"set {name} to false",
+            )
         if name in several:  # each word is one item: the action checks items, not the list
             (action._typehint,) = typing.get_args(action._typehint)
             action.nargs, action.metavar = "+", name.upper()

@@ -88,7 +88,10 @@ log = logging.getLogger("rstar_pl.evolve")
 
 ROUND_STAGES = ("generate", "extract", "policy", "ppm", "evaluate")
 _PPM_SCORER = "rstar_pl.backends.ppm:PPMScorer.from_path"
-_MODEL_BACKENDS = {"hf": "rstar_pl.backends.hf:HFBackend", "vllm": "rstar_pl.backends.vllm:VLLMBackend"}
+_MODEL_BACKENDS = {
+    "hf": "rstar_pl.backends.hf:HFBackend",
+    "vllm": "rstar_pl.backends.vllm:VLLMBackend",
+}
 #: settings that change no result (where a stage runs, how it shows progress)
 _FREE_GENERATE_KEYS = ("batch_size", "shard", "num_shards")
 
@@ -281,18 +284,21 @@ def generate_values(config: EvolveConfig, paths: RunPaths, k: int) -> dict[str, 
             backend.setdefault("args", {})["model"] = str(paths.round(k - 1) / "policy")
         if (values.get("search") or {}).get("annotation") == "ppm":
             scorer = values.get("scorer") or {}
-            values["scorer"] = {"kind": scorer.get("kind") or _PPM_SCORER,
-                                "args": {**(scorer.get("args") or {}),
-                                         "path": str(paths.round(k - 1) / "ppm")}}
+            values["scorer"] = {
+                "kind": scorer.get("kind") or _PPM_SCORER,
+                "args": {**(scorer.get("args") or {}), "path": str(paths.round(k - 1) / "ppm")},
+            }
     return values
 
 
 def _fit_overrides(config: EvolveConfig, paths: RunPaths, k: int) -> dict[str, Any]:
     spec = config.rounds[k - 1]
     folder = paths.round(k)
-    overrides = _merge(config.fit_overrides, spec.fit_overrides,
-                       {"run_dir": str(folder), "data_dir": str(folder),
-                        "base_model": _base_model(config, paths)})
+    overrides = _merge(
+        config.fit_overrides,
+        spec.fit_overrides,
+        {"run_dir": str(folder), "data_dir": str(folder), "base_model": _base_model(config, paths)},
+    )
     overrides.pop("tiny_model", None)  # evolve builds the base model itself
     return overrides
 
@@ -349,10 +355,13 @@ def heldout_generate_values(config: EvolveConfig, paths: RunPaths, k: int) -> di
 def _settings(config: EvolveConfig, paths: RunPaths, stage: str) -> dict[str, Any]:
     """What a stage's outputs depend on (compared on resume)."""
     if stage == "setup":
-        return {"base_model": config.base_model, "tiny_model": config.tiny_model,
-                "wordproblems": asdict(config.wordproblems) if config.wordproblems else None}
+        return {
+            "base_model": config.base_model,
+            "tiny_model": config.tiny_model,
+            "wordproblems": asdict(config.wordproblems) if config.wordproblems else None,
+        }
     name, part = stage.split(".")
-    k = int(name[len("round"):])
+    k = int(name[len("round") :])
     if part == "generate":
         values = generate_values(config, paths, k)
         return {key: v for key, v in values.items() if key not in _FREE_GENERATE_KEYS}
@@ -361,8 +370,11 @@ def _settings(config: EvolveConfig, paths: RunPaths, stage: str) -> dict[str, An
     if part in ("policy", "ppm"):
         return _stage_fit_settings(fit_config(config, paths, k)[part])
     if part == "evaluate":
-        return {"evaluate": asdict(config.evaluate), "problems": _heldout_file(config, paths),
-                "pairs": heldout_generate_values(config, paths, k) if config.evaluate.pairs else None}
+        return {
+            "evaluate": asdict(config.evaluate),
+            "problems": _heldout_file(config, paths),
+            "pairs": heldout_generate_values(config, paths, k) if config.evaluate.pairs else None,
+        }
     return {}
 
 
@@ -391,9 +403,12 @@ def _setup(config: EvolveConfig, paths: RunPaths) -> None:
         from rstar_pl.data.wordproblems import wordproblem_splits
 
         spec = config.wordproblems
-        train, held = wordproblem_splits(paths.problems, train=spec.train, heldout=spec.heldout,
-                                         seed=spec.seed)
-        _say(f"word problems: {spec.train} for training in {train}, {spec.heldout} held out in {held}")
+        train, held = wordproblem_splits(
+            paths.problems, train=spec.train, heldout=spec.heldout, seed=spec.seed
+        )
+        _say(
+            f"word problems: {spec.train} for training in {train}, {spec.heldout} held out in {held}"
+        )
     if config.tiny_model is not None and not (paths.base / "config.json").is_file():
         from rstar_pl.tiny import build_tiny_model
 
@@ -426,7 +441,11 @@ def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
 
     records = paths.round(k) / ("sft.jsonl" if stage == "policy" else "pairs.jsonl")
     if not _count(records):
-        what = "correct trajectory" if stage == "policy" else "problem with both correct and wrong answers"
+        what = (
+            "correct trajectory"
+            if stage == "policy"
+            else "problem with both correct and wrong answers"
+        )
         raise EvolveError(
             f"round {k}: {records} is empty (the trees hold no {what}), so the {stage} has "
             "nothing to train on; give the round more problems or rollouts (search_overrides), "
@@ -437,8 +456,10 @@ def _fit(config: EvolveConfig, paths: RunPaths, k: int, stage: str) -> None:
     overrides = paths.round(k) / "config" / "evolve_overrides.yaml"
     write_yaml(overrides, _fit_overrides(config, paths, k))
     # what runs is the resolved stage config that run_round writes beside the overrides
-    _say(f"$ python -m rstar_pl fit --config {spec.fit} --config {overrides} --stage {stage} "
-         "--ckpt_path last")
+    _say(
+        f"$ python -m rstar_pl fit --config {spec.fit} --config {overrides} --stage {stage} "
+        "--ckpt_path last"
+    )
     run_round(resolved, stages=(stage,), ckpt_path="last", launch=config.launch)
 
 
@@ -450,13 +471,21 @@ def _evaluate(config: EvolveConfig, paths: RunPaths, k: int) -> None:
     if heldout is None:
         raise EvolveError("evolve: `evaluate` needs evaluate.problems or `wordproblems`")
     settings = config.evaluate.compare
-    _say(f"held-out evaluation of {folder / 'policy'} (+ {folder / 'ppm'}) on {heldout}: greedy, "
-         f"majority vote over {settings.trajectories}, PPM-guided MCTS with "
-         f"{settings.trajectories} rollouts")
+    _say(
+        f"held-out evaluation of {folder / 'policy'} (+ {folder / 'ppm'}) on {heldout}: greedy, "
+        f"majority vote over {settings.trajectories}, PPM-guided MCTS with "
+        f"{settings.trajectories} rollouts"
+    )
     results: dict[str, Any] = {"problems": heldout, "trajectories": settings.trajectories}
     started = time.perf_counter()
-    results["methods"] = compare_methods(str(folder / "policy"), str(folder / "ppm"), heldout,
-                                         str(folder / "eval"), settings, limit=config.evaluate.limit)
+    results["methods"] = compare_methods(
+        str(folder / "policy"),
+        str(folder / "ppm"),
+        heldout,
+        str(folder / "eval"),
+        settings,
+        limit=config.evaluate.limit,
+    )
     if config.evaluate.pairs:
         values = heldout_generate_values(config, paths, k)
         _generate(values, folder / "heldout" / "generate.yaml", config.launch)
@@ -474,7 +503,7 @@ def _run_stage(config: EvolveConfig, paths: RunPaths, stage: str) -> None:
         _setup(config, paths)
         return
     name, part = stage.split(".")
-    k = int(name[len("round"):])
+    k = int(name[len("round") :])
     folder = paths.round(k)
     if part == "generate":
         _generate(generate_values(config, paths, k), folder / "generate.yaml", config.launch)
@@ -496,8 +525,13 @@ def _use_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-def evolve(config: EvolveConfig, *, until: str | None = None, dumped: str | None = None,
-           on_stage: Callable[[str], None] | None = None) -> Path:
+def evolve(
+    config: EvolveConfig,
+    *,
+    until: str | None = None,
+    dumped: str | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> Path:
     """Run (or continue) every stage; return the run folder.
 
     Raises:
@@ -528,12 +562,15 @@ def evolve(config: EvolveConfig, *, until: str | None = None, dumped: str | None
             ledger.forget_from(stage, order)
             started = time.perf_counter()
             _run_stage(config, paths, stage)
-            ledger.finish(stage, _settings(config, paths, stage),
-                          seconds=round(time.perf_counter() - started, 1))
+            ledger.finish(
+                stage,
+                _settings(config, paths, stage),
+                seconds=round(time.perf_counter() - started, 1),
+            )
         if on_stage is not None:
             on_stage(stage)
         if stage.startswith("round") and stage.endswith(f".{last}"):
-            k = int(stage.split(".")[0][len("round"):])
+            k = int(stage.split(".")[0][len("round") :])
             report = write_round_report(paths.round(k), k, levels=_levels(config, paths))
             _say(f"round {k} report: {report}")
         if stage == until:
@@ -550,15 +587,21 @@ def evolve(config: EvolveConfig, *, until: str | None = None, dumped: str | None
 def _parser(prog: str = "rstar-pl evolve"):
     from rstar_pl.cli import config_parser
 
-    parser = config_parser(EvolveConfig, prog=prog, config_file=True,
-                           description="Self-evolution rounds (generate, extract, train, "
-                           "evaluate) as one resumable command.")
+    parser = config_parser(
+        EvolveConfig,
+        prog=prog,
+        config_file=True,
+        description="Self-evolution rounds (generate, extract, train, "
+        "evaluate) as one resumable command.",
+    )
     parser.add_argument("--until", default=None, help="stop after this stage (e.g. round1.policy)")
     return parser
 
 
-def parse_config(argv: list[str], prog: str = "rstar-pl evolve",
-                 ) -> tuple[EvolveConfig, str, str | None]:
+def parse_config(
+    argv: list[str],
+    prog: str = "rstar-pl evolve",
+) -> tuple[EvolveConfig, str, str | None]:
     """(config, its YAML dump, --until) from `--config FILE` and `--key value` overrides."""
     parser = _parser(prog)
     try:
@@ -582,4 +625,3 @@ def main(argv: list[str], prog: str = "rstar-pl evolve") -> int:
         return 2
     _say(f"done: {run}")
     return 0
-

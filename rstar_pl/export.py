@@ -17,6 +17,7 @@ _MOVED = ("HFExport", "export_module", "export_policy", "export_ppm", "load_poli
 def __getattr__(name: str):
     if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"rstar_pl.export.{name} moved to modules.export.{name}", FutureWarning,
-                  stacklevel=2)
+    warnings.warn(
+        f"rstar_pl.export.{name} moved to modules.export.{name}", FutureWarning, stacklevel=2
+    )
     return getattr(importlib.import_module("modules.export"), name)

@@ -66,23 +66,32 @@ def read_trees(paths: Sequence[str]) -> list[Tree]:
     duplicates: list[str] = []
     # one tree per line: counting newlines (fast, and it warms the page cache) gives the total
     total = sum(_count_lines(path) for path in files.values())
-    records = tqdm(iter_tree_records(files.values()), total=total, desc="reading trees",
-                   unit="tree", disable=None)
+    records = tqdm(
+        iter_tree_records(files.values()),
+        total=total,
+        desc="reading trees",
+        unit="tree",
+        disable=None,
+    )
     for record, where in records:
         tree = Tree.from_record(record, where)
         key = (tree.problem_id, tree.attempt, tree.seed)
         if key in first_seen:
-            duplicates.append(f"{key[0]} attempt {key[1]} seed {key[2]} at {where} "
-                              f"(first at {first_seen[key]})")
+            duplicates.append(
+                f"{key[0]} attempt {key[1]} seed {key[2]} at {where} (first at {first_seen[key]})"
+            )
             continue
         first_seen[key] = where
         trees.append(tree)
     if not trees:
         raise ExtractError(f"no trees in {', '.join(map(str, files.values()))}")
     if duplicates:
-        log.warning("extract: skipped %d duplicate trees (same problem, attempt and seed): %s%s",
-                    len(duplicates), "; ".join(duplicates[:3]),
-                    f"; and {len(duplicates) - 3} more" if len(duplicates) > 3 else "")
+        log.warning(
+            "extract: skipped %d duplicate trees (same problem, attempt and seed): %s%s",
+            len(duplicates),
+            "; ".join(duplicates[:3]),
+            f"; and {len(duplicates) - 3} more" if len(duplicates) > 3 else "",
+        )
     return trees
 
 
@@ -112,7 +121,10 @@ def parse_args(argv: list[str]) -> tuple[ExtractPaths, ExtractConfig]:
     from rstar_pl.cli import config_parser, parse_command_line
 
     parser = config_parser(
-        ExtractPaths, ExtractConfig, prog="rstar-pl extract", several=("trees",),
+        ExtractPaths,
+        ExtractConfig,
+        prog="rstar-pl extract",
+        several=("trees",),
         description="SFT records, PPM pairs, Q-labelled steps, outcomes and difficulty from "
         "tree files.",
     )

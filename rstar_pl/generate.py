@@ -135,8 +135,12 @@ class GenerateConfig:
 def _parser():
     from rstar_pl.cli import config_parser
 
-    return config_parser(GenerateConfig, prog="rstar-pl generate", config_file=True,
-                         description="Generate MCTS trees (JSONL shards) for a problem set.")
+    return config_parser(
+        GenerateConfig,
+        prog="rstar-pl generate",
+        config_file=True,
+        description="Generate MCTS trees (JSONL shards) for a problem set.",
+    )
 
 
 def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
@@ -148,7 +152,9 @@ def parse_config(argv: list[str]) -> tuple[GenerateConfig, str]:
         built = parser.instantiate(namespace)
     except argparse.ArgumentError as err:
         where = " ".join(argv)
-        raise ConfigError(f"generate config ({where}): {argument_error_line(err, parser)}") from None
+        raise ConfigError(
+            f"generate config ({where}): {argument_error_line(err, parser)}"
+        ) from None
     values = {k: v for k, v in vars(built).items() if k != "config"}
     return GenerateConfig(**values), dumped
 
@@ -193,8 +199,11 @@ def _check_args(factory, what: str, args: dict[str, Any], *leading: Any) -> None
     try:
         signature.bind(*leading, **args)
     except TypeError as err:
-        named = [p for p, v in signature.parameters.items()
-                 if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)][len(leading):]
+        named = [
+            p
+            for p, v in signature.parameters.items()
+            if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)
+        ][len(leading) :]
         unknown = [k for k in args if k not in named]
         if unknown and not any(v.kind is v.VAR_KEYWORD for v in signature.parameters.values()):
             raise ConfigError(
@@ -238,7 +247,9 @@ def _ray(config: ComponentConfig, what: str, problems: list[Problem]):
             f"{what} each replica holds; got {spec!r}"
         )
     if spec["kind"] == "ray":
-        raise ConfigError(f"{what}.args.replica.kind cannot be ray itself; name the {what} to replicate")
+        raise ConfigError(
+            f"{what}.args.replica.kind cannot be ray itself; name the {what} to replicate"
+        )
     pool = {k: args.pop(k) for k in list(args) if k in pool_settings()}
     replica = ComponentConfig(spec["kind"], {**(spec.get("args") or {}), **args})
     factory, leading = _component(replica, what, problems)
@@ -317,7 +328,8 @@ def _check_config(out_dir: Path, dumped: str, done: dict) -> None:
     # an attempt's rollout budget, like every other search setting, is fixed
     found += [
         f"schedule[{i}] (attempt {i}'s rollouts) is {n!r} here but {o!r} in {path}"
-        for i, (o, n) in enumerate(zip(old_schedule, new_schedule)) if o != n
+        for i, (o, n) in enumerate(zip(old_schedule, new_schedule))
+        if o != n
     ]
     if found:
         shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
@@ -415,20 +427,37 @@ def generate(
             sandbox_cm.__exit__(None, None, None)
 
 
-def _run(config: GenerateConfig, problems: list[Problem], skipped: list, env: SearchEnv,
-         done: dict[tuple[str, int], bool], out_dir: Path, dumped: str | None) -> dict[str, int]:
+def _run(
+    config: GenerateConfig,
+    problems: list[Problem],
+    skipped: list,
+    env: SearchEnv,
+    done: dict[tuple[str, int], bool],
+    out_dir: Path,
+    dumped: str | None,
+) -> dict[str, int]:
     """The search loop of `generate`, with `out_dir` locked."""
     from tqdm.auto import tqdm
 
     schedule = config.rollout_schedule
-    counts = {"written": 0, "solved": 0, "problems": len(problems), "skipped_problems": len(skipped)}
+    counts = {
+        "written": 0,
+        "solved": 0,
+        "problems": len(problems),
+        "skipped_problems": len(skipped),
+    }
     counts["already_done"] = sum(
         1 for p in problems for k in range(len(schedule)) if (p.id, k) in done
     )
     # A bar on a terminal only (tqdm's disable=None); the per-tree log lines stay for logs.
     # Later attempts' trees are added to the total once the earlier attempts have run.
-    bar = tqdm(total=len(_pending(problems, done, 0)), desc=f"trees (attempt 1/{len(schedule)})",
-               unit="tree", disable=None, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(_pending(problems, done, 0)),
+        desc=f"trees (attempt 1/{len(schedule)})",
+        unit="tree",
+        disable=None,
+        dynamic_ncols=True,
+    )
     with TreeWriter(shard_path(out_dir, config.shard, config.num_shards)) as writer, bar:
 
         def finished(tree: Tree) -> None:
@@ -443,7 +472,10 @@ def _run(config: GenerateConfig, problems: list[Problem], skipped: list, env: Se
             bar.set_postfix(solved=counts["solved"], refresh=False)
             log.info(
                 "wrote tree problem=%s attempt=%d nodes=%d solved=%s",
-                tree.problem_id, tree.attempt, len(tree), solved,
+                tree.problem_id,
+                tree.attempt,
+                len(tree),
+                solved,
             )
 
         for attempt, rollouts in enumerate(schedule):

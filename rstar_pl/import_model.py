@@ -38,11 +38,16 @@ class ImportConfig:
 def main(argv: list[str]) -> int:
     from rstar_pl.cli import config_parser, parse_command_line
 
-    parser = config_parser(ImportConfig, prog="rstar-pl import-model",
-                           description="Convert a GGUF checkpoint into a Hugging Face model folder.")
+    parser = config_parser(
+        ImportConfig,
+        prog="rstar-pl import-model",
+        description="Convert a GGUF checkpoint into a Hugging Face model folder.",
+    )
     args = ImportConfig(**vars(parse_command_line(parser, argv)))
     if (args.gguf is None) == (not args.smollm2):
-        raise UsageError("give one source: --gguf FILE or --smollm2; see rstar-pl import-model --help")
+        raise UsageError(
+            "give one source: --gguf FILE or --smollm2; see rstar-pl import-model --help"
+        )
 
     from modules.gguf import gguf_architecture, load_gguf, packaged_smollm2
 
@@ -58,6 +63,8 @@ def main(argv: list[str]) -> int:
 
     export_policy(model, tokenizer, out)
     params = sum(p.numel() for p in model.parameters())
-    print(f"{model.config.model_type} model, {params / 1e6:.1f} M parameters, "
-          f"{len(tokenizer)} tokens, written to {out}")
+    print(
+        f"{model.config.model_type} model, {params / 1e6:.1f} M parameters, "
+        f"{len(tokenizer)} tokens, written to {out}"
+    )
     return 0

@@ -121,10 +121,12 @@ def _word(texts: Iterable[str]):
 
     word = Tokenizer(models.BPE())
     word.normalizer = normalizers.NFC()
-    word.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    word.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     word.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=1 << 20,  # never reached: merging stops when every word is one token
@@ -165,11 +167,14 @@ def build_tiny_model(
         raise UserError(f"tiny model tokenizer {tokenizer!r}; allowed: {', '.join(TOKENIZERS)}")
     unknown = sorted(set(architecture or {}) - set(TINY_CONFIG))
     if unknown:
-        raise UserError(f"tiny model architecture: unknown keys {unknown}; "
-                         f"allowed: {', '.join(TINY_CONFIG)}")
+        raise UserError(
+            f"tiny model architecture: unknown keys {unknown}; allowed: {', '.join(TINY_CONFIG)}"
+        )
     if vocab_size < MIN_VOCAB:
-        raise UserError(f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
-                         f"byte-level BPE and the end-of-text token), got {vocab_size}")
+        raise UserError(
+            f"vocab_size must be >= {MIN_VOCAB} (the 256 byte symbols of the "
+            f"byte-level BPE and the end-of-text token), got {vocab_size}"
+        )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder; choose a new --out")
@@ -199,10 +204,17 @@ def build_tiny_model(
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         hf_tokenizer.save_pretrained(tmp)
-        (tmp / "rstar_tiny.json").write_text(json.dumps({
-            "seed": seed, "vocab_size": vocab_size, "tokenizer": tokenizer, "corpus": corpus,
-            "architecture": architecture or {},
-        }))
+        (tmp / "rstar_tiny.json").write_text(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "vocab_size": vocab_size,
+                    "tokenizer": tokenizer,
+                    "corpus": corpus,
+                    "architecture": architecture or {},
+                }
+            )
+        )
     return out
 
 
@@ -227,11 +239,18 @@ class TinyModelConfig:
 def main(argv: list[str]) -> int:
     from rstar_pl.cli import config_parser, parse_command_line
 
-    parser = config_parser(TinyModelConfig, prog="rstar-pl tiny-model",
-                           description="Build a tiny random Qwen2 model and tokenizer "
-                           "(no downloads).")
+    parser = config_parser(
+        TinyModelConfig,
+        prog="rstar-pl tiny-model",
+        description="Build a tiny random Qwen2 model and tokenizer (no downloads).",
+    )
     config = TinyModelConfig(**vars(parse_command_line(parser, argv)))
-    out = build_tiny_model(config.out, seed=config.seed, vocab_size=config.vocab_size,
-                           tokenizer=config.tokenizer, corpus=config.corpus)
+    out = build_tiny_model(
+        config.out,
+        seed=config.seed,
+        vocab_size=config.vocab_size,
+        tokenizer=config.tokenizer,
+        corpus=config.corpus,
+    )
     print(f"tiny model written to {out}")
     return 0

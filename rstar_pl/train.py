@@ -67,9 +67,20 @@ from typing import Any
 
 from rstar_pl.errors import UserError
 
-__all__ = ["BASE_KEY", "ROUND_STAGES", "RoundConfigError", "StageConfigError", "fit_main",
-           "load_round_config", "main", "predict_main", "read_round_file", "run_round",
-           "test_main", "validate_main"]
+__all__ = [
+    "BASE_KEY",
+    "ROUND_STAGES",
+    "RoundConfigError",
+    "StageConfigError",
+    "fit_main",
+    "load_round_config",
+    "main",
+    "predict_main",
+    "read_round_file",
+    "run_round",
+    "test_main",
+    "validate_main",
+]
 
 #: Sections of a round config, in the order they train.
 ROUND_STAGES = ("policy", "ppm")
@@ -89,8 +100,13 @@ class StageConfigError(UserError):
 # ---------------------------------------------------------------- stage configs
 
 
-def _lightning_cli(subcommand: str, argv: list[str], *, check: bool = False,
-                   will_exist: frozenset[str] = frozenset()) -> None:
+def _lightning_cli(
+    subcommand: str,
+    argv: list[str],
+    *,
+    check: bool = False,
+    will_exist: frozenset[str] = frozenset(),
+) -> None:
     """Run LightningCLI on a stage config; with `check`, only parse and validate it.
 
     Bad settings raise `StageConfigError` (one line) instead of printing the usage.
@@ -114,7 +130,9 @@ def _lightning_cli(subcommand: str, argv: list[str], *, check: bool = False,
 
         def add_arguments_to_parser(self, parser) -> None:
             # The datamodule owns the tokenizer; the model grows its embeddings to its size.
-            parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+            parser.link_arguments(
+                "data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate"
+            )
             # One model path: the tokenizer always comes from the model being trained.
             parser.link_arguments("model.init_args.model", "data.init_args.model")
 
@@ -127,6 +145,7 @@ def _lightning_cli(subcommand: str, argv: list[str], *, check: bool = False,
                     raise StageConfigError(f"model.init_args.model: {path!r} {problem}")
 
         if check:
+
             def _set_seed(self) -> None:
                 pass
 
@@ -168,8 +187,11 @@ def _model_source_problem(path: str) -> str | None:
     return None
 
 
-_UNION_CLASS = re.compile(r"Problem with given class_path '(?P<cls>[\w.]+)':\s*(?P<why>.*?)"
-                          r"(?:\n\s*- |\n\s*Given value|$)", re.S)
+_UNION_CLASS = re.compile(
+    r"Problem with given class_path '(?P<cls>[\w.]+)':\s*(?P<why>.*?)"
+    r"(?:\n\s*- |\n\s*Given value|$)",
+    re.S,
+)
 _NOT_ACCEPTED = re.compile(r"Option '(?P<opt>[^']+)' is not accepted")
 _NO_OPTION = re.compile(r"does not accept option '(?P<opt>[^']+)'")
 
@@ -186,8 +208,9 @@ def _stage_error_line(err: Exception, parsers: list) -> str:
         opt = _NOT_ACCEPTED.search(inner)
         if opt:
             known = [k for k in _init_parameters(cls) if k != "self"]
-            hint = (did_you_mean(opt["opt"], known)
-                    or (f"; it takes {', '.join(known)}" if known else ""))
+            hint = did_you_mean(opt["opt"], known) or (
+                f"; it takes {', '.join(known)}" if known else ""
+            )
             return f"{key['key']}.init_args.{opt['opt']}: {cls} takes no such argument{hint}"
         nested = argument_error_line(ValueError(inner))
         return f"{key['key']}.init_args.{nested}"
@@ -257,8 +280,10 @@ def read_round_file(path: str, _chain: tuple[Path, ...] = ()) -> dict:
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not bases or not all(isinstance(b, str) for b in bases):
-        raise RoundConfigError(f"{path}: {BASE_KEY}: {bases!r}; allowed: a config file or a list "
-                               "of them, relative to this file's folder")
+        raise RoundConfigError(
+            f"{path}: {BASE_KEY}: {bases!r}; allowed: a config file or a list "
+            "of them, relative to this file's folder"
+        )
     chain = (*_chain, Path(path).resolve())
     merged: dict = {}
     for base in bases:
@@ -266,8 +291,10 @@ def read_round_file(path: str, _chain: tuple[Path, ...] = ()) -> dict:
         if not base_path.is_file():
             raise RoundConfigError(f"{path}: {BASE_KEY}: {base}: no such file ({base_path})")
         if base_path.resolve() in chain:
-            raise RoundConfigError(f"{path}: {BASE_KEY}: {base}: the file is already being "
-                                   f"loaded ({' -> '.join(str(c) for c in chain)})")
+            raise RoundConfigError(
+                f"{path}: {BASE_KEY}: {base}: the file is already being "
+                f"loaded ({' -> '.join(str(c) for c in chain)})"
+            )
         merged = _deep_merge(merged, read_round_file(str(base_path), chain))
     return _deep_merge(merged, data)
 
@@ -332,7 +359,9 @@ def load_round_config(paths: list[str], overrides: dict[str, Any] | None = None)
     try:
         return OmegaConf.to_container(OmegaConf.create(merged), resolve=True)
     except OmegaConfBaseException as err:
-        raise RoundConfigError(f"{paths}: cannot resolve the config: {err}".replace("\n", " ")) from None
+        raise RoundConfigError(
+            f"{paths}: cannot resolve the config: {err}".replace("\n", " ")
+        ) from None
 
 
 def _write_yaml(path: Path, data: dict) -> None:
@@ -344,8 +373,13 @@ def _write_yaml(path: Path, data: dict) -> None:
 def _exports(stage_config: dict) -> list[str]:
     """The folders a stage's `HFExport` callbacks write at the end of `fit`."""
     callbacks = (stage_config.get("trainer") or {}).get("callbacks") or []
-    return [str(c["init_args"]["dirpath"]) for c in callbacks if isinstance(c, dict)
-            and str(c.get("class_path", "")).endswith("HFExport") and c.get("init_args")]
+    return [
+        str(c["init_args"]["dirpath"])
+        for c in callbacks
+        if isinstance(c, dict)
+        and str(c.get("class_path", "")).endswith("HFExport")
+        and c.get("init_args")
+    ]
 
 
 def _check_stages(config: dict, subcommand: str, stages: tuple[str, ...]) -> dict[str, Path]:
@@ -354,12 +388,15 @@ def _check_stages(config: dict, subcommand: str, stages: tuple[str, ...]) -> dic
     written, will_exist = {}, set()
     for stage in stages:
         if stage not in config:
-            raise RoundConfigError(f"round config has no '{stage}:' section; sections: {ROUND_STAGES}")
+            raise RoundConfigError(
+                f"round config has no '{stage}:' section; sections: {ROUND_STAGES}"
+            )
         path = Path(config["run_dir"]) / "config" / f"{stage}.yaml"
         _write_yaml(path, config[stage])
         try:
-            _lightning_cli(subcommand, ["--config", str(path)], check=True,
-                           will_exist=frozenset(will_exist))
+            _lightning_cli(
+                subcommand, ["--config", str(path)], check=True, will_exist=frozenset(will_exist)
+            )
         except StageConfigError as err:
             why = str(err)
             if why.startswith("model.init_args.model") and subcommand != "fit":
@@ -435,8 +472,11 @@ def run_round(
     run_dir = Path(config["run_dir"])
     # Under torchrun or srun every rank runs this command: the first holds the lock for them all.
     first_rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
-    locking = (exclusive_output(run_dir, "fit", what="run_dir") if subcommand == "fit" and first_rank
-               else nullcontext())
+    locking = (
+        exclusive_output(run_dir, "fit", what="run_dir")
+        if subcommand == "fit" and first_rank
+        else nullcontext()
+    )
     with locking as lock:
         if config.get("tiny_model") and not Path(config["tiny_model"]).exists():
             from rstar_pl.tiny import build_tiny_model
@@ -444,16 +484,24 @@ def run_round(
             build_tiny_model(config["tiny_model"])
         written = _check_stages(config, subcommand, stages)
         for number, (stage, path) in enumerate(written.items(), 1):
-            print(f"\n==== rstar-pl {subcommand}: stage {number}/{len(written)}, {stage} "
-                  f"({path}) ====", flush=True)
-            args = ["--config", str(path)] + (["--ckpt_path", ckpt_path] if ckpt_path is not None else [])
+            print(
+                f"\n==== rstar-pl {subcommand}: stage {number}/{len(written)}, {stage} "
+                f"({path}) ====",
+                flush=True,
+            )
+            args = ["--config", str(path)] + (
+                ["--ckpt_path", ckpt_path] if ckpt_path is not None else []
+            )
             if launch == "inprocess":
                 _lightning_cli(subcommand, args)
             else:
                 _run_stage(subcommand, args, stage, lock)
     if subcommand == "fit":
-        done = [f"{'PPM' if stage == 'ppm' else stage} -> {', '.join(_exports(config[stage]))}"
-                for stage in written if _exports(config[stage])]
+        done = [
+            f"{'PPM' if stage == 'ppm' else stage} -> {', '.join(_exports(config[stage]))}"
+            for stage in written
+            if _exports(config[stage])
+        ]
         print(f"\nrstar-pl fit: {', '.join(done) or 'done (no HFExport callback)'}", flush=True)
     return written
 
@@ -464,7 +512,9 @@ def _yaml_value(text: str) -> Any:
     return yaml.safe_load(text) if isinstance(text, str) else text
 
 
-def _runner_parser(subcommand: str, variables: dict[str, Any], stage_options: frozenset[str] = frozenset()):
+def _runner_parser(
+    subcommand: str, variables: dict[str, Any], stage_options: frozenset[str] = frozenset()
+):
     """The round runner's options, `--KEY VALUE` for each top-level variable of the round and
     each `--policy.KEY` / `--ppm.KEY` option of `stage_options`: a jsonargparse parser, the
     library LightningCLI's own parser is built on."""
@@ -475,46 +525,75 @@ def _runner_parser(subcommand: str, variables: dict[str, Any], stage_options: fr
             return action.help
 
     parser = ArgumentParser(
-        prog=f"rstar-pl {subcommand}", add_help=False, allow_abbrev=False, exit_on_error=False,
-        print_config=None, formatter_class=Formatter,
+        prog=f"rstar-pl {subcommand}",
+        add_help=False,
+        allow_abbrev=False,
+        exit_on_error=False,
+        print_config=None,
+        formatter_class=Formatter,
         usage=f"rstar-pl {subcommand} --config ROUND.yaml [--config MORE.yaml ...] [--KEY VALUE ...]\n"
-              f"       [--policy.KEY VALUE ...] [--ppm.KEY VALUE ...] [--stage policy|ppm]\n"
-              f"       [--ckpt_path last|PATH] [--launch subprocess|inprocess] [--print_config]\n"
-              f"   or: rstar-pl {subcommand} --config STAGE.yaml [LightningCLI options] (--help there: "
-              "LightningCLI's)",
+        f"       [--policy.KEY VALUE ...] [--ppm.KEY VALUE ...] [--stage policy|ppm]\n"
+        f"       [--ckpt_path last|PATH] [--launch subprocess|inprocess] [--print_config]\n"
+        f"   or: rstar-pl {subcommand} --config STAGE.yaml [LightningCLI options] (--help there: "
+        "LightningCLI's)",
         description=(
             "A round of rStar-Math: policy SFT, then the PPM trained from the new policy "
             "(configs/round1.yaml ... round4.yaml;\nthe tiny CPU override is configs/tiny.yaml). "
             "Each stage runs as its own LightningCLI process.\nA stage config (trainer/model/data "
-            "at the top) goes to LightningCLI as it is."),
+            "at the top) goes to LightningCLI as it is."
+        ),
         epilog=(
             "stage settings:\n  --policy.KEY VALUE, --ppm.KEY VALUE   any setting of one stage, "
             "e.g. --policy.trainer.max_steps 3\n"
             "                                      (see them all with --print_config)\n\n"
             f"example:\n  rstar-pl {subcommand} --config configs/round2.yaml --config "
-            "configs/tiny.yaml --policy.trainer.max_steps 3"),
+            "configs/tiny.yaml --policy.trainer.max_steps 3"
+        ),
     )
     parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
-    parser.add_argument("-c", "--config", action="append", default=[], metavar="FILE",
-                        help="a round config; several are deep-merged in order (later wins)")
-    parser.add_argument("--stage", metavar="STAGE",
-                        help="run one stage: policy or ppm (default: both, in that order)")
-    parser.add_argument("--ckpt_path", metavar="PATH",
-                        help="passed to each stage: 'last' resumes from its last checkpoint")
-    parser.add_argument("--launch", default="subprocess", metavar="HOW",
-                        help="subprocess (default: each stage its own process) or inprocess")
-    parser.add_argument("--print_config", action="store_true",
-                        help="print the resolved round config and exit")
+    parser.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a round config; several are deep-merged in order (later wins)",
+    )
+    parser.add_argument(
+        "--stage",
+        metavar="STAGE",
+        help="run one stage: policy or ppm (default: both, in that order)",
+    )
+    parser.add_argument(
+        "--ckpt_path",
+        metavar="PATH",
+        help="passed to each stage: 'last' resumes from its last checkpoint",
+    )
+    parser.add_argument(
+        "--launch",
+        default="subprocess",
+        metavar="HOW",
+        help="subprocess (default: each stage its own process) or inprocess",
+    )
+    parser.add_argument(
+        "--print_config", action="store_true", help="print the resolved round config and exit"
+    )
     for option in stage_options:  # open-ended: LightningCLI checks them, stage by stage
-        parser.add_argument(option, type=_yaml_value, default=argparse.SUPPRESS,
-                            help=argparse.SUPPRESS)
+        parser.add_argument(
+            option, type=_yaml_value, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     if variables:
         group = parser.add_argument_group(
-            "round variables (--KEY VALUE sets one; their values in the config files)")
+            "round variables (--KEY VALUE sets one; their values in the config files)"
+        )
         for key, value in variables.items():
-            group.add_argument(f"--{key}", metavar="VALUE", type=_yaml_value,
-                               default=argparse.SUPPRESS,
-                               help="null" if value is None else str(value).replace("%", "%%"))
+            group.add_argument(
+                f"--{key}",
+                metavar="VALUE",
+                type=_yaml_value,
+                default=argparse.SUPPRESS,
+                help="null" if value is None else str(value).replace("%", "%%"),
+            )
     return parser
 
 
@@ -529,8 +608,10 @@ def _dotted(prefix: str, values: dict, given: frozenset[str]) -> dict[str, Any]:
     return out
 
 
-def _parse_round_argv(argv: list[str], subcommand: str = "fit",
-                      ) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+def _parse_round_argv(
+    argv: list[str],
+    subcommand: str = "fit",
+) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """argv -> (config paths, dotted overrides, runner options)."""
     from jsonargparse import ArgumentError
 
@@ -540,8 +621,11 @@ def _parse_round_argv(argv: list[str], subcommand: str = "fit",
         merged = _deep_merge(merged, read_round_file(path))
     variables = {k: v for k, v in merged.items() if k not in ROUND_STAGES}
     # a stage's settings are open-ended: the options this command line names are the parser's
-    stage_options = frozenset(a.split("=", 1)[0] for a in argv
-                              if a.startswith(tuple(f"--{stage}." for stage in ROUND_STAGES)))
+    stage_options = frozenset(
+        a.split("=", 1)[0]
+        for a in argv
+        if a.startswith(tuple(f"--{stage}." for stage in ROUND_STAGES))
+    )
     parser = _runner_parser(subcommand, variables, stage_options)
     try:
         parsed = parser.parse_args(argv).as_dict()
@@ -558,7 +642,9 @@ def _parse_round_argv(argv: list[str], subcommand: str = "fit",
     return options.pop("config"), overrides, options
 
 
-def _round_argument_error(err: Exception, parser, merged: dict, paths: list[str]) -> RoundConfigError:
+def _round_argument_error(
+    err: Exception, parser, merged: dict, paths: list[str]
+) -> RoundConfigError:
     """The parser's refusal as one line; an unknown `--KEY` names the closest known one."""
     from rstar_pl.cli import argument_error_line
 
@@ -566,8 +652,9 @@ def _round_argument_error(err: Exception, parser, merged: dict, paths: list[str]
     if match:
         first = match["args"].split()[0]
         if not first.startswith("--"):
-            return RoundConfigError(f"unexpected argument {first!r}; overrides look like "
-                                    "--policy.trainer.max_steps=3")
+            return RoundConfigError(
+                f"unexpected argument {first!r}; overrides look like --policy.trainer.max_steps=3"
+            )
         return _no_such_key(first[2:].split("=", 1)[0], merged, paths)
     return RoundConfigError(argument_error_line(err, parser))
 
@@ -581,8 +668,10 @@ def main(subcommand: str, argv: list[str]) -> int:
     if not paths and any(a in ("-h", "--help") for a in argv):
         print(_runner_parser(subcommand, {}).format_help(), end="")
         return 0
-    if paths and all(Path(p).is_file() for p in paths) and any(
-        is_round_config(read_round_file(p)) for p in paths
+    if (
+        paths
+        and all(Path(p).is_file() for p in paths)
+        and any(is_round_config(read_round_file(p)) for p in paths)
     ):
         import yaml
 
@@ -595,8 +684,13 @@ def main(subcommand: str, argv: list[str]) -> int:
             print(yaml.safe_dump(config, sort_keys=False), end="")
             return 0
         stages = (options["stage"],) if options["stage"] else ROUND_STAGES
-        run_round(config, subcommand=subcommand, stages=stages, ckpt_path=options["ckpt_path"],
-                  launch=options["launch"])
+        run_round(
+            config,
+            subcommand=subcommand,
+            stages=stages,
+            ckpt_path=options["ckpt_path"],
+            launch=options["launch"],
+        )
         return 0
     _lightning_cli(subcommand, argv)
     return 0

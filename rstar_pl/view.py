@@ -36,9 +36,11 @@ def _problem_trees(paths: list[str], problem: str):
         close = difflib.get_close_matches(problem, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         listed = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
-        raise UserError(f"--problem {problem}: no tree of that problem in "
-                         f"{', '.join(paths)}{hint}; "
-                         f"problems there: {listed or 'none'}")
+        raise UserError(
+            f"--problem {problem}: no tree of that problem in "
+            f"{', '.join(paths)}{hint}; "
+            f"problems there: {listed or 'none'}"
+        )
     return found
 
 
@@ -58,7 +60,9 @@ def main(argv: list[str]) -> int:
     from rstar_pl.data.extraction import ExtractConfig
 
     parser = config_parser(
-        ViewTarget, ExtractConfig, prog="rstar-pl view",
+        ViewTarget,
+        ExtractConfig,
+        prog="rstar-pl view",
         description="One problem's search trees as a self-contained HTML page: nodes with "
         "their text, output or error, visits, Q, prior and verdict; rollout paths; the SFT "
         "picks and preference pairs extract would take.",
@@ -79,6 +83,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--out {out} is a folder; give the HTML file to write")
     write_atomic(out, render_page(trees, marks, source=" ".join(paths)))
     nodes = sum(len(t) for t in trees)
-    print(f"view: problem {target.problem}: {len(trees)} tree(s), {nodes} nodes, "
-          f"{len(marks.sft)} SFT picks, {len(marks.pairs)} pairs -> {out}")
+    print(
+        f"view: problem {target.problem}: {len(trees)} tree(s), {nodes} nodes, "
+        f"{len(marks.sft)} SFT picks, {len(marks.pairs)} pairs -> {out}"
+    )
     return 0

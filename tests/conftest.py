@@ -107,8 +107,10 @@ def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         packaged_smollm2()
     except FileNotFoundError as err:
-        pytest.fail(f"{err} (the Makefile's venv target installs it); "
-                    f"or deselect these tests with -m 'not real_model'")
+        pytest.fail(
+            f"{err} (the Makefile's venv target installs it); "
+            f"or deselect these tests with -m 'not real_model'"
+        )
     out = tmp_path_factory.mktemp("models") / "smollm2"
     assert main(["--smollm2", "--out", str(out)]) == 0
     return out
@@ -130,8 +132,13 @@ def in_terminal() -> Callable[..., tuple[int, str]]:
         # a new pty has no size, and tqdm would draw its bar in 0 columns
         fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
         env = dict(os.environ, PYTHONPATH=str(root))
-        proc = subprocess.Popen([sys.executable, "-m", "rstar_pl", *args], cwd=root, env=env,
-                                stdout=subprocess.DEVNULL, stderr=secondary)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rstar_pl", *args],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+        )
         os.close(secondary)
         seen = b""
         while True:

@@ -32,10 +32,12 @@ class _Untied(torch.nn.Module):
 def test_a_row_with_pieces_is_their_mean_and_a_row_without_is_the_mean_of_all():
     # 4 real rows (ids 0-3), then id 4 = an added token whose text is pieces [1, 3],
     # id 5 = a row that is no token (padding of the matrix).
-    embedding = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 10.0],
-                              [99.0, 99.0], [-99.0, 0.0]])
-    head = torch.tensor([[0.0, 4.0], [2.0, 0.0], [4.0, 8.0], [6.0, 0.0],
-                         [50.0, 50.0], [50.0, 50.0]])
+    embedding = torch.tensor(
+        [[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 10.0], [99.0, 99.0], [-99.0, 0.0]]
+    )
+    head = torch.tensor(
+        [[0.0, 4.0], [2.0, 0.0], [4.0, 8.0], [6.0, 0.0], [50.0, 50.0], [50.0, 50.0]]
+    )
     bias = torch.tensor([1.0, 2.0, 3.0, 6.0, 40.0, 40.0])
     model = _Untied(embedding, head, bias)
     init_added_rows(model, first=4, stop=6, pieces={4: [1, 3]})

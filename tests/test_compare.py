@@ -19,8 +19,12 @@ ANSWERS = ["42", "5"]
 
 def _problems(tmp_path: Path) -> Path:
     path = tmp_path / "problems.jsonl"
-    path.write_text("".join(json.dumps({"index": f"p{i}", "question": q, "answer": a, "level": 1}) + "\n"
-                            for i, (q, a) in enumerate(zip(SCRIPTS, ANSWERS, strict=True))))
+    path.write_text(
+        "".join(
+            json.dumps({"index": f"p{i}", "question": q, "answer": a, "level": 1}) + "\n"
+            for i, (q, a) in enumerate(zip(SCRIPTS, ANSWERS, strict=True))
+        )
+    )
     return path
 
 
@@ -28,8 +32,15 @@ def _compare(tmp_path: Path, **settings):
     scripts = [Script(q, s) for q, s in SCRIPTS.items()]
     backend = ScriptedBackend(scripts, p_wrong=0.3, p_error=0.0, seed=1)
     scorer = ScriptedScorer(scripts, margin=0.6, noise=0.0)
-    return compare_methods("scripted", "scripted", str(_problems(tmp_path)), str(tmp_path / "out"),
-                           CompareSettings(**settings), backend=backend, scorer=scorer)
+    return compare_methods(
+        "scripted",
+        "scripted",
+        str(_problems(tmp_path)),
+        str(tmp_path / "out"),
+        CompareSettings(**settings),
+        backend=backend,
+        scorer=scorer,
+    )
 
 
 def _mcts(tmp_path: Path) -> tuple[dict, list[dict]]:
@@ -40,8 +51,9 @@ def _mcts(tmp_path: Path) -> tuple[dict, list[dict]]:
 
 
 def test_mcts_runs_share_the_trajectory_budget_and_vote(tmp_path):
-    results = _compare(tmp_path, trajectories=4, mcts_runs=2, samples=2, max_tokens=32,
-                       max_depth=4, batch_size=2)
+    results = _compare(
+        tmp_path, trajectories=4, mcts_runs=2, samples=2, max_tokens=32, max_depth=4, batch_size=2
+    )
     assert set(results) == {"greedy", "vote", "mcts"}
     config, records = _mcts(tmp_path)
     # 4 trajectories = 2 independent trees of 2 rollouts each

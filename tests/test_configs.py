@@ -28,8 +28,7 @@ from rstar_pl.train import (
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_YAML = sorted((ROOT / "configs").rglob("*.yaml"))
-TRAINING = [p for p in ALL_YAML
-            if {"policy", "ppm", "trainer"} & set(read_round_file(str(p)))]
+TRAINING = [p for p in ALL_YAML if {"policy", "ppm", "trainer"} & set(read_round_file(str(p)))]
 ROUNDS = [ROOT / "configs" / f"round{r}.yaml" for r in (1, 2, 3, 4)]
 
 
@@ -82,7 +81,9 @@ def test_round_stages_parse_with_lightning_cli(path, tmp_path, capsys):
         assert exit_.value.code in (0, None)
         printed = yaml.safe_load(capsys.readouterr().out)
         # The tokenizer path is linked from the model path.
-        assert printed["model"]["init_args"]["model"] == config[stage]["model"]["init_args"]["model"]
+        assert (
+            printed["model"]["init_args"]["model"] == config[stage]["model"]["init_args"]["model"]
+        )
 
 
 def test_a_typo_in_a_stage_config_is_rejected_in_one_line(tmp_path, capsys):
@@ -90,8 +91,11 @@ def test_a_typo_in_a_stage_config_is_rejected_in_one_line(tmp_path, capsys):
     config["policy"]["model"]["init_args"]["learning_rate"] = 1e-5
     stage_file = tmp_path / "policy.yaml"
     _write_yaml(stage_file, config["policy"])
-    with pytest.raises(StageConfigError, match=r"^model\.init_args\.learning_rate: "
-                                               r"modules\.PolicyModule takes no such argument"):
+    with pytest.raises(
+        StageConfigError,
+        match=r"^model\.init_args\.learning_rate: "
+        r"modules\.PolicyModule takes no such argument",
+    ):
         _lightning_cli("fit", ["--config", str(stage_file), "--print_config"])
     assert capsys.readouterr().err == ""  # no usage text
 
@@ -133,11 +137,21 @@ def test_fsdp_policy_stage_on_gpu(tiny_model_dir, tmp_path):
 
     run = tmp_path / "run"
     argv = [
-        "--config", str(ROUNDS[1]), "--config", str(ROOT / "configs" / "tiny.yaml"), "--stage", "policy",
-        f"--run_dir={run}", f"--tiny_model={tiny_model_dir}", f"--data_dir={ROOT / 'configs/tiny_data'}",
-        "--policy.trainer.accelerator=gpu", "--policy.trainer.devices=1",
+        "--config",
+        str(ROUNDS[1]),
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        "--stage",
+        "policy",
+        f"--run_dir={run}",
+        f"--tiny_model={tiny_model_dir}",
+        f"--data_dir={ROOT / 'configs/tiny_data'}",
+        "--policy.trainer.accelerator=gpu",
+        "--policy.trainer.devices=1",
         "--policy.trainer.strategy={class_path: modules.strategy.FSDP2Strategy}",
-        "--policy.trainer.max_steps=2", "--launch", "inprocess",
+        "--policy.trainer.max_steps=2",
+        "--launch",
+        "inprocess",
     ]
     assert main("fit", argv) == 0
     model, _ = load_policy(run / "policy")

@@ -21,8 +21,13 @@ RESPONSE = (
 
 
 def _sft_line(i: int, **extra) -> dict:
-    record = {"problem_id": f"p{i}", "question": f"What is {i} times 4?", "response": RESPONSE,
-              "mean_q": 0.5, "min_q": 0.1}
+    record = {
+        "problem_id": f"p{i}",
+        "question": f"What is {i} times 4?",
+        "response": RESPONSE,
+        "mean_q": 0.5,
+        "min_q": 0.1,
+    }
     record.update(extra)
     return record
 
@@ -41,16 +46,26 @@ def test_official_rstar_files_are_read(data_dir):
     pairs = read_pairs(data_dir / "rstar_format/ppm_pairs_example.json")
     raw = json.loads((data_dir / "rstar_format/ppm_pairs_example.json").read_text())
     assert len(pairs) == len(raw)
-    assert (pairs[2].prompt, pairs[2].chosen, pairs[2].rejected) == (raw[2]["prompt"], raw[2]["pos"], raw[2]["neg"])
+    assert (pairs[2].prompt, pairs[2].chosen, pairs[2].rejected) == (
+        raw[2]["prompt"],
+        raw[2]["pos"],
+        raw[2]["neg"],
+    )
 
 
 def test_bad_jsonl_record_names_file_line_and_key(tmp_path):
-    lines = [_sft_line(0), _sft_line(1), {"problem_id": "p2", "question": "q", "mean_q": 0, "min_q": 0}]
+    lines = [
+        _sft_line(0),
+        _sft_line(1),
+        {"problem_id": "p2", "question": "q", "mean_q": 0, "min_q": 0},
+    ]
     path = _write_jsonl(tmp_path / "sft.jsonl", lines)
     with pytest.raises(RecordError, match=r"sft\.jsonl:3: missing key 'response'"):
         read_sft(path)
     path = _write_jsonl(tmp_path / "bad.jsonl", [_sft_line(0, mean_q="high")])
-    with pytest.raises(RecordError, match=r"bad\.jsonl:1: key 'mean_q' is str .*expected int/float"):
+    with pytest.raises(
+        RecordError, match=r"bad\.jsonl:1: key 'mean_q' is str .*expected int/float"
+    ):
         read_sft(path)
 
 
@@ -78,14 +93,25 @@ def test_empty_training_files_say_so(tiny_model_dir, tmp_path):
 
 def test_a_pair_whose_chosen_is_its_rejected_is_dropped_with_a_warning(tmp_path, caplog):
     def pair(chosen, rejected):
-        return {"problem_id": "p", "prompt": "P", "chosen": chosen, "rejected": rejected,
-                "chosen_q": 1.0, "rejected_q": -1.0, "kind": "step"}
+        return {
+            "problem_id": "p",
+            "prompt": "P",
+            "chosen": chosen,
+            "rejected": rejected,
+            "chosen_q": 1.0,
+            "rejected_q": -1.0,
+            "kind": "step",
+        }
 
-    path = _write_jsonl(tmp_path / "pairs.jsonl",
-                        [pair("a", "b"), pair("same", "same"), pair("c", "d"), pair("x", "x")])
+    path = _write_jsonl(
+        tmp_path / "pairs.jsonl",
+        [pair("a", "b"), pair("same", "same"), pair("c", "d"), pair("x", "x")],
+    )
     assert [(p.chosen, p.rejected) for p in read_pairs(path)] == [("a", "b"), ("c", "d")]
-    assert (f"{path}: dropped 2 pairs whose chosen text equals the rejected one (lines 2, 4)"
-            in caplog.text)
+    assert (
+        f"{path}: dropped 2 pairs whose chosen text equals the rejected one (lines 2, 4)"
+        in caplog.text
+    )
 
 
 def test_training_files_that_are_not_utf8_name_the_file(tmp_path):
@@ -123,7 +149,9 @@ def test_truncation_policy(tiny_model_dir, tmp_path):
     cut = SFTDataModule(str(tiny_model_dir), [path], max_length=full - 5, truncation="right")
     cut.setup()
     assert cut._train[0][0] == dm._train[0][0][: full - 5]
-    prompt_only = SFTDataModule(str(tiny_model_dir), [path], max_length=prompt_len, truncation="right")
+    prompt_only = SFTDataModule(
+        str(tiny_model_dir), [path], max_length=prompt_len, truncation="right"
+    )
     with pytest.raises(ValueError, match="no SFT example fits"):
         prompt_only.setup()
 
@@ -146,13 +174,19 @@ def test_packed_logits_equal_unpacked(tiny_model_dir, attn):
     a = torch.randint(0, vocab, (7,)).tolist()
     b = torch.randint(0, vocab, (5,)).tolist()
     c = torch.randint(0, vocab, (9,)).tolist()
-    examples = [(a, [IGNORE_INDEX] * 3 + a[3:]), (b, [IGNORE_INDEX] * 2 + b[2:]), (c, [IGNORE_INDEX] + c[1:])]
+    examples = [
+        (a, [IGNORE_INDEX] * 3 + a[3:]),
+        (b, [IGNORE_INDEX] * 2 + b[2:]),
+        (c, [IGNORE_INDEX] + c[1:]),
+    ]
     packed = collate_packed([examples[:2], examples[2:]], pad_id=0)
     assert packed["input_ids"].shape == (2, 12)
     assert packed["position_ids"][0].tolist() == list(range(7)) + list(range(5))
     with torch.no_grad():
         # use_cache=False as in PolicyModule: transformers only detects packing without a cache.
-        out = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits
+        out = model(
+            input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
+        ).logits
         alone = [model(input_ids=torch.tensor([ids])).logits[0] for ids, _ in examples]
     torch.testing.assert_close(out[0, :7], alone[0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out[0, 7:12], alone[1], atol=1e-5, rtol=1e-4)
@@ -160,9 +194,15 @@ def test_packed_logits_equal_unpacked(tiny_model_dir, attn):
     # The token-mean loss of the packed batch equals that of the padded batch.
     padded = collate_padded(examples, pad_id=0)
     with torch.no_grad():
-        padded_logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
-    torch.testing.assert_close(response_lm_loss(out, packed["labels"]),
-                               response_lm_loss(padded_logits, padded["labels"]), atol=1e-5, rtol=1e-5)
+        padded_logits = model(
+            input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]
+        ).logits
+    torch.testing.assert_close(
+        response_lm_loss(out, packed["labels"]),
+        response_lm_loss(padded_logits, padded["labels"]),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def test_sft_packing_datamodule_fills_rows(tiny_model_dir, tmp_path):
@@ -179,9 +219,18 @@ def test_sft_packing_datamodule_fills_rows(tiny_model_dir, tmp_path):
 
 
 def test_pairs_batch_is_chosen_then_rejected_and_cut_from_the_left(tiny_model_dir, tmp_path):
-    rows = [{"problem_id": "p", "prompt": "Question " * 30, "chosen": f"good step {i}<end_of_step>",
-             "rejected": f"bad step {i}<end_of_step>", "chosen_q": 1.0, "rejected_q": -1.0,
-             "kind": "step"} for i in range(3)]
+    rows = [
+        {
+            "problem_id": "p",
+            "prompt": "Question " * 30,
+            "chosen": f"good step {i}<end_of_step>",
+            "rejected": f"bad step {i}<end_of_step>",
+            "chosen_q": 1.0,
+            "rejected_q": -1.0,
+            "kind": "step",
+        }
+        for i in range(3)
+    ]
     path = _write_jsonl(tmp_path / "pairs.jsonl", rows)
     dm = PairDataModule(str(tiny_model_dir), [path], max_length=16, batch_size=3)
     dm.setup()
@@ -205,20 +254,30 @@ def test_load_tokenizer_adds_missing_step_tokens(tmp_path):
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.train_from_iterator(["plain text only"], trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
+    bpe.train_from_iterator(
+        ["plain text only"],
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<eos>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>").save_pretrained(tmp_path)
     tok = load_tokenizer(str(tmp_path))
     assert all(t in tok.get_vocab() for t in STEP_TOKENS)
     assert tok.pad_token == "<eos>"
-    assert tok.decode(tok("<end_of_step>", add_special_tokens=False)["input_ids"]) == "<end_of_step>"
+    assert (
+        tok.decode(tok("<end_of_step>", add_special_tokens=False)["input_ids"]) == "<end_of_step>"
+    )
 
 
 def test_resumable_loader_continues_the_same_order():
     data = list(range(20))
+
     def loader():
         return ResumableDataLoader(data, batch_size=3, sampler=EpochShuffleSampler(data, seed=7))
+
     full = [b.tolist() for b in loader()]
     first = loader()
     it = iter(first)
@@ -245,8 +304,15 @@ def test_hold_out_keeps_at_least_one_training_record(tiny_model_dir, tmp_path):
 
 
 def _pair_line(problem: str, prompt: str, i: int, kind: str = "step") -> dict:
-    return {"problem_id": problem, "prompt": prompt, "chosen": f"good {i}", "rejected": f"bad {i}",
-            "chosen_q": 1.0, "rejected_q": -1.0, "kind": kind}
+    return {
+        "problem_id": problem,
+        "prompt": prompt,
+        "chosen": f"good {i}",
+        "rejected": f"bad {i}",
+        "chosen_q": 1.0,
+        "rejected_q": -1.0,
+        "kind": kind,
+    }
 
 
 def test_pair_weights_give_each_step_total_weight_one(tmp_path, data_dir):
@@ -265,8 +331,9 @@ def test_pair_weights_give_each_step_total_weight_one(tmp_path, data_dir):
 
 def test_pair_batches_carry_the_weights(tiny_model_dir, tmp_path):
     rows = [_pair_line("p0", "Q0", i) for i in range(2)] + [_pair_line("p1", "Q1", 2)]
-    dm = PairDataModule(str(tiny_model_dir), [_write_jsonl(tmp_path / "pairs.jsonl", rows)],
-                        batch_size=3)
+    dm = PairDataModule(
+        str(tiny_model_dir), [_write_jsonl(tmp_path / "pairs.jsonl", rows)], batch_size=3
+    )
     dm.setup()
     loader = torch.utils.data.DataLoader(dm._train, batch_size=3, collate_fn=dm._collate())
     assert next(iter(loader))["pair_weight"].tolist() == [0.5, 0.5, 1.0]
@@ -284,20 +351,26 @@ def test_official_pair_counts_must_be_positive(tmp_path):
 def test_validation_split_is_by_problem(tiny_model_dir, tmp_path, seed):
     """Pairs (and SFT records) of one problem share prefixes: a problem is all in
     training or all in validation, never both."""
-    rows = [_pair_line(f"p{k}", f"Q{k} {j}", j) for k, n in enumerate((3, 2, 1, 4)) for j in range(n)]
-    dm = PairDataModule(str(tiny_model_dir), [_write_jsonl(tmp_path / "pairs.jsonl", rows)],
-                        val_size=3, seed=seed)
+    rows = [
+        _pair_line(f"p{k}", f"Q{k} {j}", j) for k, n in enumerate((3, 2, 1, 4)) for j in range(n)
+    ]
+    dm = PairDataModule(
+        str(tiny_model_dir), [_write_jsonl(tmp_path / "pairs.jsonl", rows)], val_size=3, seed=seed
+    )
     dm.setup()
     tok = dm.tokenizer
+
     def problems(part):
         return {tok.decode(c).split(" ")[0] for c, _, _ in part}
+
     assert dm._val and not problems(dm._train) & problems(dm._val)
     assert len(dm._val) >= 3
     sft = [_sft_line(k) for k in range(4) for _ in range(2)]
     for k, record in enumerate(sft):
         record["response"] = RESPONSE + f" #{k}"
-    sdm = SFTDataModule(str(tiny_model_dir), [_write_jsonl(tmp_path / "sft.jsonl", sft)],
-                        val_size=3, seed=seed)
+    sdm = SFTDataModule(
+        str(tiny_model_dir), [_write_jsonl(tmp_path / "sft.jsonl", sft)], val_size=3, seed=seed
+    )
     sdm.setup()
     held = {e.prompt for e in sdm.val_examples}
     assert len(held) == 2 and len(sdm.val_examples) == 4  # two whole problems of 2 records

@@ -15,11 +15,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ddp_two_cpu_processes_through_the_cli(tiny_model_dir, tmp_path):
     run = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "rstar_pl", "fit",
-        "--config", str(ROOT / "configs/round2.yaml"), "--config", str(ROOT / "configs/tiny.yaml"),
-        "--stage", "policy",
-        f"--run_dir={run}", f"--tiny_model={tiny_model_dir}", f"--data_dir={ROOT / 'configs/tiny_data'}",
-        "--policy.trainer.strategy=ddp", "--policy.trainer.devices=2", "--policy.trainer.max_steps=2",
+        sys.executable,
+        "-m",
+        "rstar_pl",
+        "fit",
+        "--config",
+        str(ROOT / "configs/round2.yaml"),
+        "--config",
+        str(ROOT / "configs/tiny.yaml"),
+        "--stage",
+        "policy",
+        f"--run_dir={run}",
+        f"--tiny_model={tiny_model_dir}",
+        f"--data_dir={ROOT / 'configs/tiny_data'}",
+        "--policy.trainer.strategy=ddp",
+        "--policy.trainer.devices=2",
+        "--policy.trainer.max_steps=2",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -59,11 +59,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     empty.mkdir()
     done = _run("extract", "--trees", str(empty), "--out", str(tmp_path / "out"))
     assert done.returncode == 2
-    assert done.stderr == f"rstar-pl extract: error: --trees {empty}: no trees-*.jsonl files there\n"
-    done = _run("extract", "--trees", str(empty), "--out", str(tmp_path / "out"), "--min-margn", "1")
+    assert (
+        done.stderr == f"rstar-pl extract: error: --trees {empty}: no trees-*.jsonl files there\n"
+    )
+    done = _run(
+        "extract", "--trees", str(empty), "--out", str(tmp_path / "out"), "--min-margn", "1"
+    )
     assert done.returncode == 2
-    assert done.stderr == ("rstar-pl extract: error: unknown option(s) --min-margn (did you mean "
-                           "--min_margin?); see rstar-pl extract --help\n")
+    assert done.stderr == (
+        "rstar-pl extract: error: unknown option(s) --min-margn (did you mean "
+        "--min_margin?); see rstar-pl extract --help\n"
+    )
 
 
 BUG = """
@@ -116,8 +122,9 @@ def test_a_refused_command_line_is_a_usage_error(capsys):
     from harness.cli import main
 
     assert main(["eval", "--checkpoint", "x", "--tasks", "gsm8k", "--limit", "many"]) == 2
-    assert capsys.readouterr().err == ("harness eval: error: limit: expected int or null, got "
-                                       "'many'; see harness eval --help\n")
+    assert capsys.readouterr().err == (
+        "harness eval: error: limit: expected int or null, got 'many'; see harness eval --help\n"
+    )
     from rstar_pl.tiny import main as tiny_main
 
     with pytest.raises(UsageError, match="^the following arguments are required: --out; see "):

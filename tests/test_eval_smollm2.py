@@ -16,9 +16,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PROMPTS = ["<|user|>:\nWhat is 1 + 1?\n<|assistant|>:",
-           "<|user|>:\nTom has 3 apples and buys 4 more. Then he gives 2 away. How many?\n"
-           "<|assistant|>:"]
+PROMPTS = [
+    "<|user|>:\nWhat is 1 + 1?\n<|assistant|>:",
+    "<|user|>:\nTom has 3 apples and buys 4 more. Then he gives 2 away. How many?\n<|assistant|>:",
+]
 
 
 def _first_logits(folder, prompts):
@@ -30,9 +31,14 @@ def _first_logits(folder, prompts):
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     ids = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).input_ids
     with torch.no_grad():
-        out = model.generate(input_ids=ids, max_new_tokens=1, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, output_logits=True,
-                             return_dict_in_generate=True)
+        out = model.generate(
+            input_ids=ids,
+            max_new_tokens=1,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
     return out.logits[0]
 
 
@@ -44,12 +50,13 @@ def eval_smollm2(monkeypatch):
     return eval_smollm2
 
 
-def test_padded_copy_batches_as_each_prompt_alone(tiny_model_dir, tmp_path, eval_smollm2,
-                                                  one_torch_thread):
+def test_padded_copy_batches_as_each_prompt_alone(
+    tiny_model_dir, tmp_path, eval_smollm2, one_torch_thread
+):
     from transformers import AutoTokenizer
 
     own = AutoTokenizer.from_pretrained(tiny_model_dir)
-    assert own.pad_token_id == own.eos_token_id        # the case lm-eval gets wrong
+    assert own.pad_token_id == own.eos_token_id  # the case lm-eval gets wrong
     short = PROMPTS[0]
     assert len(own(short)["input_ids"]) < len(own(PROMPTS[1])["input_ids"])
 

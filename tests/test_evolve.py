@@ -34,24 +34,41 @@ REDUCED = {
     "name": "mini",
     "launch": "inprocess",
     "wordproblems": {"train": 9, "heldout": 6},
-    "tiny_model": {"tokenizer": "word", "corpus": "wordproblems",
-                   "architecture": {"hidden_size": 64, "intermediate_size": 128,
-                                    "num_hidden_layers": 2, "num_attention_heads": 2,
-                                    "num_key_value_heads": 1}},
+    "tiny_model": {
+        "tokenizer": "word",
+        "corpus": "wordproblems",
+        "architecture": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+        },
+    },
     "search_overrides": {"schedule": [6], "search": {"n": 3}},
     "fit_overrides": {
         "ckpt_every": 2,
-        "policy": {"trainer": {"max_steps": 4, "check_val_every_n_epoch": 1},
-                   "data": {"init_args": {"val_size": 2, "batch_size": 4}}},
-        "ppm": {"trainer": {"max_epochs": 1, "max_steps": 3},
-                "data": {"init_args": {"val_size": 2, "batch_size": 4}}},
+        "policy": {
+            "trainer": {"max_steps": 4, "check_val_every_n_epoch": 1},
+            "data": {"init_args": {"val_size": 2, "batch_size": 4}},
+        },
+        "ppm": {
+            "trainer": {"max_epochs": 1, "max_steps": 3},
+            "data": {"init_args": {"val_size": 2, "batch_size": 4}},
+        },
     },
     "evaluate": {"compare": {"trajectories": 2, "samples": 2, "max_tokens": 24}},
     "rounds": [
-        {"search": "configs/search/round1.yaml", "fit": "configs/round1.yaml",
-         "search_overrides": {"backend": TEACHER}},
-        {"search": "configs/search/round2.yaml", "fit": "configs/round2.yaml",
-         "search_overrides": {"backend": TEACHER}},
+        {
+            "search": "configs/search/round1.yaml",
+            "fit": "configs/round1.yaml",
+            "search_overrides": {"backend": TEACHER},
+        },
+        {
+            "search": "configs/search/round2.yaml",
+            "fit": "configs/round2.yaml",
+            "search_overrides": {"backend": TEACHER},
+        },
     ],
 }
 
@@ -67,8 +84,13 @@ def _config(tmp_path: Path, changes: dict | None = None, name: str = "evolve.yam
 
 
 def _evolve(config: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rstar_pl", "evolve", "--config", str(config), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rstar_pl", "evolve", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def _lines(path: Path) -> list[str]:
@@ -83,13 +105,16 @@ def _shard(run: Path, k: int) -> Path:
 
 
 def test_demo_config_rounds_use_the_paper_configs_and_the_previous_round(tmp_path):
-    config, _, _ = parse_config(["--config", str(ROOT / "configs" / "demo.yaml"),
-                                 "--runs_dir", str(tmp_path)])
+    config, _, _ = parse_config(
+        ["--config", str(ROOT / "configs" / "demo.yaml"), "--runs_dir", str(tmp_path)]
+    )
     paths = RunPaths(tmp_path / "demo")
     first, second = generate_values(config, paths, 1), generate_values(config, paths, 2)
     # round 1: the bootstrap teacher, the round-1 search settings (few-shot, 8 rollouts)
-    assert first["backend"] == {"kind": "scripted",
-                                "args": {"p_wrong": 0.5, "p_error": 0.2, "seed": 0}}
+    assert first["backend"] == {
+        "kind": "scripted",
+        "args": {"p_wrong": 0.5, "p_error": 0.2, "seed": 0},
+    }
     assert first["search"]["few_shot"] is True and first["schedule"] == [8]
     assert first["search"]["annotation"] == "terminal"
     assert first["problems"] == {"source": str(paths.problems / "train.jsonl")}
@@ -108,8 +133,9 @@ def test_demo_config_rounds_use_the_paper_configs_and_the_previous_round(tmp_pat
 
 
 def test_gpu_config_has_the_papers_four_rounds(tmp_path):
-    config, _, _ = parse_config(["--config", str(ROOT / "configs" / "evolve.yaml"),
-                                 "--runs_dir", str(tmp_path)])
+    config, _, _ = parse_config(
+        ["--config", str(ROOT / "configs" / "evolve.yaml"), "--runs_dir", str(tmp_path)]
+    )
     paths = RunPaths(tmp_path / config.name)
     rounds = [generate_values(config, paths, k) for k in (1, 2, 3, 4)]
     assert [r["schedule"] for r in rounds] == [[8], [16], [16], [16, 64, 128]]
@@ -117,21 +143,37 @@ def test_gpu_config_has_the_papers_four_rounds(tmp_path):
     assert rounds[0]["search"]["few_shot"] is True
     assert all(r["backend"]["kind"] == "rstar_pl.backends.vllm:VLLMBackend" for r in rounds)
     assert [r["backend"]["args"]["model"] for r in rounds[1:]] == [
-        str(paths.round(k) / "policy") for k in (1, 2, 3)]
+        str(paths.round(k) / "policy") for k in (1, 2, 3)
+    ]
     assert [r["scorer"]["args"]["path"] for r in rounds[2:]] == [
-        str(paths.round(k) / "ppm") for k in (2, 3)]
+        str(paths.round(k) / "ppm") for k in (2, 3)
+    ]
     for k in (1, 2, 3, 4):
         fit = fit_config(config, paths, k)
         assert fit["policy"]["model"]["init_args"]["model"] == config.base_model
-        assert fit["policy"]["trainer"]["max_epochs"] == 2 and fit["ppm"]["trainer"]["max_epochs"] == 1
+        assert (
+            fit["policy"]["trainer"]["max_epochs"] == 2 and fit["ppm"]["trainer"]["max_epochs"] == 1
+        )
 
 
 def test_first_difference_names_the_key():
     old = {"search": {"n": 4, "c": 2.0}, "schedule": [8]}
     assert first_difference(old, {"search": {"n": 4, "c": 2.0}, "schedule": [8]}) is None
-    assert first_difference(old, {"search": {"n": 12, "c": 2.0}, "schedule": [8]}) == ("search.n", 4, 12)
-    assert first_difference(old, {"search": {"n": 4, "c": 2.0}, "schedule": [16]}) == ("schedule[0]", 8, 16)
-    assert first_difference(old, {"search": {"n": 4}, "schedule": [8]}) == ("search.c", 2.0, "<unset>")
+    assert first_difference(old, {"search": {"n": 12, "c": 2.0}, "schedule": [8]}) == (
+        "search.n",
+        4,
+        12,
+    )
+    assert first_difference(old, {"search": {"n": 4, "c": 2.0}, "schedule": [16]}) == (
+        "schedule[0]",
+        8,
+        16,
+    )
+    assert first_difference(old, {"search": {"n": 4}, "schedule": [8]}) == (
+        "search.c",
+        2.0,
+        "<unset>",
+    )
 
 
 def test_ledger_refuses_changed_settings_of_a_finished_stage(tmp_path):
@@ -140,7 +182,9 @@ def test_ledger_refuses_changed_settings_of_a_finished_stage(tmp_path):
     again = Ledger(tmp_path / "state.json")
     again.check("round1.generate", {"search": {"n": 4}})
     again.check("round1.extract", {"anything": 1})  # not finished: anything goes
-    with pytest.raises(LedgerError, match=r"round1.generate finished .* with search.n=4; the config now says 8"):
+    with pytest.raises(
+        LedgerError, match=r"round1.generate finished .* with search.n=4; the config now says 8"
+    ):
         again.check("round1.generate", {"search": {"n": 8}})
 
 
@@ -157,14 +201,18 @@ def test_reduced_demo_runs_every_stage_and_a_second_run_redoes_nothing(tmp_path)
     train = _lines(run / "problems" / "train.jsonl")
     held = _lines(run / "problems" / "heldout.jsonl")
     assert len(train) == 9 and len(held) == 6
-    assert not {json.loads(x)["question"] for x in train} & {json.loads(x)["question"] for x in held}
+    assert not {json.loads(x)["question"] for x in train} & {
+        json.loads(x)["question"] for x in held
+    }
     assert (run / "base" / "config.json").is_file()
     for k in (1, 2):
         folder = run / f"round{k}"
         saved = yaml.safe_load((folder / "generate.yaml").read_text())
         assert saved["out_dir"] == str(folder / "trees")
         trees = [json.loads(x) for x in _lines(_shard(run, k))]
-        assert sorted(t["problem_id"] for t in trees) == sorted(json.loads(x)["index"] for x in train)
+        assert sorted(t["problem_id"] for t in trees) == sorted(
+            json.loads(x)["index"] for x in train
+        )
         assert trees[0]["meta"]["rollouts"] == 6
         for name in ("sft.jsonl", "pairs.jsonl", "difficulty.jsonl"):
             assert _lines(folder / name), name
@@ -181,10 +229,20 @@ def test_reduced_demo_runs_every_stage_and_a_second_run_redoes_nothing(tmp_path)
             # every held-out word problem has a level: the per-level counts add up to all
             assert sum(n for lvl, (_, n) in method["by_level"].items() if lvl != "all") == 6
         assert results["ppm_pairs"]["pairs"] == len(_lines(folder / "heldout" / "pairs.jsonl"))
-        held_trees = [json.loads(x) for x in _lines(folder / "heldout" / "trees" / "trees-00000-of-00001.jsonl")]
-        assert len(held_trees) == 6 and all(t["meta"]["annotation"] == "terminal" for t in held_trees)
+        held_trees = [
+            json.loads(x)
+            for x in _lines(folder / "heldout" / "trees" / "trees-00000-of-00001.jsonl")
+        ]
+        assert len(held_trees) == 6 and all(
+            t["meta"]["annotation"] == "terminal" for t in held_trees
+        )
         report = (folder / "report.md").read_text()
-        for heading in ("Generation coverage", "Training data", "Last training metrics", "Held-out"):
+        for heading in (
+            "Generation coverage",
+            "Training data",
+            "Last training metrics",
+            "Held-out",
+        ):
             assert heading in report
         assert "train/loss" in report
     # the held-out trees of round 1 came from the round-1 policy
@@ -205,9 +263,24 @@ def test_reduced_demo_runs_every_stage_and_a_second_run_redoes_nothing(tmp_path)
 
 
 def test_demo_alias_runs_evolve_on_the_demo_config(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "rstar_pl", "demo", "--runs_dir", str(tmp_path),
-                           "--wordproblems.train", "6", "--until", "setup"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rstar_pl",
+            "demo",
+            "--runs_dir",
+            str(tmp_path),
+            "--wordproblems.train",
+            "6",
+            "--until",
+            "setup",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "demo"
     assert len(_lines(run / "problems" / "train.jsonl")) == 6
@@ -232,14 +305,29 @@ def _kill_when(process: subprocess.Popen, ready, timeout: float = 600) -> None:
 @pytest.mark.slow
 def test_killed_mid_generation_and_at_a_stage_boundary_it_resumes(tmp_path):
     # one tree at a time, so that the command can be killed between two trees
-    config = _config(tmp_path, {"wordproblems": {"train": 24}, "search_overrides": {"batch_size": 1},
-                                "fit_overrides": {"ppm": {"trainer": {"max_steps": 40}}}})
+    config = _config(
+        tmp_path,
+        {
+            "wordproblems": {"train": 24},
+            "search_overrides": {"batch_size": 1},
+            "fit_overrides": {"ppm": {"trainer": {"max_steps": 40}}},
+        },
+    )
     run = tmp_path / "runs" / "mini"
     shard = _shard(run, 1)
-    cmd = [sys.executable, "-m", "rstar_pl", "evolve", "--config", str(config),
-           "--until", "round1.extract"]
-    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "rstar_pl",
+        "evolve",
+        "--config",
+        str(config),
+        "--until",
+        "round1.extract",
+    ]
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     _kill_when(process, lambda: shard.is_file() and len(_lines(shard)) >= 3)
     before = _lines(shard)
     assert 3 <= len(before) < 24  # killed in the middle of round 1's generation
@@ -265,8 +353,13 @@ def test_killed_mid_generation_and_at_a_stage_boundary_it_resumes(tmp_path):
     assert shard.read_bytes() == trees
 
     # a training stage killed in the middle restarts from its last checkpoint
-    process = subprocess.Popen([*cmd[:-1], "round1.ppm"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [*cmd[:-1], "round1.ppm"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     ckpt = run / "round1" / "checkpoints" / "ppm" / "last.ckpt"
     _kill_when(process, ckpt.is_file)
     finished = _evolve(config, "--until", "round1.ppm")
@@ -287,9 +380,16 @@ def test_changed_setting_of_a_finished_stage_is_refused_with_its_key(tmp_path):
     assert "round1.generate finished" in refused.stderr and "search.n=3" in refused.stderr
     assert "now says 4" in refused.stderr
 
-    teacher = _config(tmp_path, {"rounds": [REDUCED["rounds"][0], {
-        **REDUCED["rounds"][1], "search_overrides": {"backend": TEACHER, "schedule": [2]}}]},
-        name="later.yaml")
+    teacher = _config(
+        tmp_path,
+        {
+            "rounds": [
+                REDUCED["rounds"][0],
+                {**REDUCED["rounds"][1], "search_overrides": {"backend": TEACHER, "schedule": [2]}},
+            ]
+        },
+        name="later.yaml",
+    )
     later = _evolve(teacher, "--until", "round1.generate")  # only an unfinished round changed
     assert later.returncode == 0, later.stderr[-3000:]
     assert "round1.generate: finished before, skipped" in later.stdout

@@ -213,9 +213,18 @@ def test_cli_writes_three_files(tmp_path):
     # every line starts with its schema (rstar_pl.data.records)
     assert [list(read[n][0])[0] for n in ("sft", "pairs", "difficulty")] == ["schema"] * 3
     assert {read[n][0]["schema"] for n in ("sft", "pairs", "difficulty")} == {
-        "rstar-sft/1", "rstar-pair/1", "rstar-difficulty/1"}
-    assert set(read["sft"][0]) == {"schema", "problem_id", "question", "response", "mean_q",
-                                   "min_q"}
+        "rstar-sft/1",
+        "rstar-pair/1",
+        "rstar-difficulty/1",
+    }
+    assert set(read["sft"][0]) == {
+        "schema",
+        "problem_id",
+        "question",
+        "response",
+        "mean_q",
+        "min_q",
+    }
     assert set(read["pairs"][0]) == {
         "schema",
         "problem_id",
@@ -313,8 +322,10 @@ def test_negatives_and_final_pairs_are_wrong_answers_only():
     prompt = build_prompt("What is 1 + 1?")
     right = S1 + C1 + format_output("2") + _answer("2")
     wrong = S2 + C3 + format_output("5") + _answer("5")
-    got = [(p["kind"], p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"])
-           for p in pairs]
+    got = [
+        (p["kind"], p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"])
+        for p in pairs
+    ]
     # S3 (Q -1, reached no answer) is neither a step negative nor a final one
     assert got == [
         ("step", prompt, S1, S2, 1.0, -1.0),
@@ -330,8 +341,9 @@ def test_error_pairs_only_on_request():
     errors = [p for p in pairs if p["kind"] == "error"]
     # at the root: S1 (reached a correct answer) against the failed E1; a failed
     # step's Q is taken as -1 (no rollout visits it)
-    assert [(p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"])
-            for p in errors] == [(build_prompt("What is 1 + 1?"), S1, E1, 1.0, -1.0)]
+    assert [
+        (p["prompt"], p["chosen"], p["rejected"], p["chosen_q"], p["rejected_q"]) for p in errors
+    ] == [(build_prompt("What is 1 + 1?"), S1, E1, 1.0, -1.0)]
     assert [p for p in pairs if p["kind"] != "error"] == default
 
 
@@ -344,13 +356,18 @@ def test_q_labelled_steps_and_outcomes_by_hand():
     p = build_prompt("What is 1 + 1?")
     c1, c3 = C1 + format_output("2"), C3 + format_output("5")
     assert [(r["prompt"], r["completion"], r["target"]) for r in data["step_values"]] == [
-        (p, S1, 1.0), (p + S1, c1, 1.0), (p + S1 + c1, _answer("2"), 1.0),
-        (p, S2, -1.0), (p + S2, c3, -1.0), (p + S2 + c3, _answer("5"), -1.0),
+        (p, S1, 1.0),
+        (p + S1, c1, 1.0),
+        (p + S1 + c1, _answer("2"), 1.0),
+        (p, S2, -1.0),
+        (p + S2, c3, -1.0),
+        (p + S2 + c3, _answer("5"), -1.0),
         (p, S3, -1.0),
     ]
     assert {(r["problem_id"], r["kind"]) for r in data["step_values"]} == {("P5", "q")}
     assert [(r["prompt"], r["completion"], r["target"], r["kind"]) for r in data["outcomes"]] == [
-        (p, S1 + c1 + _answer("2"), 1.0, "outcome"), (p, S2 + c3 + _answer("5"), -1.0, "outcome"),
+        (p, S1 + c1 + _answer("2"), 1.0, "outcome"),
+        (p, S2 + c3 + _answer("5"), -1.0, "outcome"),
     ]
 
 
@@ -373,8 +390,9 @@ def old_tree_with_an_error_on_the_path() -> Tree:
     the failed step E1 (NameError) and still reached the correct answer."""
     t = Tree.new("P6", "What is 1 + 1?", "2", build_prompt("What is 1 + 1?"), seed=6)
     e = t.add_child(0, E1, "step", error="NameError: name 'b' is not defined")
-    c = t.add_child(e, "\n# a = 1 again\na = 1\nprint(a + 1)\n<end_of_code>", "code_end",
-                    output="2")
+    c = t.add_child(
+        e, "\n# a = 1 again\na = 1\nprint(a + 1)\n<end_of_code>", "code_end", output="2"
+    )
     a = t.add_child(c, _answer("2"), "answer", terminal=True, answer="2", correct=True)
     s1 = t.add_child(0, S1, "step")
     c1 = t.add_child(s1, C1, "code_end", output="2")
@@ -398,7 +416,11 @@ def test_report_counts_by_hand():
     assert report["problems"] == 3
     assert report["rollouts"] == 10
     assert report["rollout_endings"] == {
-        "answer": 8, "depth_limit": 1, "no_valid_child": 1, "error": 0, "no_boxed_answer": 0
+        "answer": 8,
+        "depth_limit": 1,
+        "no_valid_child": 1,
+        "error": 0,
+        "no_boxed_answer": 0,
     }
     assert report["trajectories"] == {"answered": 7, "correct": 5, "wrong": 2, "unanswered": 2}
     assert report["step_pairs_by_depth"] == {"1": 1, "2": 1}
@@ -477,9 +499,18 @@ def test_duplicate_trees_count_once_with_a_warning(good_data, tmp_path, caplog):
     other.seed = 77
     _write_trees(tmp_path / "seeded" / "trees-00000-of-00001.jsonl", [mixed_tree(), other])
     assert main(["--trees", str(tmp_path / "seeded"), "--out", str(tmp_path / "o3")]) == 0
-    difficulty = [json.loads(x) for x in (tmp_path / "o3" / "difficulty.jsonl").read_text().splitlines()]
-    assert difficulty == [{"schema": "rstar-difficulty/1", "problem_id": "P1", "difficulty": "medium",
-                           "correct": 2, "wrong": 4}]
+    difficulty = [
+        json.loads(x) for x in (tmp_path / "o3" / "difficulty.jsonl").read_text().splitlines()
+    ]
+    assert difficulty == [
+        {
+            "schema": "rstar-difficulty/1",
+            "problem_id": "P1",
+            "difficulty": "medium",
+            "correct": 2,
+            "wrong": 4,
+        }
+    ]
     assert "duplicate" not in caplog.text
 
 
@@ -504,7 +535,11 @@ def test_a_failure_while_writing_replaces_no_output(good_data, monkeypatch):
         main(["--trees", str(trees), "--out", str(out), "--sft-per-problem", "1"])
     assert _outputs(out) == before
     assert sorted(p.name for p in out.iterdir()) == [
-        "difficulty.jsonl", "outcomes.jsonl", "pairs.jsonl", "report.json", "sft.jsonl",
+        "difficulty.jsonl",
+        "outcomes.jsonl",
+        "pairs.jsonl",
+        "report.json",
+        "sft.jsonl",
         "step_values.jsonl",
     ]
 
@@ -521,6 +556,8 @@ def test_a_non_utf8_tree_file_names_the_file_and_line(tmp_path):
 def test_a_terminal_sees_how_far_reading_the_trees_is(tmp_path, in_terminal):
     shard = tmp_path / "trees" / "trees-00000-of-00001.jsonl"
     _write_trees(shard, [mixed_tree(), easy_tree(), hard_tree()])
-    code, text = in_terminal(["extract", "--trees", str(shard.parent), "--out", str(tmp_path / "o")])
+    code, text = in_terminal(
+        ["extract", "--trees", str(shard.parent), "--out", str(tmp_path / "o")]
+    )
     assert code == 0
     assert re.search(r"reading trees: 100%.*3/3 \[\d\d:\d\d<\d\d:\d\d", text), text

@@ -43,9 +43,10 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755),
-                                                       (0o002, 0o664, 0o775),
-                                                       (0o077, 0o600, 0o700)])
+@pytest.mark.parametrize(
+    "mask, file_mode, dir_mode",
+    [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)],
+)
 def test_outputs_get_the_permissions_of_the_umask(tmp_path, umask, mask, file_mode, dir_mode):
     umask(mask)
     write_atomic(tmp_path / "a.json", "{}")
@@ -58,8 +59,13 @@ def test_outputs_get_the_permissions_of_the_umask(tmp_path, umask, mask, file_mo
         assert _mode(tmp_path / name) == file_mode, name
     assert _mode(tmp_path / "export") == dir_mode
     assert (tmp_path / "export" / "weights").read_text() == "w"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.jsonl", "c.jsonl",
-                                                          "d.jsonl", "export"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.json",
+        "b.jsonl",
+        "c.jsonl",
+        "d.jsonl",
+        "export",
+    ]
 
 
 def test_a_failed_write_replaces_nothing(tmp_path):
@@ -91,7 +97,9 @@ def test_a_second_writer_is_refused_naming_the_first(tmp_path):
         assert re.fullmatch(
             rf"--out {tmp_path} is being written by another run \(pid {os.getpid()}, since "
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d: job one\); wait for it to finish or choose "
-            r"another --out", str(err.value)), str(err.value)
+            r"another --out",
+            str(err.value),
+        ), str(err.value)
         assert is_locked(tmp_path / ".job.lock").endswith(": job one")
         # another lock of the same folder is another output
         with exclusive_output(tmp_path, "other", what="--out"):
@@ -115,8 +123,9 @@ with exclusive_output(sys.argv[1], "job", what="--out", command="holder") as loc
 
 def test_the_lock_goes_with_kill_9_and_stays_with_a_child_holding_it(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)], env=env,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
+    )
     child = int(holder.stdout.readline())
     try:
         assert f"pid {holder.pid}, child pid {child}" in is_locked(tmp_path / ".job.lock")
@@ -139,8 +148,11 @@ def test_the_lock_goes_with_kill_9_and_stays_with_a_child_holding_it(tmp_path):
 def test_text_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
     path = tmp_path / "latin1.json"
     path.write_bytes('[{"question": "caf\u00e9"}]'.encode("latin-1"))
-    with pytest.raises(NotUTF8Error, match=rf"^{path}: not UTF-8 text \(byte 0xe9 at byte "
-                                           r"offset 18\); save the file as UTF-8$"):
+    with pytest.raises(
+        NotUTF8Error,
+        match=rf"^{path}: not UTF-8 text \(byte 0xe9 at byte "
+        r"offset 18\); save the file as UTF-8$",
+    ):
         read_utf8(path)
     path.write_text('[{"question": "caf\u00e9"}]', encoding="utf-8")
     assert read_utf8(path) == '[{"question": "caf\u00e9"}]'
@@ -161,15 +173,33 @@ def test_what_the_commands_write_has_ordinary_permissions(tmp_path, umask, tiny_
     model, tokenizer = load_policy(tiny_model_dir)
     export = export_policy(model, tokenizer, tmp_path / "export" / "policy")
     trees = tmp_path / "trees"
-    assert generate_main(["--config", str(ROOT / "configs/search/scripted.yaml"),
-                          "--out_dir", str(trees), "--problems.limit", "1",
-                          "--schedule", "[2]"]) == 0
+    assert (
+        generate_main(
+            [
+                "--config",
+                str(ROOT / "configs/search/scripted.yaml"),
+                "--out_dir",
+                str(trees),
+                "--problems.limit",
+                "1",
+                "--schedule",
+                "[2]",
+            ]
+        )
+        == 0
+    )
     assert extract_main(["--trees", str(trees), "--out", str(tmp_path / "data")]) == 0
     write_json(tmp_path / "eval" / "summary.json", {"tasks": []})
     _write_yaml(tmp_path / "run" / "config" / "policy.yaml", {"trainer": {}})
 
-    for folder in (tiny, export, trees, tmp_path / "data", tmp_path / "eval",
-                   tmp_path / "run" / "config"):
+    for folder in (
+        tiny,
+        export,
+        trees,
+        tmp_path / "data",
+        tmp_path / "eval",
+        tmp_path / "run" / "config",
+    ):
         assert _mode(folder) == 0o755, folder
         for path in folder.iterdir():  # lock files included
             assert _mode(path) == 0o644, path

@@ -44,10 +44,22 @@ from rstar_pl.files import (
 )
 from rstar_pl.search.tree import Tree
 
-SFT = {"problem_id": "p1", "question": "What is 2 + 2?", "response": "4", "mean_q": 0.5,
-       "min_q": 0.1}
-PAIR = {"problem_id": "p1", "prompt": "P", "chosen": "a", "rejected": "b", "chosen_q": 1.0,
-        "rejected_q": -1.0, "kind": "step"}
+SFT = {
+    "problem_id": "p1",
+    "question": "What is 2 + 2?",
+    "response": "4",
+    "mean_q": 0.5,
+    "min_q": 0.1,
+}
+PAIR = {
+    "problem_id": "p1",
+    "prompt": "P",
+    "chosen": "a",
+    "rejected": "b",
+    "chosen_q": 1.0,
+    "rejected_q": -1.0,
+    "kind": "step",
+}
 VALUE = {"problem_id": "p1", "prompt": "P", "completion": "c", "target": 0.25, "kind": "q"}
 DIFFICULTY = {"problem_id": "p1", "difficulty": "medium", "correct": 1, "wrong": 2}
 PREDICTION = {"index": 3, "question": "q", "reference": "4", "correct": True, "num_tokens": 7}
@@ -66,32 +78,67 @@ def _tree_record(pid: str) -> dict:
 # (file name, the i-th good record, the reader as a function of the path -> how many records
 #  it read, the error class it raises for a bad line)
 READERS = {
-    "trees": ("trees-00000-of-00001.jsonl", lambda i: _tree_record(f"t{i}"),
-              lambda p: len(list(iter_tree_records([p]))), TreeFileError),
-    "sft": ("sft.jsonl", lambda i: {**SFT, "problem_id": f"p{i}"}, lambda p: len(read_sft(p)),
-            RecordError),
-    "pairs": ("pairs.jsonl", lambda i: {**PAIR, "problem_id": f"p{i}"},
-              lambda p: len(read_pairs(p)), RecordError),
-    "step_values": ("step_values.jsonl", lambda i: {**VALUE, "problem_id": f"p{i}"},
-                    lambda p: len(read_values(p)), RecordError),
-    "difficulty": ("difficulty.jsonl", lambda i: {**DIFFICULTY, "problem_id": f"p{i}"},
-                   lambda p: len(read_difficulty(p)), RecordError),
-    "records": ("pairs.jsonl", lambda i: {**PAIR, "problem_id": f"p{i}"},
-                lambda p: len(read_records(p)), RecordError),
-    "predictions": ("predictions.jsonl", lambda i: {**PREDICTION, "index": i},
-                    lambda p: len(read_predictions(p)), PredictionError),
-    "scaling pool": ("pool.jsonl", lambda i: {"index": str(i), "reference": "1", "candidates": []},
-                     lambda p: len(scaling._read_pool(p)), JSONLError),
-    "processbench scores": ("scores-gsm8k.jsonl",
-                            lambda i: {"id": f"g-{i}", "label": -1, "scores": [0.5]},
-                            lambda p: len(processbench._read_scores(p)),
-                            processbench.ProcessBenchError),
+    "trees": (
+        "trees-00000-of-00001.jsonl",
+        lambda i: _tree_record(f"t{i}"),
+        lambda p: len(list(iter_tree_records([p]))),
+        TreeFileError,
+    ),
+    "sft": (
+        "sft.jsonl",
+        lambda i: {**SFT, "problem_id": f"p{i}"},
+        lambda p: len(read_sft(p)),
+        RecordError,
+    ),
+    "pairs": (
+        "pairs.jsonl",
+        lambda i: {**PAIR, "problem_id": f"p{i}"},
+        lambda p: len(read_pairs(p)),
+        RecordError,
+    ),
+    "step_values": (
+        "step_values.jsonl",
+        lambda i: {**VALUE, "problem_id": f"p{i}"},
+        lambda p: len(read_values(p)),
+        RecordError,
+    ),
+    "difficulty": (
+        "difficulty.jsonl",
+        lambda i: {**DIFFICULTY, "problem_id": f"p{i}"},
+        lambda p: len(read_difficulty(p)),
+        RecordError,
+    ),
+    "records": (
+        "pairs.jsonl",
+        lambda i: {**PAIR, "problem_id": f"p{i}"},
+        lambda p: len(read_records(p)),
+        RecordError,
+    ),
+    "predictions": (
+        "predictions.jsonl",
+        lambda i: {**PREDICTION, "index": i},
+        lambda p: len(read_predictions(p)),
+        PredictionError,
+    ),
+    "scaling pool": (
+        "pool.jsonl",
+        lambda i: {"index": str(i), "reference": "1", "candidates": []},
+        lambda p: len(scaling._read_pool(p)),
+        JSONLError,
+    ),
+    "processbench scores": (
+        "scores-gsm8k.jsonl",
+        lambda i: {"id": f"g-{i}", "label": -1, "scores": [0.5]},
+        lambda p: len(processbench._read_scores(p)),
+        processbench.ProcessBenchError,
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(READERS))
 def test_every_reader_skips_a_torn_last_line_and_refuses_a_bad_one_elsewhere(
-        kind, tmp_path, caplog):
+    kind, tmp_path, caplog
+):
     name, make, count, error = READERS[kind]
     path = tmp_path / name
     good = make(0)
@@ -146,16 +193,24 @@ def test_every_appender_cuts_a_torn_tail_before_its_first_line(tmp_path):
     append_predictions(predictions, [{**PREDICTION, "index": 4}])
     assert [r["index"] for r in read_predictions(predictions)] == [3, 4]
 
-    trees = _lines(tmp_path / "trees-00000-of-00001.jsonl", _tree_record("a"),
-                   tail=json.dumps(_tree_record("b"))[:40])
+    trees = _lines(
+        tmp_path / "trees-00000-of-00001.jsonl",
+        _tree_record("a"),
+        tail=json.dumps(_tree_record("b"))[:40],
+    )
     with TreeWriter(trees) as writer:
         writer.write(_tree_record("c"))
     assert [r["problem_id"] for r, _ in iter_tree_records([trees])] == ["a", "c"]
 
 
 def test_extractor_lines_start_with_their_schema_and_read_back(tmp_path):
-    records = {"sft": SFT, "pairs": PAIR, "step_values": VALUE, "outcomes": VALUE,
-               "difficulty": DIFFICULTY}
+    records = {
+        "sft": SFT,
+        "pairs": PAIR,
+        "step_values": VALUE,
+        "outcomes": VALUE,
+        "difficulty": DIFFICULTY,
+    }
     assert set(records) == set(SCHEMAS)
     for name, record in records.items():
         (line,) = record_lines(name, [record])
@@ -180,20 +235,26 @@ def test_records_without_a_schema_read_as_version_1(tmp_path, data_dir):
     assert read_pairs(data_dir / "rstar_format/ppm_pairs_example.json")
 
 
-@pytest.mark.parametrize("name, record, read, allowed", [
-    ("sft", SFT, read_sft, "'rstar-sft/1'"),
-    ("pairs", PAIR, read_pairs, "'rstar-pair/1'"),
-    ("step_values", VALUE, read_values, "'rstar-step-value/1', 'rstar-outcome/1'"),
-    ("difficulty", DIFFICULTY, read_difficulty, "'rstar-difficulty/1'"),
-    ("pairs", PAIR, read_records, "'rstar-pair/1'"),
-])
-def test_a_record_of_an_unknown_schema_is_refused_in_one_line(tmp_path, name, record, read,
-                                                               allowed):
+@pytest.mark.parametrize(
+    "name, record, read, allowed",
+    [
+        ("sft", SFT, read_sft, "'rstar-sft/1'"),
+        ("pairs", PAIR, read_pairs, "'rstar-pair/1'"),
+        ("step_values", VALUE, read_values, "'rstar-step-value/1', 'rstar-outcome/1'"),
+        ("difficulty", DIFFICULTY, read_difficulty, "'rstar-difficulty/1'"),
+        ("pairs", PAIR, read_records, "'rstar-pair/1'"),
+    ],
+)
+def test_a_record_of_an_unknown_schema_is_refused_in_one_line(
+    tmp_path, name, record, read, allowed
+):
     path = _lines(tmp_path / f"{name}.jsonl", record, {**record, "schema": "rstar-sft/2"})
     with pytest.raises(RecordError) as err:
         read(path)
-    assert str(err.value) == (f"{path}:2: schema 'rstar-sft/2' is not one this version reads; "
-                              f"allowed: {allowed} (or no schema key, read as version 1)")
+    assert str(err.value) == (
+        f"{path}:2: schema 'rstar-sft/2' is not one this version reads; "
+        f"allowed: {allowed} (or no schema key, read as version 1)"
+    )
     # another kind's schema is refused too: a pairs file given as SFT data
     if name == "sft":
         _lines(path, {**SFT, "schema": "rstar-pair/1"})
@@ -213,20 +274,27 @@ def test_predictions_carry_their_schema_and_older_files_still_load(tmp_path):
     _lines(path, PREDICTION, {"schema": "rstar-prediction/2", **PREDICTION})
     with pytest.raises(PredictionError) as err:
         read_predictions(path)
-    assert str(err.value) == (f"{path}:2: schema 'rstar-prediction/2' is not one this version "
-                              "reads; allowed: 'rstar-prediction/1' (or no schema key, read as "
-                              "version 1)")
+    assert str(err.value) == (
+        f"{path}:2: schema 'rstar-prediction/2' is not one this version "
+        "reads; allowed: 'rstar-prediction/1' (or no schema key, read as "
+        "version 1)"
+    )
     assert read_predictions(tmp_path / "none.jsonl") == []
 
 
-@pytest.mark.parametrize("write", [
-    lambda p: write_atomic(p, "new"),
-    lambda p: write_json(p, {"new": 1}),
-    lambda p: write_yaml(p, {"new": 1}),
-    lambda p: write_jsonl(p, [{"new": 1}]),
-], ids=["write_atomic", "write_json", "write_yaml", "write_jsonl"])
-def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch,
-                                                                         write):
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda p: write_atomic(p, "new"),
+        lambda p: write_json(p, {"new": 1}),
+        lambda p: write_yaml(p, {"new": 1}),
+        lambda p: write_jsonl(p, [{"new": 1}]),
+    ],
+    ids=["write_atomic", "write_json", "write_yaml", "write_jsonl"],
+)
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(
+    tmp_path, monkeypatch, write
+):
     path = tmp_path / "out.json"
     path.write_text("old")
 

@@ -92,7 +92,7 @@ LOSS_RTOL = 1e-5
 GRAD_NORM_RTOL = 5e-5
 WEIGHT_ATOL = 1e-4
 MAX_STEPS = 6  # 16 examples, global batch 4: 4 steps an epoch, so the run crosses an epoch
-CRASH_AT = 3   # mid-epoch
+CRASH_AT = 3  # mid-epoch
 
 
 def _script():
@@ -107,12 +107,23 @@ def _equal_length_sft(tokenizer, path: Path, n: int = 16) -> None:
     candidates = collections.defaultdict(list)
     for a in range(2, 60):
         b = 3 + a % 7
-        response = (f"<code>\nx = {a} * {b}\n<end_of_step>\nprint(x)\n<end_of_code>\n"
-                    f"<output>{a * b}<end_of_output>\n<answer>\\boxed{{{a * b}}}<end_of_answer>")
+        response = (
+            f"<code>\nx = {a} * {b}\n<end_of_step>\nprint(x)\n<end_of_code>\n"
+            f"<output>{a * b}<end_of_output>\n<answer>\\boxed{{{a * b}}}<end_of_answer>"
+        )
         length = len(tokenizer(response, add_special_tokens=False)["input_ids"])
-        question = f"What is {a} times {b}?" + " Show the code." * (a % 3)  # prompts differ in length
-        candidates[length].append({"problem_id": f"p{a}", "question": question, "response": response,
-                                   "mean_q": 1.0, "min_q": 1.0})
+        question = f"What is {a} times {b}?" + " Show the code." * (
+            a % 3
+        )  # prompts differ in length
+        candidates[length].append(
+            {
+                "problem_id": f"p{a}",
+                "question": question,
+                "response": response,
+                "mean_q": 1.0,
+                "min_q": 1.0,
+            }
+        )
     records = max(candidates.values(), key=len)[:n]
     assert len(records) == n
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -121,13 +132,24 @@ def _equal_length_sft(tokenizer, path: Path, n: int = 16) -> None:
 def _pairs(path: Path, n: int = 16) -> None:
     lines = []
     for a in range(2, 2 + n):
-        prompt = (f"<|user|>:\nWhat is {a} times {a + 1}?" + " Be careful." * (a % 3)
-                  + "\n<|assistant|>: Let's think step by step and solve the problem with code.<code>\n")
-        lines.append(json.dumps({
-            "problem_id": f"p{a}", "prompt": prompt, "kind": "step", "chosen_q": 0.8, "rejected_q": -0.6,
-            "chosen": f"# Step 1: multiply {a} by {a + 1}\nx = {a} * {a + 1}\n<end_of_step>",
-            "rejected": f"# Step 1: add {a} and {a + 1}\nx = {a} + {a + 1}\n<end_of_step>",
-        }))
+        prompt = (
+            f"<|user|>:\nWhat is {a} times {a + 1}?"
+            + " Be careful." * (a % 3)
+            + "\n<|assistant|>: Let's think step by step and solve the problem with code.<code>\n"
+        )
+        lines.append(
+            json.dumps(
+                {
+                    "problem_id": f"p{a}",
+                    "prompt": prompt,
+                    "kind": "step",
+                    "chosen_q": 0.8,
+                    "rejected_q": -0.6,
+                    "chosen": f"# Step 1: multiply {a} by {a + 1}\nx = {a} * {a + 1}\n<end_of_step>",
+                    "rejected": f"# Step 1: add {a} and {a + 1}\nx = {a} + {a + 1}\n<end_of_step>",
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -144,21 +166,40 @@ class _Losses(L.Callback):
 def _single_process(settings: dict, out: Path) -> tuple[_Losses, dict[str, torch.Tensor]]:
     """The same stage in one process, global batch = 2 ranks x their batch."""
     L.seed_everything(0)
-    module, dm = _script().build({**settings, "batch_size": 2 * settings["batch_size"],
-                                  "gradient_checkpointing": False})
+    module, dm = _script().build(
+        {**settings, "batch_size": 2 * settings["batch_size"], "gradient_checkpointing": False}
+    )
     losses = _Losses()
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=settings["max_steps"], gradient_clip_val=1.0,
-                        logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
-                        callbacks=[losses, GradNormMonitor(), HFExport(str(out))])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=settings["max_steps"],
+        gradient_clip_val=1.0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[losses, GradNormMonitor(), HFExport(str(out))],
+    )
     trainer.fit(module, datamodule=dm)
     return losses, {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def _torchrun(settings: dict, out: Path) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc-per-node=2",
-           str(SCRIPT), json.dumps(settings), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc-per-node=2",
+        str(SCRIPT),
+        json.dumps(settings),
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
@@ -183,20 +224,30 @@ def _check_stage(settings: dict, tmp_path: Path, load_export) -> None:
     for rank in ranks:
         assert len(rank["losses"]) == settings["max_steps"]
         for key, rtol in (("losses", LOSS_RTOL), ("grad_norms", GRAD_NORM_RTOL)):
-            torch.testing.assert_close(torch.tensor(rank[key], dtype=torch.float64),
-                                       torch.tensor(getattr(ref, key), dtype=torch.float64),
-                                       rtol=rtol, atol=0, msg=key)
+            torch.testing.assert_close(
+                torch.tensor(rank[key], dtype=torch.float64),
+                torch.tensor(getattr(ref, key), dtype=torch.float64),
+                rtol=rtol,
+                atol=0,
+                msg=key,
+            )
     # The model learned something in those steps, so equal losses are not equal constants.
     assert ref.losses[-1] < ref.losses[0] - 1e-3
 
     # Sharding: every parameter is a DTensor and each rank holds its half of dim 0.
     exported = load_export(tmp_path / "full" / "export")
-    gathered = {name: torch.cat([r["shards"]["full"][name] for r in ranks]) for name in ranks[0]["shapes"]}
+    gathered = {
+        name: torch.cat([r["shards"]["full"][name] for r in ranks]) for name in ranks[0]["shapes"]
+    }
     for name, (shape, _, kind) in ranks[0]["shapes"].items():
         assert kind == "DTensor", name
         halves = [len(c) for c in torch.ones(shape[0]).chunk(2)] + [0]
         for r, rank in enumerate(ranks):
-            assert rank["shapes"][name][1] == (halves[r], *shape[1:]), (name, r, rank["shapes"][name])
+            assert rank["shapes"][name][1] == (halves[r], *shape[1:]), (
+                name,
+                r,
+                rank["shapes"][name],
+            )
         assert gathered[name].shape == shape
     local = sum(t.numel() for t in ranks[0]["shards"]["full"].values())
     total = sum(t.numel() for t in gathered.values())
@@ -207,11 +258,19 @@ def _check_stage(settings: dict, tmp_path: Path, load_export) -> None:
     for name, tensor in gathered.items():
         key = name.removeprefix("model.")
         assert torch.equal(exported[key], tensor), name
-        torch.testing.assert_close(exported[key], ref_state[name], atol=WEIGHT_ATOL, rtol=0, msg=name)
-    fsdp_files, ref_files = _safetensors(tmp_path / "full" / "export"), _safetensors(tmp_path / "single")
-    assert {k: (v.shape, v.dtype) for k, v in fsdp_files.items()} == {k: (v.shape, v.dtype) for k, v in ref_files.items()}
-    assert sorted(p.name for p in (tmp_path / "full" / "export").iterdir()) == \
-        sorted(p.name for p in (tmp_path / "single").iterdir())
+        torch.testing.assert_close(
+            exported[key], ref_state[name], atol=WEIGHT_ATOL, rtol=0, msg=name
+        )
+    fsdp_files, ref_files = (
+        _safetensors(tmp_path / "full" / "export"),
+        _safetensors(tmp_path / "single"),
+    )
+    assert {k: (v.shape, v.dtype) for k, v in fsdp_files.items()} == {
+        k: (v.shape, v.dtype) for k, v in ref_files.items()
+    }
+    assert sorted(p.name for p in (tmp_path / "full" / "export").iterdir()) == sorted(
+        p.name for p in (tmp_path / "single").iterdir()
+    )
 
     # Resume: a sharded last.ckpt folder; the same batches in order; bit-identical final weights.
     last = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
@@ -244,8 +303,16 @@ def test_policy_fsdp_two_processes_matches_one(tiny_model_dir, tmp_path):
 
     data = tmp_path / "sft.jsonl"
     _equal_length_sft(load_tokenizer(str(tiny_model_dir)), data)
-    settings = {"stage": "policy", "model": str(tiny_model_dir), "data": str(data), "batch_size": 2, "lr": 1e-3,
-                "max_steps": MAX_STEPS, "crash_at": CRASH_AT, "gradient_checkpointing": True}
+    settings = {
+        "stage": "policy",
+        "model": str(tiny_model_dir),
+        "data": str(data),
+        "batch_size": 2,
+        "lr": 1e-3,
+        "max_steps": MAX_STEPS,
+        "crash_at": CRASH_AT,
+        "gradient_checkpointing": True,
+    }
 
     def load_export(folder: Path) -> dict[str, torch.Tensor]:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -260,8 +327,15 @@ def test_ppm_fsdp_two_processes_matches_one(tiny_model_dir, tmp_path):
 
     data = tmp_path / "pairs.jsonl"
     _pairs(data)
-    settings = {"stage": "ppm", "model": str(tiny_model_dir), "data": str(data), "batch_size": 2, "lr": 1e-3,
-                "max_steps": MAX_STEPS, "crash_at": CRASH_AT}
+    settings = {
+        "stage": "ppm",
+        "model": str(tiny_model_dir),
+        "data": str(data),
+        "batch_size": 2,
+        "lr": 1e-3,
+        "max_steps": MAX_STEPS,
+        "crash_at": CRASH_AT,
+    }
 
     def load_export(folder: Path) -> dict[str, torch.Tensor]:
         return dict(ValueHeadModel.load(folder).named_parameters())
@@ -273,7 +347,9 @@ def test_ppm_fsdp_two_processes_matches_one(tiny_model_dir, tmp_path):
         assert rank["precision"]["values"] == "torch.float32"
 
 
-def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cli(tiny_model_dir, tmp_path):
+def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cli(
+    tiny_model_dir, tmp_path
+):
     """The round config's own strategy and FSDP settings (bf16 compute), on two CPU processes:
     the policy under torchrun (as on a cluster, one node here), then the round command resumes
     it with `--ckpt_path last` and trains the PPM from its export."""
@@ -284,23 +360,40 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
     round2 = ROOT / "configs/round2.yaml"
     config = load_round_config([str(round2)])
     run = tmp_path / "run"
-    base = [sys.executable, "-m", "rstar_pl", "fit", "--config", str(round2), "--config", str(ROOT / "configs/tiny.yaml"),
-            f"--run_dir={run}", f"--tiny_model={tiny_model_dir}", f"--data_dir={ROOT / 'configs/tiny_data'}"]
+    base = [
+        sys.executable,
+        "-m",
+        "rstar_pl",
+        "fit",
+        "--config",
+        str(round2),
+        "--config",
+        str(ROOT / "configs/tiny.yaml"),
+        f"--run_dir={run}",
+        f"--tiny_model={tiny_model_dir}",
+        f"--data_dir={ROOT / 'configs/tiny_data'}",
+    ]
     # tiny.yaml switches to one process; put the round's GPU strategy back, on two CPU processes.
     for stage in ("policy", "ppm"):
-        base += [f"--{stage}.trainer.strategy={json.dumps(config[stage]['trainer']['strategy'])}",
-                 f"--{stage}.trainer.devices=2"]
+        base += [
+            f"--{stage}.trainer.strategy={json.dumps(config[stage]['trainer']['strategy'])}",
+            f"--{stage}.trainer.devices=2",
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
     def fit(*extra: str, launcher: tuple[str, ...] = ()) -> str:
         cmd = [*base[:1], *launcher, *base[1:], *extra]
-        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
         return proc.stdout + proc.stderr
 
     def step(stage: str) -> int:
         last = run / "checkpoints" / stage / "last.ckpt"
-        assert last.is_dir() and (last / ".metadata").is_file(), f"{last} is not a sharded checkpoint"
+        assert last.is_dir() and (last / ".metadata").is_file(), (
+            f"{last} is not a sharded checkpoint"
+        )
         return torch.load(last / "meta.pt", weights_only=False)["global_step"]
 
     # torchrun starts both ranks; each runs the round command, which takes one stage per launch.
@@ -313,13 +406,18 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
     # the PPM has no checkpoint yet, so it starts from the policy's export.
     log = fit("--ckpt_path", "last")
     assert log.count("Starting with 2 processes") == 2, log[-2000:]
-    assert "Restoring states from the checkpoint path" in log and "policy/last.ckpt" in log, log[-2000:]
+    assert "Restoring states from the checkpoint path" in log and "policy/last.ckpt" in log, log[
+        -2000:
+    ]
     # PPM: one epoch of 12 - 2 held-out pairs, 5 a rank in batches of 4.
     assert step("policy") == 6 and step("ppm") == 2
     for stage in ("policy", "ppm"):
         saved = yaml.safe_load((run / "config" / f"{stage}.yaml").read_text())
         assert saved["trainer"]["strategy"] == {"class_path": "modules.strategy.FSDP2Strategy"}
-        assert saved["model"]["init_args"]["fsdp"] == {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
+        assert saved["model"]["init_args"]["fsdp"] == {
+            "param_dtype": "bfloat16",
+            "reduce_dtype": "float32",
+        }
     # Validation ran sharded, and so did the sample generations (every rank generates in step).
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -330,14 +428,18 @@ def test_round_config_fsdp_setting_trains_both_stages_and_resumes_through_the_cl
     # Exports as an unsharded run writes them: transformers loads the policy, the scorer the PPM.
     model, tokenizer = load_policy(run / "policy")
     assert model.config.num_hidden_layers == 4 and "<end_of_step>" in tokenizer.get_vocab()
-    values = PPMScorer.from_path(run / "ppm").score(["<|user|>:\nq\n<|assistant|>: <code>\nx = 1\n<end_of_step>"])
+    values = PPMScorer.from_path(run / "ppm").score(
+        ["<|user|>:\nq\n<|assistant|>: <code>\nx = 1\n<end_of_step>"]
+    )
     assert len(values) == 1 and -1 <= values[0] <= 1
     # A sharded checkpoint is for resuming; loading it as a model says how to consolidate it.
     with pytest.raises(ValueError, match="consolidate_checkpoint"):
         load_policy(run / "checkpoints" / "policy" / "last.ckpt")
 
 
-def test_gpu_check_runs_the_round_config_fsdp_setting(tiny_model_dir, tmp_path, capsys, monkeypatch):
+def test_gpu_check_runs_the_round_config_fsdp_setting(
+    tiny_model_dir, tmp_path, capsys, monkeypatch
+):
     """benchmarks/gpu_check.py's stage configs parse, and keep the round's FSDP2 setting (bf16)."""
     from argparse import Namespace
 
@@ -360,8 +462,15 @@ def test_gpu_check_runs_the_round_config_fsdp_setting(tiny_model_dir, tmp_path, 
         printed = yaml.safe_load(capsys.readouterr().out)
         trainer = printed["trainer"]
         assert trainer["strategy"]["class_path"] == "modules.strategy.FSDP2Strategy"
-        assert trainer["devices"] == 8 and trainer["precision"] == "32-true" and trainer["max_steps"] == 12
-        assert printed["model"]["init_args"]["fsdp"] == {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
+        assert (
+            trainer["devices"] == 8
+            and trainer["precision"] == "32-true"
+            and trainer["max_steps"] == 12
+        )
+        assert printed["model"]["init_args"]["fsdp"] == {
+            "param_dtype": "bfloat16",
+            "reduce_dtype": "float32",
+        }
         assert printed["model"]["init_args"]["gradient_checkpointing"] is True
         timers = [cb for cb in trainer["callbacks"] if cb["class_path"] == "gpu_check.StepTimer"]
         assert [t["init_args"]["stage"] for t in timers] == [stage]
@@ -387,14 +496,23 @@ def test_decoder_layers_come_from_the_model_or_the_config(tiny_model_dir):
     causal = load_backbone(str(tiny_model_dir), head=True)
     assert decoder_layers(causal) == list(causal.model.layers)  # from _no_split_modules
     path = "transformers.models.qwen2.modeling_qwen2.Qwen2DecoderLayer"
-    assert decoder_layers(causal, "Qwen2DecoderLayer") == decoder_layers(causal, path) == list(causal.model.layers)
+    assert (
+        decoder_layers(causal, "Qwen2DecoderLayer")
+        == decoder_layers(causal, path)
+        == list(causal.model.layers)
+    )
     # The PPM: a plain nn.Module around the base model; the layers are found inside it.
     ppm = ValueHeadModel(load_backbone(str(tiny_model_dir), head=False))
     assert decoder_layers(ppm) == list(ppm.backbone.layers)
-    with pytest.raises(ValueError, match=r"matches no module of Qwen2ForCausalLM; set model.init_args.fsdp"
-                                         r".layer_class .*Qwen2DecoderLayer"):
+    with pytest.raises(
+        ValueError,
+        match=r"matches no module of Qwen2ForCausalLM; set model.init_args.fsdp"
+        r".layer_class .*Qwen2DecoderLayer",
+    ):
         decoder_layers(causal, "LlamaDecoderLayer")
-    with pytest.raises(ValueError, match=r"unknown keys \['param_dtpye'\]; allowed: layer_class, param_dtype"):
+    with pytest.raises(
+        ValueError, match=r"unknown keys \['param_dtpye'\]; allowed: layer_class, param_dtype"
+    ):
         shard_model(causal, mesh=None, config={"param_dtpye": "bfloat16"})
 
 

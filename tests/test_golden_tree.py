@@ -41,10 +41,17 @@ def canonical_lines(folder: Path) -> list[str]:
 )
 def test_generate_writes_the_golden_trees(tmp_path, config, golden):
     out = tmp_path / "trees"
-    argv = ["--config", str(ROOT / "configs" / "search" / config), "--out_dir", str(out),
-            "--problems.limit", "3",
-            # generous: a step must never time out on a loaded machine (that changes the tree)
-            "--sandbox", '{"timeout": 120}']
+    argv = [
+        "--config",
+        str(ROOT / "configs" / "search" / config),
+        "--out_dir",
+        str(out),
+        "--problems.limit",
+        "3",
+        # generous: a step must never time out on a loaded machine (that changes the tree)
+        "--sandbox",
+        '{"timeout": 120}',
+    ]
     assert main(argv) == 0
     expected = (GOLDEN / golden).read_text().splitlines()
     got = canonical_lines(out)

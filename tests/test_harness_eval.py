@@ -30,6 +30,7 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 # --- the CLI on the tiny random model and the benchmark slices in tests/data ------------------
 
 
@@ -251,8 +252,9 @@ def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, sandbox):
 
     before = results()
     with pytest.raises(EvalConfigError, match="max_tokens=1024, not 64"):
-        evaluate(_config(tmp_path, limit=1, max_tokens=64), backend=CountingBackend(),
-                 sandbox=sandbox)
+        evaluate(
+            _config(tmp_path, limit=1, max_tokens=64), backend=CountingBackend(), sandbox=sandbox
+        )
     assert results() == before
     assert is_locked(out / ".eval.lock") is None
 
@@ -275,11 +277,28 @@ def test_two_runs_on_one_out_are_refused_naming_the_first(tmp_path, sandbox, cap
 
     out = tmp_path / "out"
     with exclusive_output(out, "eval", what="--out", command="harness eval --tasks amc23"):
-        with pytest.raises(OSError, match=rf"--out {out} is being written by another run "
-                                          r"\(pid \d+, since .*: harness eval --tasks amc23\)"):
+        with pytest.raises(
+            OSError,
+            match=rf"--out {out} is being written by another run "
+            r"\(pid \d+, since .*: harness eval --tasks amc23\)",
+        ):
             evaluate(_config(tmp_path), backend=CountingBackend(), sandbox=sandbox)
-        assert main(["eval", "--checkpoint", "x", "--tasks", "amc23", "--out", str(out),
-                     "--data-dir", str(_task_dir(tmp_path))]) == 2
+        assert (
+            main(
+                [
+                    "eval",
+                    "--checkpoint",
+                    "x",
+                    "--tasks",
+                    "amc23",
+                    "--out",
+                    str(out),
+                    "--data-dir",
+                    str(_task_dir(tmp_path)),
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and "is being written by another run" in err
     assert not (out / "amc23").exists()
@@ -316,10 +335,13 @@ def test_best_of_n_vote_follows_the_ppm(tmp_path, sandbox):
     assert (summary["correct"], summary["count"]) == (2, 3)
 
 
-@pytest.mark.parametrize(("mode", "options", "per_problem"), [
-    ("mcts", dict(trajectories=2, rollouts=3, samples=2), 2),
-    ("beam", dict(trajectories=2, samples=2), None),
-])
+@pytest.mark.parametrize(
+    ("mode", "options", "per_problem"),
+    [
+        ("mcts", dict(trajectories=2, rollouts=3, samples=2), 2),
+        ("beam", dict(trajectories=2, samples=2), None),
+    ],
+)
 def test_mcts_and_beam_run_from_the_cli_settings(tmp_path, sandbox, mode, options, per_problem):
     summary, records = _search(tmp_path, sandbox, mode, **options)
     assert summary["count"] == 3 and summary["search"] == mode
@@ -448,8 +470,15 @@ def test_lightning_ckpt_is_exported_and_evaluated(solver_model_dir, tmp_path):
     (data / "amc23_test.json").write_text(
         json.dumps([{"index": 0, "question": QUESTION, "answer": "42"}])
     )
-    config = EvalConfig(checkpoint=str(ckpt), tasks=["amc23"], data_dir=str(data),
-                        out=str(tmp_path / "out"), max_tokens=40, device="cpu", progress=False)
+    config = EvalConfig(
+        checkpoint=str(ckpt),
+        tasks=["amc23"],
+        data_dir=str(data),
+        out=str(tmp_path / "out"),
+        max_tokens=40,
+        device="cpu",
+        progress=False,
+    )
     (summary,) = evaluate(config)
     assert summary["accuracy"] == 1.0
     assert (tmp_path / "out" / "exported_policy" / "config.json").is_file()
@@ -472,16 +501,47 @@ def ppm_dir(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("mode", ["best_of_n", "mcts"])
-def test_cli_search_with_a_real_policy_and_ppm(mode, tiny_model_dir, ppm_dir, benchmarks_dir,
-                                               tmp_path):
+def test_cli_search_with_a_real_policy_and_ppm(
+    mode, tiny_model_dir, ppm_dir, benchmarks_dir, tmp_path
+):
     from rstar_pl.backends.ppm import PPMScorer
 
     out = tmp_path / "out"
-    assert main(["eval", "--checkpoint", str(tiny_model_dir), "--ppm", str(ppm_dir),
-                 "--tasks", "aime2024", "--limit", "1", "--data-dir", str(benchmarks_dir),
-                 "--out", str(out), "--search", mode, "--trajectories", "2", "--samples", "2",
-                 "--rollouts", "2", "--max-tokens", "6", "--max-depth", "2", "--device", "cpu",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(tiny_model_dir),
+                "--ppm",
+                str(ppm_dir),
+                "--tasks",
+                "aime2024",
+                "--limit",
+                "1",
+                "--data-dir",
+                str(benchmarks_dir),
+                "--out",
+                str(out),
+                "--search",
+                mode,
+                "--trajectories",
+                "2",
+                "--samples",
+                "2",
+                "--rollouts",
+                "2",
+                "--max-tokens",
+                "6",
+                "--max-depth",
+                "2",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (record,) = _lines(out / "aime2024" / "predictions.jsonl")
     # A random policy's 6-token steps rarely run: a chain whose first step fails gives
     # no candidate (failed steps are not explored), so there may be none at all.
@@ -505,10 +565,27 @@ def test_config_file_sets_defaults_and_flags_override(tiny_model_dir, benchmarks
     assert EvalConfig(checkpoint="x", **shipped).tasks[:2] == ["math500", "aime2024"]
 
     config = tmp_path / "eval.yaml"
-    config.write_text(f"tasks: [amc23]\nlimit: 1\nmax_tokens: 4\nmax_depth: 1\n"
-                      f"data_dir: {benchmarks_dir}\nout: {tmp_path / 'from_file'}\n")
-    assert main(["eval", "--config", str(config), "--checkpoint", str(tiny_model_dir),
-                 "--out", str(tmp_path / "from_flag"), "--device", "cpu", "--no-progress"]) == 0
+    config.write_text(
+        f"tasks: [amc23]\nlimit: 1\nmax_tokens: 4\nmax_depth: 1\n"
+        f"data_dir: {benchmarks_dir}\nout: {tmp_path / 'from_file'}\n"
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "--config",
+                str(config),
+                "--checkpoint",
+                str(tiny_model_dir),
+                "--out",
+                str(tmp_path / "from_flag"),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "from_flag" / "amc23" / "config.json").read_text())
     assert (saved["limit"], saved["max_tokens"], saved["tasks"]) == (1, 4, ["amc23"])
     assert not (tmp_path / "from_file").exists()
@@ -526,5 +603,7 @@ def test_a_config_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):
     config = tmp_path / "eval.yaml"
     config.write_bytes("tasks: [amc23]\nextra_note: caf\u00e9\n".encode("cp1252"))
     assert main(["eval", "--config", str(config), "--checkpoint", "x"]) == 2
-    assert capsys.readouterr().err == (f"harness eval: error: {config}: not UTF-8 text (byte 0xe9 "
-                                       "at byte offset 30); save the file as UTF-8\n")
+    assert capsys.readouterr().err == (
+        f"harness eval: error: {config}: not UTF-8 text (byte 0xe9 "
+        "at byte offset 30); save the file as UTF-8\n"
+    )

@@ -72,8 +72,11 @@ def test_end_of_sequence_and_length(solver):
 
 
 def test_left_padded_batch_matches_one_by_one(solver):
-    prompts = [PROMPT, build_prompt("A much longer question that pads the other prompt a lot: " * 3),
-               build_prompt("Short?")]
+    prompts = [
+        PROMPT,
+        build_prompt("A much longer question that pads the other prompt a lot: " * 3),
+        build_prompt("Short?"),
+    ]
     limit = _count(solver, STEP1 + END_OF_STEP) + 2
     batched = solver.generate(prompts, stop=STOP_STRINGS, max_tokens=limit)
     single = [solver.generate([p], stop=STOP_STRINGS, max_tokens=limit)[0] for p in prompts]

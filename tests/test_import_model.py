@@ -18,19 +18,26 @@ def _error(capsys, argv: list[str]) -> str:
 
 
 def test_a_missing_file(tmp_path, capsys):
-    line = _error(capsys, ["import-model", "--gguf", str(tmp_path / "none.gguf"),
-                           "--out", str(tmp_path / "out")])
-    assert line == (f"rstar-pl import-model: error: {tmp_path / 'none.gguf'}: no such file; "
-                    f"expected a GGUF checkpoint (.gguf)")
+    line = _error(
+        capsys,
+        ["import-model", "--gguf", str(tmp_path / "none.gguf"), "--out", str(tmp_path / "out")],
+    )
+    assert line == (
+        f"rstar-pl import-model: error: {tmp_path / 'none.gguf'}: no such file; "
+        f"expected a GGUF checkpoint (.gguf)"
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_a_file_that_is_not_gguf(tmp_path, capsys):
     (tmp_path / "model.gguf").write_text('{"not": "gguf"}')
-    line = _error(capsys, ["import-model", "--gguf", str(tmp_path / "model.gguf"),
-                           "--out", str(tmp_path / "out")])
-    assert line.endswith("model.gguf: not a GGUF file (it starts with b'{\"no'; a GGUF file "
-                         "starts with b'GGUF')")
+    line = _error(
+        capsys,
+        ["import-model", "--gguf", str(tmp_path / "model.gguf"), "--out", str(tmp_path / "out")],
+    )
+    assert line.endswith(
+        "model.gguf: not a GGUF file (it starts with b'{\"no'; a GGUF file starts with b'GGUF')"
+    )
 
 
 def test_an_architecture_transformers_cannot_dequantize(tmp_path, capsys):
@@ -55,7 +62,9 @@ def test_an_output_folder_that_is_not_empty(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
     (tmp_path / "model.gguf").write_bytes(b"GGUF")
-    line = _error(capsys, ["import-model", "--gguf", str(tmp_path / "model.gguf"),
-                           "--out", str(tmp_path / "out")])
+    line = _error(
+        capsys,
+        ["import-model", "--gguf", str(tmp_path / "model.gguf"), "--out", str(tmp_path / "out")],
+    )
     assert line.endswith("out: exists and is not an empty folder; choose a new --out")
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"

@@ -52,8 +52,11 @@ def imported_modules(path: Path) -> set[str]:
 def core_files() -> list[Path]:
     files = [PACKAGE / "steps.py"]
     for folder in sorted(p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"):
-        files += [f for f in sorted(folder.rglob("*.py"))
-                  if not (folder.name == "backends" and f.name in MODEL_BACKENDS)]
+        files += [
+            f
+            for f in sorted(folder.rglob("*.py"))
+            if not (folder.name == "backends" and f.name in MODEL_BACKENDS)
+        ]
     return files
 
 
@@ -69,7 +72,9 @@ def test_the_core_imports_no_model_library_and_no_upper_layer(path):
 
 def test_the_core_uses_no_command():
     commands = {f"rstar_pl.{p.stem}" for p in PACKAGE.glob("*.py")} - {
-        "rstar_pl.__init__", "rstar_pl.steps"}
+        "rstar_pl.__init__",
+        "rstar_pl.steps",
+    }
     for path in core_files():
         wrong = imported_modules(path) & commands
         assert not wrong, f"{path.relative_to(ROOT)} imports the command modules {sorted(wrong)}"
@@ -82,10 +87,13 @@ def test_model_backends_use_no_training_data_no_harness(name):
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("modules", {"datamodules", "harness"}),
-    ("datamodules", {"harness"}),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("modules", {"datamodules", "harness"}),
+        ("datamodules", {"harness"}),
+    ],
+)
 def test_lower_training_layers_do_not_import_upper_ones(package, forbidden):
     for path in sorted((ROOT / package).rglob("*.py")):
         wrong = imported_packages(path) & forbidden
@@ -98,9 +106,12 @@ def test_a_file_at_the_top_of_the_package_is_a_command():
     for path in sorted(PACKAGE.glob("*.py")):
         if path.name in {"__init__.py", "__main__.py", "steps.py"} | SHIMS:
             continue
-        functions = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+        functions = {
+            n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)
+        }
         assert any(f == "main" or f.endswith("_main") for f in functions), (
-            f"{path.relative_to(ROOT)} is at the top of rstar_pl/ but is not a command (no main)")
+            f"{path.relative_to(ROOT)} is at the top of rstar_pl/ but is not a command (no main)"
+        )
 
 
 def test_importing_the_core_loads_no_model_library():
@@ -108,12 +119,18 @@ def test_importing_the_core_loads_no_model_library():
     import subprocess
     import sys
 
-    modules = [".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-               for p in core_files()]
-    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(MODEL_LIBRARIES)!r}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT)
+    modules = [
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in core_files()
+    ]
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(MODEL_LIBRARIES)!r}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == "[]"
 
 

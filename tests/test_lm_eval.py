@@ -59,13 +59,32 @@ def test_lm_eval_cli_runs_our_task_and_metric(solver_model_dir, tmp_path, monkey
     problems = [{"index": i, "question": QUESTION, "answer": a} for i, a in enumerate(["42", "41"])]
     (data / "aime2024_test.json").write_text(json.dumps(problems))
     out = tmp_path / "lm_eval_out"
-    monkeypatch.setattr(sys, "argv", [
-        "lm_eval", "--model", "hf", "--model_args", f"pretrained={solver_model_dir}",
-        "--device", "cpu", "--include_path", str(TASK_DIR), "--tasks", "rstar_aime2024",
-        "--limit", "2", "--gen_kwargs", "max_gen_toks=80",
-        "--metadata", json.dumps({"data_dir": str(data)}),
-        "--output_path", str(out), "--log_samples",
-    ])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={solver_model_dir}",
+            "--device",
+            "cpu",
+            "--include_path",
+            str(TASK_DIR),
+            "--tasks",
+            "rstar_aime2024",
+            "--limit",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=80",
+            "--metadata",
+            json.dumps({"data_dir": str(data)}),
+            "--output_path",
+            str(out),
+            "--log_samples",
+        ],
+    )
     threads = torch.get_num_threads()
     try:
         cli_evaluate()

@@ -41,9 +41,16 @@ class CountingBackend(ScriptedBackend):
 def _requests(questions):
     from lm_eval.api.instance import Instance
 
-    return [Instance(request_type="generate_until", doc={"question": q},
-                     arguments=(build_prompt(q), {"until": ["<end_of_answer>"]}), idx=0,
-                     metadata=("rstar_amc23", i, 1)) for i, q in enumerate(questions)]
+    return [
+        Instance(
+            request_type="generate_until",
+            doc={"question": q},
+            arguments=(build_prompt(q), {"until": ["<end_of_answer>"]}),
+            idx=0,
+            metadata=("rstar_amc23", i, 1),
+        )
+        for i, q in enumerate(questions)
+    ]
 
 
 def test_registered_with_lm_eval_and_declared_as_entry_point():
@@ -55,7 +62,7 @@ def test_registered_with_lm_eval_and_declared_as_entry_point():
     assert get_model("hf").__name__ == "HFLM"
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    (name, target), = project["project"]["entry-points"]["lm_eval.models"].items()
+    ((name, target),) = project["project"]["entry-points"]["lm_eval.models"].items()
     assert name == "rstar-search"
     assert EntryPoint(name, target, "lm_eval.models").load() is RStarSearchLM
 
@@ -65,10 +72,13 @@ def test_the_question_is_read_back_from_our_prompt():
     assert question_of("Q: 1 + 1?\nA:") == "Q: 1 + 1?\nA:"
 
 
-@pytest.mark.parametrize(("search", "settings"), [
-    ("best_of_n", dict(trajectories=4)),
-    ("mcts", dict(trajectories=2, rollouts=3, samples=2)),
-])
+@pytest.mark.parametrize(
+    ("search", "settings"),
+    [
+        ("best_of_n", dict(trajectories=4)),
+        ("mcts", dict(trajectories=2, rollouts=3, samples=2)),
+    ],
+)
 def test_all_requests_are_searched_in_lock_step(search, settings, sandbox, tmp_path):  # noqa: F811
     """Every backend call of the batch holds prompts of several problems, and the batch takes
     as many calls as its longest problem takes alone: one call per depth level for all."""
@@ -78,8 +88,15 @@ def test_all_requests_are_searched_in_lock_step(search, settings, sandbox, tmp_p
     def run(qs, stats):
         backend = CountingBackend(p_wrong=0.3, p_error=0.0, seed=3)
         model = RStarSearchLM.from_components(
-            backend, scorer=ScriptedScorer(scripts, margin=0.6, noise=0.0), sandbox=sandbox,
-            stats_file=str(stats), search=search, ppm="scripted", seed=1, **settings)
+            backend,
+            scorer=ScriptedScorer(scripts, margin=0.6, noise=0.0),
+            sandbox=sandbox,
+            stats_file=str(stats),
+            search=search,
+            ppm="scripted",
+            seed=1,
+            **settings,
+        )
         return model.generate_until(_requests(qs)), backend.batches
 
     stats = tmp_path / "stats.jsonl"
@@ -132,13 +149,21 @@ def test_simple_evaluate_grades_the_search_with_the_task_metric(solver_model_dir
     try:
         out = lm_eval.simple_evaluate(
             model="rstar-search",
-            model_args={"pretrained": str(solver_model_dir), "search": "best_of_n",
-                        "trajectories": 2, "temperature": 0.0, "max_tokens": 64,
-                        "device": "cpu", "stats_file": str(stats)},
+            model_args={
+                "pretrained": str(solver_model_dir),
+                "search": "best_of_n",
+                "trajectories": 2,
+                "temperature": 0.0,
+                "max_tokens": 64,
+                "device": "cpu",
+                "stats_file": str(stats),
+            },
             tasks=["rstar_aime2024"],
-            task_manager=TaskManager(include_path=str(TASK_DIR),
-                                     metadata={"data_dir": str(_data(tmp_path))}),
-            log_samples=True)
+            task_manager=TaskManager(
+                include_path=str(TASK_DIR), metadata={"data_dir": str(_data(tmp_path))}
+            ),
+            log_samples=True,
+        )
     finally:
         torch.set_num_threads(threads)
     assert out["results"]["rstar_aime2024"]["rstar_accuracy,none"] == pytest.approx(0.5)
@@ -146,19 +171,38 @@ def test_simple_evaluate_grades_the_search_with_the_task_metric(solver_model_dir
     assert all("<output>42<end_of_output>" in s["resps"][0][0] for s in samples)
     rows = [json.loads(line) for line in stats.read_text().splitlines()]
     assert sorted(r["doc_id"] for r in rows) == [0, 1]
-    assert all(r["answer"] == "42" and r["candidates"] == [["42", 0.0], ["42", 0.0]]
-               for r in rows)
+    assert all(r["answer"] == "42" and r["candidates"] == [["42", 0.0], ["42", 0.0]] for r in rows)
 
 
 def test_harness_lm_eval_runs_lm_evals_cli_with_the_model(solver_model_dir, tmp_path):  # noqa: F811
     stats, out = tmp_path / "stats.jsonl", tmp_path / "lm_eval_out"
-    args = [sys.executable, "-m", "harness.cli", "lm-eval", "--model", "rstar-search",
-            "--model_args", f"pretrained={solver_model_dir},search=best_of_n,trajectories=2,"
-            f"temperature=0.0,max_tokens=64,stats_file={stats}", "--device", "cpu",
-            "--tasks", "rstar_aime2024", "--metadata", json.dumps({"data_dir": str(_data(tmp_path))}),
-            "--output_path", str(out)]
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "lm-eval",
+        "--model",
+        "rstar-search",
+        "--model_args",
+        f"pretrained={solver_model_dir},search=best_of_n,trajectories=2,"
+        f"temperature=0.0,max_tokens=64,stats_file={stats}",
+        "--device",
+        "cpu",
+        "--tasks",
+        "rstar_aime2024",
+        "--metadata",
+        json.dumps({"data_dir": str(_data(tmp_path))}),
+        "--output_path",
+        str(out),
+    ]
+    proc = subprocess.run(
+        args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (results_file,) = out.rglob("results_*.json")
     results = json.loads(results_file.read_text())["results"]["rstar_aime2024"]

@@ -54,7 +54,9 @@ def test_pairwise_loss_weights_each_step_once_eq4():
     loss, margins = pairwise_preference_loss(chosen, rejected, weights)
     assert margins.tolist() == pytest.approx([1.2, 0.8, 0.8, 0.4, 0.0])
     assert loss.item() == pytest.approx(0.5363860, abs=1e-6)
-    assert pairwise_preference_loss(chosen, rejected)[0].item() == pytest.approx(0.4423293, abs=1e-6)
+    assert pairwise_preference_loss(chosen, rejected)[0].item() == pytest.approx(
+        0.4423293, abs=1e-6
+    )
     with pytest.raises(ValueError, match="weights"):
         pairwise_preference_loss(chosen, rejected, torch.ones(4))
 

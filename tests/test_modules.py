@@ -24,9 +24,18 @@ TEXTS = [
 
 
 def _pairs_file(tmp_path, n=12):
-    rows = [{"problem_id": f"p{i}", "prompt": f"<|user|>:\nWhat is {i} times 3?\n<|assistant|>: <code>\n",
-             "chosen": f"x = {i} * 3\n<end_of_step>", "rejected": f"x = {i} + 3\n<end_of_step>",
-             "chosen_q": 1.0, "rejected_q": -1.0, "kind": "step"} for i in range(n)]
+    rows = [
+        {
+            "problem_id": f"p{i}",
+            "prompt": f"<|user|>:\nWhat is {i} times 3?\n<|assistant|>: <code>\n",
+            "chosen": f"x = {i} * 3\n<end_of_step>",
+            "rejected": f"x = {i} + 3\n<end_of_step>",
+            "chosen_q": 1.0,
+            "rejected_q": -1.0,
+            "kind": "step",
+        }
+        for i in range(n)
+    ]
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
@@ -55,7 +64,9 @@ def test_values_do_not_depend_on_padding_side(tiny_model_dir):
     tok = load_tokenizer(str(tiny_model_dir))
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
     with torch.no_grad():
-        alone = torch.cat([model(torch.tensor([i]), torch.ones(1, len(i), dtype=torch.long)) for i in ids])
+        alone = torch.cat(
+            [model(torch.tensor([i]), torch.ones(1, len(i), dtype=torch.long)) for i in ids]
+        )
         left = model(**pad_values(ids, tok.pad_token_id, "left"))
         right = model(**pad_values(ids, tok.pad_token_id, "right"))
     torch.testing.assert_close(left, alone, atol=1e-5, rtol=1e-4)
@@ -87,8 +98,9 @@ def test_ppm_metrics_match_the_values(tiny_model_dir, tmp_path):
     dm = PairDataModule(str(tiny_model_dir), [_pairs_file(tmp_path)], val_size=6, batch_size=4)
     module = PPMModule(str(tiny_model_dir), vocab_size=dm.vocab_size)
     _random_head(module.model)
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.validate(module, datamodule=dm, verbose=False)
     margins = []
     with torch.no_grad():
@@ -97,18 +109,30 @@ def test_ppm_metrics_match_the_values(tiny_model_dir, tmp_path):
             half = values.size(0) // 2
             margins.append(values[:half] - values[half:])
     margins = torch.cat(margins)
-    assert trainer.callback_metrics["val/pair_accuracy"].item() == pytest.approx((margins > 0).float().mean().item())
-    assert trainer.callback_metrics["val/margin"].item() == pytest.approx(margins.mean().item(), abs=1e-6)
+    assert trainer.callback_metrics["val/pair_accuracy"].item() == pytest.approx(
+        (margins > 0).float().mean().item()
+    )
+    assert trainer.callback_metrics["val/margin"].item() == pytest.approx(
+        margins.mean().item(), abs=1e-6
+    )
 
 
 def test_ppm_learns_to_rank_and_exports(tiny_model_dir, tmp_path):
     L.seed_everything(0)
     dm = PairDataModule(str(tiny_model_dir), [_pairs_file(tmp_path)], batch_size=4)
     module = PPMModule(str(tiny_model_dir), vocab_size=dm.vocab_size, lr=1e-3, schedule="constant")
-    trainer = L.Trainer(accelerator="cpu", max_steps=15, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=15,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     dm.setup()
-    batch = next(iter(torch.utils.data.DataLoader(dm._train, batch_size=12, collate_fn=dm._collate())))
+    batch = next(
+        iter(torch.utils.data.DataLoader(dm._train, batch_size=12, collate_fn=dm._collate()))
+    )
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
     with torch.no_grad():
         before = module(**inputs)
@@ -124,8 +148,15 @@ def test_ppm_learns_to_rank_and_exports(tiny_model_dir, tmp_path):
 
     # Export, then the three ways of loading give the module's values.
     out = export_ppm(module.model, dm.tokenizer, tmp_path / "ppm")
-    assert (out / HEAD_WEIGHTS).is_file() and json.loads((out / HEAD_CONFIG).read_text())["activation"] == "tanh"
-    texts = [p + c for p, c in [("<|user|>:\nWhat is 1 times 3?\n<|assistant|>: <code>\n", "x = 1 * 3\n<end_of_step>")]]
+    assert (out / HEAD_WEIGHTS).is_file() and json.loads((out / HEAD_CONFIG).read_text())[
+        "activation"
+    ] == "tanh"
+    texts = [
+        p + c
+        for p, c in [
+            ("<|user|>:\nWhat is 1 times 3?\n<|assistant|>: <code>\n", "x = 1 * 3\n<end_of_step>")
+        ]
+    ]
     scorer = PPMScorer.from_path(out)
     direct = PPMScorer(module.model, dm.tokenizer).score(texts)
     assert scorer.score(texts) == pytest.approx(direct, abs=1e-5)

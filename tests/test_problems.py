@@ -88,7 +88,11 @@ def test_builtin_set_carries_scripts():
 @pytest.mark.parametrize(
     "content, config, message",
     [
-        ('[{"q": "x", "answer": 1}]', {}, "record 0: field 'question' is missing; fields: q, answer"),
+        (
+            '[{"q": "x", "answer": 1}]',
+            {},
+            "record 0: field 'question' is missing; fields: q, answer",
+        ),
         (
             '[{"index": 1, "question": "a", "answer": 1}, {"index": 1, "question": "b", "answer": 2}]',
             {},
@@ -141,8 +145,10 @@ def test_a_benchmark_file_gives_the_same_problems_to_generation_and_the_harness(
 
 def test_a_list_answer_gives_alternatives_on_both_paths(benchmarks_dir):
     path = benchmarks_dir / "MATH_test.json"
-    for problems in (load_problems(ProblemsConfig(source=str(path))).problems,
-                     harness_load("math", data_dir=benchmarks_dir)):
+    for problems in (
+        load_problems(ProblemsConfig(source=str(path))).problems,
+        harness_load("math", data_dir=benchmarks_dir),
+    ):
         (problem,) = [p for p in problems if p.index == 2717]
         assert (problem.answer, problem.alternatives) == ("(10,0)", ("(0,0)",))
         assert problem.id == "2717"
@@ -151,8 +157,10 @@ def test_a_list_answer_gives_alternatives_on_both_paths(benchmarks_dir):
 def test_a_registry_mapping_is_a_generate_problems_config(tmp_path):
     """A benchmark's hub mapping (here GSM8K's answer after `####`) serves `generate` too."""
     datasets = pytest.importorskip("datasets")
-    rows = {"question": ["Ann has 2 pens and buys 3. How many?", "Sum 999 and 1."],
-            "answer": ["2+3=5\n#### 5", "999+1=1,000\n#### 1,000"]}
+    rows = {
+        "question": ["Ann has 2 pens and buys 3. How many?", "Sum 999 and 1."],
+        "answer": ["2+3=5\n#### 5", "999+1=1,000\n#### 1,000"],
+    }
     folder = tmp_path / "gsm8k"
     datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(folder))
     config = dataclasses.replace(get_task("gsm8k").hub, source=str(folder))
@@ -163,19 +171,32 @@ def test_a_registry_mapping_is_a_generate_problems_config(tmp_path):
 
 def test_strict_loading_fails_where_generation_skips(tmp_path):
     path = tmp_path / "p.json"
-    path.write_text(json.dumps([
-        {"index": 0, "question": "What is 1+1?", "answer": "2"},
-        {"index": 1, "question": "What is 2+2?", "answer": None},
-        {"index": 2, "question": "What is 3+3?", "answer": ""},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"index": 0, "question": "What is 1+1?", "answer": "2"},
+                {"index": 1, "question": "What is 2+2?", "answer": None},
+                {"index": 2, "question": "What is 3+3?", "answer": ""},
+            ]
+        )
+    )
     lenient = load_problems(ProblemsConfig(source=str(path)))
     assert [p.id for p in lenient.problems] == ["0"]
     assert [pid for pid, _ in lenient.skipped] == ["1", "2"]
-    with pytest.raises(ProblemError, match=rf"^{path}: record 1: field 'answer' must be a "
-                                           r"string, a number or a non-empty list of them, got None$"):
+    with pytest.raises(
+        ProblemError,
+        match=rf"^{path}: record 1: field 'answer' must be a "
+        r"string, a number or a non-empty list of them, got None$",
+    ):
         load_problems(ProblemsConfig(source=str(path)), strict=True)
-    path.write_text(json.dumps([{"index": 0, "question": "What is 1+1?", "answer": "2"},
-                                {"index": 2, "question": "What is 3+3?", "answer": ""}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"index": 0, "question": "What is 1+1?", "answer": "2"},
+                {"index": 2, "question": "What is 3+3?", "answer": ""},
+            ]
+        )
+    )
     kept = load_problems(ProblemsConfig(source=str(path)), strict=True).problems
     assert [(p.index, p.answer) for p in kept] == [(0, "2"), (2, "")]
 

@@ -100,12 +100,13 @@ class TableScorer:
 
 def test_a_step_becomes_a_comment_only_step_of_our_format():
     assert render_step(0, "First line.\n\nSecond line  ") == (
-        "<code>\n# Step 1: First line.\n#\n# Second line\n<end_of_step>")
+        "<code>\n# Step 1: First line.\n#\n# Second line\n<end_of_step>"
+    )
     assert render_step(2, "  x = 3 ") == "\n# Step 3: x = 3\n<end_of_step>"
 
 
 def test_prefixes_are_the_prompt_and_the_steps_so_far(pb_dir):
-    record = load_split("math", data_dir=pb_dir)[0]          # math-0: two steps
+    record = load_split("math", data_dir=pb_dir)[0]  # math-0: two steps
     prompt = build_prompt(record.problem)
     first = render_step(0, record.steps[0])
     second = render_step(1, record.steps[1])
@@ -126,8 +127,7 @@ def test_hand_worked_f1_for_the_three_protocols(pb_dir):
     splits = {}
     for split in ("gsm8k", "math"):
         records = load_split(split, data_dir=pb_dir)
-        splits[split] = (score_records(records, scorer, batch_size=9),
-                         [r.label for r in records])
+        splits[split] = (score_records(records, scorer, batch_size=9), [r.label for r in records])
     got = threshold_protocols(splits)
     assert list(got) == ["fixed", "transfer", "oracle"]
     fixed, transfer, oracle = got["fixed"], got["transfer"], got["oracle"]
@@ -138,8 +138,7 @@ def test_hand_worked_f1_for_the_three_protocols(pb_dir):
     assert oracle["gsm8k"].threshold == pytest.approx(-0.15)
     assert oracle["gsm8k"].f1 == pytest.approx(4 / 5)
     assert transfer["gsm8k"].threshold == transfer["math"].threshold == pytest.approx(-0.15)
-    assert (transfer["math"].error_acc, transfer["math"].correct_acc) == (
-        pytest.approx(2 / 3), 1.0)
+    assert (transfer["math"].error_acc, transfer["math"].correct_acc) == (pytest.approx(2 / 3), 1.0)
     assert transfer["math"].f1 == pytest.approx(4 / 5)
     assert oracle["math"].threshold == pytest.approx(-0.16)
     assert oracle["math"].f1 == pytest.approx(4 / 5)
@@ -150,8 +149,15 @@ def test_hand_worked_f1_for_the_three_protocols(pb_dir):
 
 def test_run_writes_summary_table_and_resumes(pb_dir, tmp_path):
     out = tmp_path / "pb"
-    config = ProcessBenchConfig(ppm="table", splits=["gsm8k", "math"], data_dir=str(pb_dir),
-                                out=str(out), limit=3, batch_size=9, progress=False)
+    config = ProcessBenchConfig(
+        ppm="table",
+        splits=["gsm8k", "math"],
+        data_dir=str(pb_dir),
+        out=str(out),
+        limit=3,
+        batch_size=9,
+        progress=False,
+    )
     run_processbench(config, scorer=TableScorer(pb_dir))
     # --limit 3 keeps the split's share of erroneous samples (3 of 5: round(1.8) = 2), the
     # first of each kind in file order: samples 0, 1 (erroneous) and 3 (correct)
@@ -169,26 +175,37 @@ def test_run_writes_summary_table_and_resumes(pb_dir, tmp_path):
     assert summary["mean_f1"]["transfer"] == pytest.approx(4 / 5)
     assert summary["mean_f1"]["oracle"] == pytest.approx(4 / 5)
     table = (out / "table.md").read_text()
-    assert "| threshold 0 | 40.0 (33.3 / 50.0, t=+0.000) | 66.7 (100.0 / 50.0, t=+0.000) | 53.3 |" \
+    assert (
+        "| threshold 0 | 40.0 (33.3 / 50.0, t=+0.000) | 66.7 (100.0 / 50.0, t=+0.000) | 53.3 |"
         in table
+    )
     assert "best threshold per split (upper bound)" in table
     with pytest.raises(ProcessBenchError, match="ppm='table', not 'other'"):
-        run_processbench(ProcessBenchConfig(**{**full.to_dict(), "ppm": "other"}),
-                         scorer=TableScorer(pb_dir))
+        run_processbench(
+            ProcessBenchConfig(**{**full.to_dict(), "ppm": "other"}), scorer=TableScorer(pb_dir)
+        )
 
 
 def test_a_torn_last_line_is_cut_before_the_resume_appends(pb_dir, tmp_path):
     """A crash mid-write leaves a line without its newline; the resume scores that sample again
     and appends after whole lines only, so every line of the file is a record."""
     out = tmp_path / "pb"
-    config = ProcessBenchConfig(ppm="table", splits=["gsm8k"], data_dir=str(pb_dir), out=str(out),
-                                limit=3, batch_size=9, progress=False)
+    config = ProcessBenchConfig(
+        ppm="table",
+        splits=["gsm8k"],
+        data_dir=str(pb_dir),
+        out=str(out),
+        limit=3,
+        batch_size=9,
+        progress=False,
+    )
     run_processbench(config, scorer=TableScorer(pb_dir))
     scores = out / "scores-gsm8k.jsonl"
     with open(scores, "a", encoding="utf-8") as f:
         f.write('{"id": "gsm8k-2", "sco')
-    run_processbench(ProcessBenchConfig(**{**config.to_dict(), "limit": None}),
-                     scorer=TableScorer(pb_dir))
+    run_processbench(
+        ProcessBenchConfig(**{**config.to_dict(), "limit": None}), scorer=TableScorer(pb_dir)
+    )
     rows = [json.loads(line) for line in scores.read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(k for k in TABLE if k.startswith("gsm8k"))
 
@@ -235,11 +252,31 @@ def test_command_scores_every_prefix_with_the_ppm(ppm_dir, pb_dir, tmp_path):
     shutil.copy(pb_dir / "math.json", data / "math.json")
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "processbench", "--ppm", str(ppm_dir),
-         "--splits", "math", "--data-dir", str(data), "--out", str(out), "--batch-size", "5",
-         "--device", "cpu", "--no-progress"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "processbench",
+            "--ppm",
+            str(ppm_dir),
+            "--splits",
+            "math",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(out),
+            "--batch-size",
+            "5",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "| threshold 0 |" in proc.stdout and "results in" in proc.stdout
     rows = [json.loads(line) for line in (out / "scores-math.jsonl").read_text().splitlines()]
@@ -251,16 +288,33 @@ def test_command_scores_every_prefix_with_the_ppm(ppm_dir, pb_dir, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     expected = score_split([r["scores"] for r in rows], [r["label"] for r in rows], 0.0)
     assert summary["protocols"]["fixed"]["math"]["f1"] == pytest.approx(expected.f1)
-    assert "transfer" not in summary["protocols"]       # no gsm8k split to tune on
+    assert "transfer" not in summary["protocols"]  # no gsm8k split to tune on
 
 
 def test_command_line_errors_are_one_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "processbench", "--ppm", str(tmp_path),
-         "--splits", "gsm8k", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "processbench",
+            "--ppm",
+            str(tmp_path),
+            "--splits",
+            "gsm8k",
+            "--data-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"harness processbench: error: ProcessBench file {tmp_path}/gsm8k.json not found; "
-        "--data-dir must hold <split>.json files (gsm8k, math, olympiadbench, omnimath)"]
+        "--data-dir must hold <split>.json files (gsm8k, math, olympiadbench, omnimath)"
+    ]

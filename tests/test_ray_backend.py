@@ -34,8 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "search" / "scripted.yaml"
 # 4 problems, one attempt of 8 rollouts; a generous sandbox limit, so that a loaded
 # machine never turns a step into a timeout (which would change a tree).
-ARGS = ["--config", str(CONFIG), "--problems.limit", "4", "--schedule", "[8]",
-        "--sandbox", '{"timeout": 120}']
+ARGS = [
+    "--config",
+    str(CONFIG),
+    "--problems.limit",
+    "4",
+    "--schedule",
+    "[8]",
+    "--sandbox",
+    '{"timeout": 120}',
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,14 +51,22 @@ def local_ray():
     # the helper classes below travel to the actors by value (this module is not
     # importable there)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=100 * 2**20)
+    ray.init(
+        num_cpus=4,
+        num_gpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=100 * 2**20,
+    )
     yield
     import psutil
 
     ray.shutdown()
-    left = [p.name() for p in psutil.Process().children(recursive=True)
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    left = [
+        p.name()
+        for p in psutil.Process().children(recursive=True)
+        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    ]
     assert not [n for n in left if "raylet" in n or "gcs_server" in n], left
 
 
@@ -148,8 +164,11 @@ def test_two_scripted_replicas_write_the_trees_of_one_engine(one_engine, tmp_pat
     out = tmp_path / "trees"
     replica = json.dumps(_scripted_replica())
     config, dumped = _config(
-        out, "--backend.kind", "ray",
-        "--backend.args", f'{{"num_replicas": 2, "replica": {replica}}}',
+        out,
+        "--backend.kind",
+        "ray",
+        "--backend.args",
+        f'{{"num_replicas": 2, "replica": {replica}}}',
     )
     generate(config, dumped=dumped)
     assert _records(out) == _records(one_engine)
@@ -164,8 +183,9 @@ def test_every_node_of_a_tree_goes_to_one_replica_and_both_replicas_work(one_eng
 
     config, dumped = _config(tmp_path / "trees")
     scripts = scripts_from_problems(_problems())
-    backend = RayBackend(functools.partial(RecordingBackend, scripts, **_scripted_args(config)),
-                         num_replicas=2)
+    backend = RayBackend(
+        functools.partial(RecordingBackend, scripts, **_scripted_args(config)), num_replicas=2
+    )
     try:
         with Sandbox(**config.sandbox) as sandbox:
             generate(config, env=SearchEnv(backend=backend, sandbox=sandbox), dumped=dumped)
@@ -176,7 +196,9 @@ def test_every_node_of_a_tree_goes_to_one_replica_and_both_replicas_work(one_eng
     trees = load_trees([tmp_path / "trees"])
     served_by = {}
     for tree in trees:
-        replicas = {r for r, prompts in enumerate(seen) for p in prompts if p.startswith(tree.prompt)}
+        replicas = {
+            r for r, prompts in enumerate(seen) for p in prompts if p.startswith(tree.prompt)
+        }
         served_by[tree.problem_id] = replicas
         assert len(replicas) == 1, (tree.problem_id, replicas)
     assert sorted(r for rs in served_by.values() for r in rs) == [0, 0, 1, 1]  # 2 trees each
@@ -184,16 +206,22 @@ def test_every_node_of_a_tree_goes_to_one_replica_and_both_replicas_work(one_eng
     assert all(any(p.startswith(t.prompt) for t in trees) for prompts in seen for p in prompts)
 
 
-def test_a_run_resumed_with_another_number_of_replicas_completes_the_same_trees(one_engine,
-                                                                               tmp_path):
+def test_a_run_resumed_with_another_number_of_replicas_completes_the_same_trees(
+    one_engine, tmp_path
+):
     """Shards stay the unit of resume: a run stopped after 2 of the 4 problems and
     resumed on 1 replica instead of 2 writes the other 2 trees, each tree once."""
     out = tmp_path / "trees"
     replica = _scripted_replica()
     for replicas, limit in ((2, "2"), (1, "4")):
         config, dumped = _config(
-            out, "--problems.limit", limit, "--backend.kind", "ray",
-            "--backend.args", json.dumps({"num_replicas": replicas, "replica": replica}),
+            out,
+            "--problems.limit",
+            limit,
+            "--backend.kind",
+            "ray",
+            "--backend.args",
+            json.dumps({"num_replicas": replicas, "replica": replica}),
         )
         counts = generate(config, dumped=dumped)
         assert counts["written"] == 2 and counts["already_done"] == (0 if limit == "2" else 2)
@@ -205,9 +233,14 @@ def test_args_beside_the_replica_reach_every_replica(tiny_model_dir, tmp_path):
     given to the replicas, over `replica.args`."""
     from rstar_pl.generate import build_backend
 
-    args = {"num_replicas": 1, "model": str(tiny_model_dir),
-            "replica": {"kind": "rstar_pl.backends.hf:HFBackend",
-                        "args": {"model": "elsewhere", "device": "cpu"}}}
+    args = {
+        "num_replicas": 1,
+        "model": str(tiny_model_dir),
+        "replica": {
+            "kind": "rstar_pl.backends.hf:HFBackend",
+            "args": {"model": "elsewhere", "device": "cpu"},
+        },
+    }
     config, _ = _config(tmp_path, "--backend.kind", "ray", "--backend.args", json.dumps(args))
     backend = build_backend(config.backend, [])
     try:
@@ -224,14 +257,34 @@ def test_two_transformers_replicas_give_the_trees_of_one(tiny_model_dir, tmp_pat
     records = []
     for replicas in (1, 2):
         out = tmp_path / f"r{replicas}"
-        args = {"num_replicas": replicas,
-                "replica": {"kind": "rstar_pl.backends.hf:HFBackend",
-                            "args": {"model": str(tiny_model_dir), "device": "cpu"}}}
-        config, dumped = parse_config([
-            *ARGS, "--out_dir", str(out), "--problems.limit", "2", "--search.rollouts", "3",
-            "--schedule", "[3]", "--search.n", "2", "--search.sampling.max_tokens", "12",
-            "--backend.kind", "ray", "--backend.args", json.dumps(args),
-        ])
+        args = {
+            "num_replicas": replicas,
+            "replica": {
+                "kind": "rstar_pl.backends.hf:HFBackend",
+                "args": {"model": str(tiny_model_dir), "device": "cpu"},
+            },
+        }
+        config, dumped = parse_config(
+            [
+                *ARGS,
+                "--out_dir",
+                str(out),
+                "--problems.limit",
+                "2",
+                "--search.rollouts",
+                "3",
+                "--schedule",
+                "[3]",
+                "--search.n",
+                "2",
+                "--search.sampling.max_tokens",
+                "12",
+                "--backend.kind",
+                "ray",
+                "--backend.args",
+                json.dumps(args),
+            ]
+        )
         generate(config, dumped=dumped)
         records.append(_records(out))
     assert records[0] == records[1] and len(records[0]) == 2
@@ -248,8 +301,9 @@ def _dying_run(tmp_path: Path, max_restarts: int) -> tuple[Path, RayBackend, lis
     config, dumped = _config(out)
     scripts = scripts_from_problems(_problems())
     marker = tmp_path / "died"
-    dying = functools.partial(DyingBackend, scripts, marker=str(marker), die_at=3,
-                              **_scripted_args(config))
+    dying = functools.partial(
+        DyingBackend, scripts, marker=str(marker), die_at=3, **_scripted_args(config)
+    )
     backend = RayBackend(dying, num_replicas=2, max_restarts=max_restarts)
     try:
         with Sandbox(**config.sandbox) as sandbox:
@@ -301,7 +355,9 @@ def test_scorer_replicas_score_like_one_scorer():
     scripts = scripts_from_problems(problems)
     from rstar_pl.steps import build_prompt
 
-    texts = [build_prompt(p.question) + f"x = {k}\n<end_of_step>" for p in problems for k in range(3)]
+    texts = [
+        build_prompt(p.question) + f"x = {k}\n<end_of_step>" for p in problems for k in range(3)
+    ]
     expected = ScriptedScorer(scripts).score(texts)
     scorer = RayScorer(functools.partial(ScriptedScorer, scripts), num_replicas=2)
     try:
@@ -316,17 +372,35 @@ def test_ppm_annotated_trees_with_policy_and_scorer_both_on_replicas(tmp_path):
     """`scorer.kind: ray` beside `backend.kind: ray`: the PPM-annotated trees of the
     scripted policy and PPM are those of one engine each."""
     ppm_config = ROOT / "configs" / "search" / "scripted_ppm.yaml"
-    common = ["--config", str(ppm_config), "--problems.limit", "3", "--schedule", "[6]",
-              "--sandbox", '{"timeout": 120}']
+    common = [
+        "--config",
+        str(ppm_config),
+        "--problems.limit",
+        "3",
+        "--schedule",
+        "[6]",
+        "--sandbox",
+        '{"timeout": 120}',
+    ]
     config, dumped = parse_config([*common, "--out_dir", str(tmp_path / "one")])
     generate(config, dumped=dumped)
     policy = {"num_replicas": 2, "replica": {"kind": "scripted", "args": config.backend.args}}
     scorer = {"num_replicas": 2, "replica": {"kind": "scripted", "args": config.scorer.args}}
-    config, dumped = parse_config([
-        *common, "--out_dir", str(tmp_path / "ray"), "--backend.kind", "ray",
-        "--backend.args", json.dumps(policy), "--scorer.kind", "ray",
-        "--scorer.args", json.dumps(scorer),
-    ])
+    config, dumped = parse_config(
+        [
+            *common,
+            "--out_dir",
+            str(tmp_path / "ray"),
+            "--backend.kind",
+            "ray",
+            "--backend.args",
+            json.dumps(policy),
+            "--scorer.kind",
+            "ray",
+            "--scorer.args",
+            json.dumps(scorer),
+        ]
+    )
     generate(config, dumped=dumped)
     trees = load_trees([tmp_path / "ray"])
     assert len(trees) == 3 and any(p is not None for t in trees for p in t.prior[1:])
@@ -335,8 +409,9 @@ def test_ppm_annotated_trees_with_policy_and_scorer_both_on_replicas(tmp_path):
 
 def test_a_tensor_parallel_replica_runs_in_its_own_placement_group():
     scripts = scripts_from_problems(_problems())
-    backend = RayBackend(functools.partial(ScriptedBackend, scripts), num_replicas=1,
-                         gpus_per_replica=2)
+    backend = RayBackend(
+        functools.partial(ScriptedBackend, scripts), num_replicas=1, gpus_per_replica=2
+    )
     try:
         (info,) = backend.pool.each("info")
     finally:
@@ -347,8 +422,9 @@ def test_a_tensor_parallel_replica_runs_in_its_own_placement_group():
 def test_replicas_the_cluster_cannot_hold_are_named_up_front(caplog):
     scripts = scripts_from_problems(_problems())
     with caplog.at_level("WARNING", logger="rstar_pl.backends.ray"):
-        backend = RayBackend(functools.partial(ScriptedBackend, scripts), num_replicas=3,
-                             gpus_per_replica=1)
+        backend = RayBackend(
+            functools.partial(ScriptedBackend, scripts), num_replicas=3, gpus_per_replica=1
+        )
         backend.close()  # the third replica would wait for a GPU for ever
     assert "3 Ray replicas of 1 CPU and 1 GPU need 3 GPU (the cluster has 2)" in caplog.text
 
@@ -365,5 +441,9 @@ def test_ray_config_errors_are_one_line_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"backend.args.replica.args: HFBackend takes no 'modle'"):
         build({"replica": {"kind": "rstar_pl.backends.hf:HFBackend", "args": {"modle": "x"}}})
     with pytest.raises(ConfigError, match=r"gpus_per_replica is 4 but .*tensor_parallel_size is 1"):
-        build({"gpus_per_replica": 4,
-               "replica": {"kind": "rstar_pl.backends.vllm:VLLMBackend", "args": {"model": "m"}}})
+        build(
+            {
+                "gpus_per_replica": 4,
+                "replica": {"kind": "rstar_pl.backends.vllm:VLLMBackend", "args": {"model": "m"}},
+            }
+        )

@@ -55,12 +55,17 @@ def test_import_model_writes_a_plain_folder_with_the_gguf_weights(smollm2_dir):
     config = json.loads((smollm2_dir / "config.json").read_text())
     assert "quantization_config" not in config
     assert (config["model_type"], config["vocab_size"], config["tie_word_embeddings"]) == (
-        "llama", VOCAB, True)
+        "llama",
+        VOCAB,
+        True,
+    )
     # The saved tensors are the GGUF blocks de-quantized, bit for bit (gguf's own dequantize).
     tensors = {t.name: t for t in gguf.GGUFReader(str(packaged_smollm2())).tensors}
     saved = load_file(smollm2_dir / "model.safetensors")
-    for gguf_name, hf_name in [("token_embd.weight", "model.embed_tokens.weight"),
-                               ("blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight")]:
+    for gguf_name, hf_name in [
+        ("token_embd.weight", "model.embed_tokens.weight"),
+        ("blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight"),
+    ]:
         t = tensors[gguf_name]
         expected = torch.from_numpy(np.ascontiguousarray(gguf.dequantize(t.data, t.tensor_type)))
         assert torch.equal(saved[hf_name], expected.float()), hf_name
@@ -73,7 +78,7 @@ def test_import_model_writes_a_plain_folder_with_the_gguf_weights(smollm2_dir):
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
     inputs = tokenizer(prompt, return_tensors="pt")
     out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
-    assert "5" in tokenizer.decode(out[0, inputs["input_ids"].shape[1]:])
+    assert "5" in tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
 
 
 # --- the tokenizer and the new embedding rows ---------------------------------------------------
@@ -88,7 +93,8 @@ def test_step_tokens_are_added_after_the_real_vocabulary(smollm2_dir):
     tokenizer = load_tokenizer(str(smollm2_dir))
     assert len(tokenizer) == VOCAB + len(STEP_TOKENS)
     assert tokenizer.convert_tokens_to_ids(list(STEP_TOKENS)) == list(
-        range(VOCAB, VOCAB + len(STEP_TOKENS)))
+        range(VOCAB, VOCAB + len(STEP_TOKENS))
+    )
     assert tokenizer.pad_token_id == tokenizer.eos_token_id == own.eos_token_id
     # Text without step tags tokenises as before; step tags become one token each, and
     # decoding gives the text back exactly (no spaces added around the new tokens).
@@ -110,7 +116,8 @@ def _pieces(directory: Path) -> list[list[int]]:
 
 
 def test_new_rows_start_at_the_mean_of_their_pieces_and_leave_greedy_decoding_unchanged(
-        smollm2_dir):
+    smollm2_dir,
+):
     """Each step tag's row is the mean of the rows of the pieces SmolLM2 reads its text as
     (`<code>` -> `<`, `code`, `>`). The embedding is tied, so its logit is the mean of its
     pieces' logits, never above the largest real logit: greedy text is unchanged."""
@@ -153,23 +160,32 @@ def test_untied_lm_head_rows_start_at_their_pieces_head_rows(smollm2_dir, tmp_pa
     from modules.tokenizer import load_tokenizer
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=1, head_dim=32,
-                         tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        head_dim=32,
+        tie_word_embeddings=False,
+    )
     untied = LlamaForCausalLM(config)
     untied.save_pretrained(tmp_path / "untied")
     AutoTokenizer.from_pretrained(smollm2_dir).save_pretrained(tmp_path / "untied")
     tokenizer = load_tokenizer(str(tmp_path / "untied"))
     model = load_backbone(str(tmp_path / "untied"), head=True, vocab_size=len(tokenizer))
     pieces = _pieces(smollm2_dir)
-    for loaded, source in [(model.get_input_embeddings().weight, untied.model.embed_tokens.weight),
-                           (model.get_output_embeddings().weight, untied.lm_head.weight)]:
+    for loaded, source in [
+        (model.get_input_embeddings().weight, untied.model.embed_tokens.weight),
+        (model.get_output_embeddings().weight, untied.lm_head.weight),
+    ]:
         assert torch.equal(loaded[:VOCAB], source)
         for row, ids in zip(loaded[VOCAB:], pieces, strict=True):
             expected = source.detach()[ids].double().mean(dim=0).float()
             torch.testing.assert_close(row, expected, rtol=0, atol=1e-7)
-    assert not torch.equal(model.get_input_embeddings().weight[VOCAB],
-                           model.get_output_embeddings().weight[VOCAB])
+    assert not torch.equal(
+        model.get_input_embeddings().weight[VOCAB], model.get_output_embeddings().weight[VOCAB]
+    )
 
 
 # --- generation: pad = EOS, stop strings --------------------------------------------------------
@@ -186,14 +202,16 @@ def test_batched_generation_with_pad_equal_to_eos_matches_one_prompt_alone(hf_ba
     """Left padding with the EOS id, rows that end on EOS and rows that run to the limit:
     each row is what `model.generate` gives for its prompt alone, without padding."""
     tokenizer, model = hf_backend.tokenizer, hf_backend.model
-    prompts = [_chat(tokenizer, QUESTION),
-               _chat(tokenizer, "Write a long story about a cat who learns to count.")]
+    prompts = [
+        _chat(tokenizer, QUESTION),
+        _chat(tokenizer, "Write a long story about a cat who learns to count."),
+    ]
     batch = hf_backend.generate(prompts, max_tokens=24)
     for prompt, (completion,) in zip(prompts, batch, strict=True):
         inputs = tokenizer(prompt, return_tensors="pt")
         with torch.inference_mode():
             out = model.generate(**inputs, max_new_tokens=24, do_sample=False)
-        ids = out[0, inputs["input_ids"].shape[1]:].tolist()
+        ids = out[0, inputs["input_ids"].shape[1] :].tolist()
         ended_on_eos = ids[-1] == tokenizer.eos_token_id
         text = tokenizer.decode(ids[:-1] if ended_on_eos else ids)
         assert completion.text == text
@@ -214,8 +232,11 @@ def test_hf_backend_cuts_at_a_stop_string_inside_tokens(hf_backend):
     [[free]] = hf_backend.generate([prompt], max_tokens=32)
     stop = _mid_token_stop(free.text)
     [[cut]] = hf_backend.generate([prompt], stop=[stop, "<end_of_step>"], max_tokens=32)
-    assert (cut.text, cut.stop, cut.finish_reason) == (free.text[: free.text.find(stop)], stop,
-                                                       "stop")
+    assert (cut.text, cut.stop, cut.finish_reason) == (
+        free.text[: free.text.find(stop)],
+        stop,
+        "stop",
+    )
     assert cut.num_tokens < free.num_tokens
 
 
@@ -233,8 +254,10 @@ def test_sft_labels_keep_the_eos_that_is_also_the_pad(smollm2_dir):
 
     tokenizer = load_tokenizer(str(smollm2_dir))
     eos = tokenizer.eos_token_id
-    examples = [SFTExample(build_prompt("Q"), "<answer>\\boxed{1}<end_of_answer>"),
-                SFTExample(build_prompt("Q"), "<code>\nx = 1 + 2 + 3 + 4\n<end_of_step>")]
+    examples = [
+        SFTExample(build_prompt("Q"), "<answer>\\boxed{1}<end_of_answer>"),
+        SFTExample(build_prompt("Q"), "<code>\nx = 1 + 2 + 3 + 4\n<end_of_step>"),
+    ]
     kept, dropped = tokenise_sft(tokenizer, examples, max_length=64, truncation="drop")
     assert dropped == 0
     batch = collate_padded(kept, pad_id=tokenizer.pad_token_id)
@@ -249,8 +272,15 @@ def test_sft_labels_keep_the_eos_that_is_also_the_pad(smollm2_dir):
 def _trainer(**kwargs):
     import lightning as L
 
-    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, **kwargs)
+    return L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -261,17 +291,23 @@ def sft_policy(smollm2_dir, tmp_path_factory):
     from modules.policy import PolicyModule
 
     tmp = tmp_path_factory.mktemp("sft")
-    record = {"problem_id": "p", "question": "What is six times seven?", "mean_q": 1.0,
-              "min_q": 1.0, "response": "<code>\n# Step 1: multiply\nx = 6 * 7\n<end_of_step>\n"
-              "print(x)\n<end_of_code>\n<output>42<end_of_output>\n"
-              "<answer>The answer is \\boxed{42}.<end_of_answer>"}
+    record = {
+        "problem_id": "p",
+        "question": "What is six times seven?",
+        "mean_q": 1.0,
+        "min_q": 1.0,
+        "response": "<code>\n# Step 1: multiply\nx = 6 * 7\n<end_of_step>\n"
+        "print(x)\n<end_of_code>\n<output>42<end_of_output>\n"
+        "<answer>The answer is \\boxed{42}.<end_of_answer>",
+    }
     (tmp / "sft.jsonl").write_text(json.dumps(record) + "\n")
-    data = SFTDataModule(model=str(smollm2_dir), train_files=[str(tmp / "sft.jsonl")],
-                         max_length=256)
-    module = PolicyModule(model=str(smollm2_dir), vocab_size=data.vocab_size, lr=1e-4,
-                          schedule="constant")
-    _trainer(max_steps=1, callbacks=[HFExport(str(tmp / "policy"))]).fit(module,
-                                                                         datamodule=data)
+    data = SFTDataModule(
+        model=str(smollm2_dir), train_files=[str(tmp / "sft.jsonl")], max_length=256
+    )
+    module = PolicyModule(
+        model=str(smollm2_dir), vocab_size=data.vocab_size, lr=1e-4, schedule="constant"
+    )
+    _trainer(max_steps=1, callbacks=[HFExport(str(tmp / "policy"))]).fit(module, datamodule=data)
     return tmp / "policy", module.model.eval()
 
 
@@ -283,7 +319,8 @@ def test_sft_export_reloads_with_the_added_tokens_and_trained_rows(smollm2_dir, 
     folder, trained = sft_policy
     model, tokenizer = load_policy(folder)
     assert tokenizer.convert_tokens_to_ids(list(STEP_TOKENS)) == list(
-        range(VOCAB, VOCAB + len(STEP_TOKENS)))
+        range(VOCAB, VOCAB + len(STEP_TOKENS))
+    )
     assert model.config.vocab_size == VOCAB + len(STEP_TOKENS)
     # The step tokens' rows were trained away from where they started (the mean of their
     # pieces' rows); reloading keeps them as trained (an export's tokenizer already has the
@@ -296,8 +333,9 @@ def test_sft_export_reloads_with_the_added_tokens_and_trained_rows(smollm2_dir, 
         assert torch.equal(model.state_dict()[name], tensor), name
 
 
-def test_ppm_on_the_llama_backbone_trains_exports_and_scores_the_same(smollm2_dir, sft_policy,
-                                                                     tmp_path):
+def test_ppm_on_the_llama_backbone_trains_exports_and_scores_the_same(
+    smollm2_dir, sft_policy, tmp_path
+):
     from datamodules.pairs import PairDataModule
     from modules.export import HFExport
     from modules.ppm import PPMModule
@@ -306,15 +344,20 @@ def test_ppm_on_the_llama_backbone_trains_exports_and_scores_the_same(smollm2_di
 
     policy, _ = sft_policy
     prompt = build_prompt("What is six times seven?") + "<code>\n"
-    pair = {"prompt": prompt, "chosen": "x = 6 * 7\n<end_of_step>", "rejected": "x = 6 + 7\n"
-            "<end_of_step>", "chosen_q": 1.0, "rejected_q": -1.0}
+    pair = {
+        "prompt": prompt,
+        "chosen": "x = 6 * 7\n<end_of_step>",
+        "rejected": "x = 6 + 7\n<end_of_step>",
+        "chosen_q": 1.0,
+        "rejected_q": -1.0,
+    }
     (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n")
-    data = PairDataModule(model=str(policy), train_files=[str(tmp_path / "pairs.jsonl")],
-                          max_length=128, batch_size=1)
+    data = PairDataModule(
+        model=str(policy), train_files=[str(tmp_path / "pairs.jsonl")], max_length=128, batch_size=1
+    )
     module = PPMModule(model=str(policy), vocab_size=data.vocab_size, lr=1e-3)
     assert type(module.model.backbone).__name__ == "LlamaModel"
-    _trainer(max_steps=1, callbacks=[HFExport(str(tmp_path / "ppm"))]).fit(module,
-                                                                          datamodule=data)
+    _trainer(max_steps=1, callbacks=[HFExport(str(tmp_path / "ppm"))]).fit(module, datamodule=data)
     value_model = module.model.eval()
     assert value_model.value_head.weight.abs().sum() > 0  # the head did train
 
@@ -341,16 +384,25 @@ def test_vllm_loads_the_export_and_cuts_at_stop_strings_like_transformers(sft_po
 
     folder, _ = sft_policy
     hf = HFBackend(folder, device="cpu")
-    prompts = [_chat(hf.tokenizer, "Write a long story about a cat who learns to count."),
-               build_prompt("What is six times seven?")]
+    prompts = [
+        _chat(hf.tokenizer, "Write a long story about a cat who learns to count."),
+        build_prompt("What is six times seven?"),
+    ]
     [[free], _] = hf.generate(prompts, max_tokens=24)
     stop = _mid_token_stop(free.text)
     spec = {"prompts": prompts, "stop": [stop, "<end_of_step>"], "max_tokens": 24}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tests/scripts/vllm_greedy.py"), str(folder),
-         str(tmp_path / "spec.json"), str(tmp_path / "out.json")],
-        capture_output=True, text=True, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+        [
+            sys.executable,
+            str(ROOT / "tests/scripts/vllm_greedy.py"),
+            str(folder),
+            str(tmp_path / "spec.json"),
+            str(tmp_path / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
         timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -38,10 +38,17 @@ def _fit(model_dir, data, ckpt_dir, recorder, ckpt_path=None):
     dm = SFTDataModule(str(model_dir), [str(data)], max_length=512, batch_size=2, seed=3)
     module = PolicyModule(str(model_dir), vocab_size=dm.vocab_size, lr=1e-3, warmup_steps=2)
     trainer = L.Trainer(
-        accelerator="cpu", max_steps=MAX_STEPS, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=ckpt_dir, num_sanity_val_steps=0,
-        callbacks=[recorder, ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=1, save_last=True,
-                                             save_top_k=0)],
+        accelerator="cpu",
+        max_steps=MAX_STEPS,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=ckpt_dir,
+        num_sanity_val_steps=0,
+        callbacks=[
+            recorder,
+            ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=1, save_last=True, save_top_k=0),
+        ],
     )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return trainer, module
@@ -49,11 +56,22 @@ def _fit(model_dir, data, ckpt_dir, recorder, ckpt_path=None):
 
 def test_resume_mid_epoch_matches_uninterrupted(tiny_model_dir, tmp_path):
     data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps({
-        "problem_id": f"p{i}", "question": f"What is {i} times {i + 2}?", "mean_q": 1.0, "min_q": 1.0,
-        "response": f"<code>\nx = {i} * {i + 2}\n<end_of_step>\nprint(x)\n<end_of_code>\n"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "problem_id": f"p{i}",
+                    "question": f"What is {i} times {i + 2}?",
+                    "mean_q": 1.0,
+                    "min_q": 1.0,
+                    "response": f"<code>\nx = {i} * {i + 2}\n<end_of_step>\nprint(x)\n<end_of_code>\n"
                     f"<output>{i * (i + 2)}<end_of_output>\n<answer>\\boxed{{{i * (i + 2)}}}<end_of_answer>",
-    }) + "\n" for i in range(10)))
+                }
+            )
+            + "\n"
+            for i in range(10)
+        )
+    )
 
     full = Recorder()
     trainer, reference = _fit(tiny_model_dir, data, tmp_path / "a", full)

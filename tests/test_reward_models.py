@@ -47,21 +47,28 @@ def test_outcome_loss_by_hand():
 
 def test_a_loss_and_batch_that_do_not_match_are_named(tiny_model_dir):
     module = PPMModule(str(tiny_model_dir), loss="q_regression")
-    pair_batch = {"input_ids": torch.ones(2, 3, dtype=torch.long),
-                  "attention_mask": torch.ones(2, 3, dtype=torch.long)}
+    pair_batch = {
+        "input_ids": torch.ones(2, 3, dtype=torch.long),
+        "attention_mask": torch.ones(2, 3, dtype=torch.long),
+    }
     with pytest.raises(ValueError, match="no 'target'.*ValueDataModule"):
         module._step(pair_batch, "train")
-    with pytest.raises(ValueError, match="model.loss is 'hinge'; allowed: pairwise, "
-                                         "q_regression, outcome"):
+    with pytest.raises(
+        ValueError, match="model.loss is 'hinge'; allowed: pairwise, q_regression, outcome"
+    ):
         PPMModule(str(tiny_model_dir), loss="hinge")
 
 
 def test_value_records_are_checked(tmp_path):
     path = tmp_path / "step_values.jsonl"
-    path.write_text(json.dumps({"problem_id": "a", "prompt": "p", "completion": "c",
-                                "target": 1.5}) + "\n")
-    with pytest.raises(RecordError, match=r"step_values.jsonl:1: key 'target' is 1.5; "
-                                          r"expected a value in \[-1, 1\]"):
+    path.write_text(
+        json.dumps({"problem_id": "a", "prompt": "p", "completion": "c", "target": 1.5}) + "\n"
+    )
+    with pytest.raises(
+        RecordError,
+        match=r"step_values.jsonl:1: key 'target' is 1.5; "
+        r"expected a value in \[-1, 1\]",
+    ):
         read_values(path)
     path.write_text(json.dumps({"problem_id": "a", "prompt": "p", "target": 0.5}) + "\n")
     with pytest.raises(RecordError, match="missing key 'completion'"):
@@ -83,33 +90,71 @@ def _write_data(folder: Path) -> Path:
     pairs, steps, outcomes = [], [], []
     for i, (q, e) in enumerate(zip(QUESTIONS, EXPR)):
         prompt, good = build_prompt(q), GOOD.format(e)
-        pairs.append({"problem_id": str(i), "prompt": prompt, "chosen": good, "rejected": BAD,
-                      "chosen_q": 0.8, "rejected_q": -0.8, "kind": "step"})
+        pairs.append(
+            {
+                "problem_id": str(i),
+                "prompt": prompt,
+                "chosen": good,
+                "rejected": BAD,
+                "chosen_q": 0.8,
+                "rejected_q": -0.8,
+                "kind": "step",
+            }
+        )
         for text, q_value, right in ((good, 0.8, 1.0), (BAD, -0.8, -1.0)):
-            steps.append({"problem_id": str(i), "prompt": prompt, "completion": text,
-                          "target": q_value, "kind": "q"})
-            outcomes.append({"problem_id": str(i), "prompt": prompt, "completion": text,
-                             "target": right, "kind": "outcome"})
+            steps.append(
+                {
+                    "problem_id": str(i),
+                    "prompt": prompt,
+                    "completion": text,
+                    "target": q_value,
+                    "kind": "q",
+                }
+            )
+            outcomes.append(
+                {
+                    "problem_id": str(i),
+                    "prompt": prompt,
+                    "completion": text,
+                    "target": right,
+                    "kind": "outcome",
+                }
+            )
     for name, rows in (("pairs", pairs), ("step_values", steps), ("outcomes", outcomes)):
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
 
 @pytest.mark.parametrize("variant", ["pairwise", "q_regression", "outcome"])
-def test_each_reward_model_trains_through_its_config_and_scores(variant, tiny_model_dir,
-                                                                tmp_path, one_torch_thread):
+def test_each_reward_model_trains_through_its_config_and_scores(
+    variant, tiny_model_dir, tmp_path, one_torch_thread
+):
     from rstar_pl.backends.ppm import PPMScorer
     from rstar_pl.train import main
 
     data = _write_data(tmp_path / "data")
     run = tmp_path / "run"
-    argv = ["--config", str(ROUND2), "--config", str(TINY),
-            "--config", str(ROOT / "configs" / "ppm" / f"{variant}.yaml"), "--stage", "ppm",
-            f"--run_dir={run}", f"--tiny_model={tiny_model_dir}", f"--data_dir={data}",
-            f"--ppm.model.init_args.model={tiny_model_dir}", "--ppm.trainer.max_steps=40",
-            "--ppm.trainer.max_epochs=40", "--ppm.data.init_args.val_size=0",
-            "--ppm.data.init_args.batch_size=4", "--ppm.trainer.val_check_interval=1",
-            "--launch", "inprocess"]
+    argv = [
+        "--config",
+        str(ROUND2),
+        "--config",
+        str(TINY),
+        "--config",
+        str(ROOT / "configs" / "ppm" / f"{variant}.yaml"),
+        "--stage",
+        "ppm",
+        f"--run_dir={run}",
+        f"--tiny_model={tiny_model_dir}",
+        f"--data_dir={data}",
+        f"--ppm.model.init_args.model={tiny_model_dir}",
+        "--ppm.trainer.max_steps=40",
+        "--ppm.trainer.max_epochs=40",
+        "--ppm.data.init_args.val_size=0",
+        "--ppm.data.init_args.batch_size=4",
+        "--ppm.trainer.val_check_interval=1",
+        "--launch",
+        "inprocess",
+    ]
     assert main("fit", argv) == 0
     saved = (run / "config" / "ppm.yaml").read_text()
     assert f"loss: {variant}" in saved

@@ -50,8 +50,20 @@ def test_the_round_command_as_users_type_it(tmp_path):
     """One relative `--config`, from the checkout, in a process of its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "rstar_pl", "fit", "--config", "configs/round3.yaml", "--print_config"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rstar_pl",
+            "fit",
+            "--config",
+            "configs/round3.yaml",
+            "--print_config",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == (PINNED / "round3.yaml").read_text(encoding="utf-8")

@@ -351,7 +351,9 @@ def test_sys_exit_with_status_is_an_error(box):
 def test_os_exit_is_an_error_and_keeps_earlier_output(box):
     result = contained(box, "print('before')\nimport os\nos._exit(7)")
     assert result.stdout == "before\n"
-    assert result.error == "Exit: the program ended the interpreter with status 7 before it finished"
+    assert (
+        result.error == "Exit: the program ended the interpreter with status 7 before it finished"
+    )
 
 
 def test_killing_the_zygote_is_refused(box):

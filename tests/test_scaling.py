@@ -36,9 +36,11 @@ from rstar_pl.search.aggregate import aggregate
 
 
 def _hand_pool() -> Pool:
-    return Pool.from_lists(groups=[[0, 0, 1], [0, -1, 1]],
-                           scores=[[0.2, 0.1, 0.9], [-0.2, -1.0, -0.9]],
-                           correct_groups=[[True, False], [False, True]])
+    return Pool.from_lists(
+        groups=[[0, 0, 1], [0, -1, 1]],
+        scores=[[0.2, 0.1, 0.9], [-0.2, -1.0, -0.9]],
+        correct_groups=[[True, False], [False, True]],
+    )
 
 
 def test_k_values_double_up_to_the_maximum():
@@ -61,19 +63,28 @@ def test_aggregations_by_hand():
 def test_whole_pool_picks_by_hand():
     pool, full = _hand_pool(), np.array([[0, 1, 2], [0, 1, 2]])
     got = {m: pick(pool, full, m).tolist() for m in METHODS}
-    assert got == {"pass@k": [True, True], "majority vote": [True, False],
-                   "PPM best-of-k": [False, False], "PPM-weighted vote": [True, False]}
+    assert got == {
+        "pass@k": [True, True],
+        "majority vote": [True, False],
+        "PPM best-of-k": [False, False],
+        "PPM-weighted vote": [True, False],
+    }
 
 
 def test_curves_by_hand():
     curves = scaling_curve(_hand_pool(), [1, 2, 3], resamples=3000, seed=1)
-    expected = {"pass@k": [1 / 2, 5 / 6, 1], "majority vote": [1 / 2, 1 / 3, 1 / 2],
-                "PPM best-of-k": [1 / 2, 1 / 3, 0], "PPM-weighted vote": [1 / 2, 1 / 3, 1 / 2]}
+    expected = {
+        "pass@k": [1 / 2, 5 / 6, 1],
+        "majority vote": [1 / 2, 1 / 3, 1 / 2],
+        "PPM best-of-k": [1 / 2, 1 / 3, 0],
+        "PPM-weighted vote": [1 / 2, 1 / 3, 1 / 2],
+    }
     for method, values in expected.items():
         got = [p["accuracy"] for p in curves[method]]
         assert got == pytest.approx(values, abs=0.02), method
-        assert all(p["low"] <= p["accuracy"] + 1e-9 <= p["high"] + 2e-9
-                   for p in curves[method]), method
+        assert all(p["low"] <= p["accuracy"] + 1e-9 <= p["high"] + 2e-9 for p in curves[method]), (
+            method
+        )
     # at k = K only the problems vary: pass@3 is 1 on every resample
     assert (curves["pass@k"][2]["low"], curves["pass@k"][2]["high"]) == (1.0, 1.0)
 
@@ -93,8 +104,12 @@ def test_array_votes_are_majority_vote():
             got = pick(pool, subset, method)
             for p in range(problems):
                 answers = [f"g{groups[p][i]}" if groups[p][i] >= 0 else None for i in subset[p]]
-                voted = majority_vote(answers, [scores[p][i] for i in subset[p]],
-                                      weighted=weighted, equivalent=lambda a, b: a == b)
+                voted = majority_vote(
+                    answers,
+                    [scores[p][i] for i in subset[p]],
+                    weighted=weighted,
+                    equivalent=lambda a, b: a == b,
+                )
                 assert got[p] == (voted is not None and right[p][int(voted[1:])])
 
 
@@ -106,10 +121,20 @@ def test_command_on_a_scripted_policy(tmp_path, sandbox):  # noqa: F811
     scripts = [Script(q, st) for q, st in SCRIPTS.items()]
     backend = ScriptedBackend(scripts, p_wrong=0.4, p_error=0.0, seed=5)
     scorer = ScriptedScorer(scripts, margin=0.6, noise=0.0)
-    config = ScalingConfig(checkpoint="scripted", ppm="scripted", tasks=["amc23"],
-                           data_dir=str(_task_dir(tmp_path)), out=str(tmp_path / "out"),
-                           max_trajectories=4, resamples=50, batch_size=3, progress=False,
-                           mcts=True, rollouts=2, samples=2)
+    config = ScalingConfig(
+        checkpoint="scripted",
+        ppm="scripted",
+        tasks=["amc23"],
+        data_dir=str(_task_dir(tmp_path)),
+        out=str(tmp_path / "out"),
+        max_trajectories=4,
+        resamples=50,
+        batch_size=3,
+        progress=False,
+        mcts=True,
+        rollouts=2,
+        samples=2,
+    )
     results = run_scaling(config, backend=backend, sandbox=sandbox, scorer=scorer)
     curves = results["amc23"]["curves"]
     assert list(curves) == [*METHODS, "PPM-guided MCTS"]
@@ -120,8 +145,10 @@ def test_command_on_a_scripted_policy(tmp_path, sandbox):  # noqa: F811
     assert best[-1] >= best[0] - 1e-9
     # the reference of the third problem is wrong on purpose: at most 2 of 3 can be right
     assert max(p["accuracy"] for c in curves.values() for p in c) <= 2 / 3 + 1e-9
-    rows = [json.loads(line) for line in
-            (tmp_path / "out" / "amc23" / "pool.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "amc23" / "pool.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 3 and all(len(r["candidates"]) == 4 for r in rows)
     for row in rows:
         for c in row["candidates"]:
@@ -136,21 +163,35 @@ def test_command_on_a_scripted_policy(tmp_path, sandbox):  # noqa: F811
         def generate(self, *args, **kwargs):
             raise AssertionError("the pools are on disk; no sampling needed")
 
-    again = run_scaling(ScalingConfig(**{**config.to_dict(), "aggregate": "min"}),
-                        backend=NoPolicy(), sandbox=sandbox, scorer=scorer)
+    again = run_scaling(
+        ScalingConfig(**{**config.to_dict(), "aggregate": "min"}),
+        backend=NoPolicy(),
+        sandbox=sandbox,
+        scorer=scorer,
+    )
     assert again["amc23"]["problems"] == 3
     # pools of other sampling settings are never mixed in: refused before anything runs
-    with pytest.raises(EvalConfigError, match=r"holds pools sampled with max_trajectories=4, not 8"):
-        run_scaling(ScalingConfig(**{**config.to_dict(), "max_trajectories": 8}),
-                    backend=NoPolicy(), sandbox=sandbox, scorer=scorer)
+    with pytest.raises(
+        EvalConfigError, match=r"holds pools sampled with max_trajectories=4, not 8"
+    ):
+        run_scaling(
+            ScalingConfig(**{**config.to_dict(), "max_trajectories": 8}),
+            backend=NoPolicy(),
+            sandbox=sandbox,
+            scorer=scorer,
+        )
 
 
 def test_a_problem_file_is_a_task(tmp_path):
     from harness.scaling import task_problems
 
     path = tmp_path / "heldout.jsonl"
-    path.write_text("".join(json.dumps({"index": i, "question": f"What is {i} + 1?",
-                                        "answer": str(i + 1)}) + "\n" for i in range(3)))
+    path.write_text(
+        "".join(
+            json.dumps({"index": i, "question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+            for i in range(3)
+        )
+    )
     config = ScalingConfig(checkpoint="x", ppm="y", tasks=[str(path)], limit=2)
     got = task_problems(config)
     assert list(got) == ["heldout"]
@@ -164,8 +205,9 @@ def test_aggregate_is_a_setting_of_eval_and_scaling():
     given = ["--checkpoint", "x", "--tasks", "gsm8k", "--ppm", "p"]
     assert parse_eval_args([*given, "--aggregate", "min"]).aggregate == "min"
     assert parse_scaling_args([*given, "--aggregate", "prod"]).aggregate == "prod"
-    with pytest.raises(EvalConfigError, match="--aggregate must be one of last, min, mean, prod, "
-                                              "got 'max'"):
+    with pytest.raises(
+        EvalConfigError, match="--aggregate must be one of last, min, mean, prod, got 'max'"
+    ):
         EvalConfig(checkpoint="x", tasks=["gsm8k"], aggregate="max")
 
 
@@ -174,13 +216,27 @@ def test_chains_that_never_left_the_root_are_missing_candidates(tmp_path, sandbo
     and its place in the pool of K is a candidate without an answer (each one its own record)."""
     scripts = [Script(q, st) for q, st in SCRIPTS.items()]
     backend = ScriptedBackend(scripts, p_wrong=0.0, p_error=0.6, seed=2)
-    config = ScalingConfig(checkpoint="scripted", ppm="scripted", tasks=["amc23"],
-                           data_dir=str(_task_dir(tmp_path)), out=str(tmp_path / "out"),
-                           max_trajectories=4, resamples=20, batch_size=3, progress=False)
-    run_scaling(config, backend=backend, sandbox=sandbox,
-                scorer=ScriptedScorer(scripts, margin=0.6, noise=0.0))
-    rows = [json.loads(line) for line in
-            (tmp_path / "out" / "amc23" / "pool.jsonl").read_text().splitlines()]
+    config = ScalingConfig(
+        checkpoint="scripted",
+        ppm="scripted",
+        tasks=["amc23"],
+        data_dir=str(_task_dir(tmp_path)),
+        out=str(tmp_path / "out"),
+        max_trajectories=4,
+        resamples=20,
+        batch_size=3,
+        progress=False,
+    )
+    run_scaling(
+        config,
+        backend=backend,
+        sandbox=sandbox,
+        scorer=ScriptedScorer(scripts, margin=0.6, noise=0.0),
+    )
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "amc23" / "pool.jsonl").read_text().splitlines()
+    ]
     candidates = [c for r in rows for c in r["candidates"]]
     assert all(len(r["candidates"]) == 4 for r in rows)
     missing = [c for c in candidates if c["response"] == ""]

@@ -126,8 +126,22 @@ def test_round1_width_report_shows_deep_pairs_and_answered_rollouts(tmp_path, ca
     from rstar_pl.extract import main as extract_main
 
     out = tmp_path / "trees"
-    assert main(["--config", str(CONFIG), "--out_dir", str(out), "--search.n", "12",
-                 "--schedule", "[8]", *SLOW_MACHINE]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(out),
+                "--search.n",
+                "12",
+                "--schedule",
+                "[8]",
+                *SLOW_MACHINE,
+            ]
+        )
+        == 0
+    )
     assert extract_main(["--trees", str(out), "--out", str(tmp_path / "data")]) == 0
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "data" / "report.json").read_text())
@@ -297,7 +311,8 @@ def test_every_search_config_parses():
 
 
 @pytest.mark.parametrize(
-    "path", sorted((Path(__file__).resolve().parents[1] / "configs" / "search").glob("*.yaml")),
+    "path",
+    sorted((Path(__file__).resolve().parents[1] / "configs" / "search").glob("*.yaml")),
     ids=lambda p: p.name,
 )
 def test_every_search_config_parses_and_names_importable_components(path):
@@ -317,21 +332,38 @@ def test_every_search_config_parses_and_names_importable_components(path):
 
 
 def _generate_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "rstar_pl", "generate", "--config", str(CONFIG),
-            "--out_dir", str(out), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "rstar_pl",
+        "generate",
+        "--config",
+        str(CONFIG),
+        "--out_dir",
+        str(out),
+        *extra,
+    ]
 
 
 def test_a_second_run_on_a_busy_out_dir_is_refused_naming_the_first(tmp_path):
     out = tmp_path / "trees"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    first = subprocess.Popen(_generate_cmd(out, "--batch_size", "1", *SLOW_MACHINE), cwd=ROOT,
-                             stderr=subprocess.PIPE, text=True, env=env)
+    first = subprocess.Popen(
+        _generate_cmd(out, "--batch_size", "1", *SLOW_MACHINE),
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         for line in first.stderr:  # wait until it is writing trees
             if line.startswith("wrote tree"):
                 break
-        with pytest.raises(OSError, match=rf"out_dir {out} is being written by another run "
-                                          rf"\(pid {first.pid}\b.*generate"):
+        with pytest.raises(
+            OSError,
+            match=rf"out_dir {out} is being written by another run "
+            rf"\(pid {first.pid}\b.*generate",
+        ):
             main(["--config", str(CONFIG), "--out_dir", str(out), "--batch_size", "1"])
     finally:
         first.kill()
@@ -345,8 +377,16 @@ def test_shards_of_one_layout_run_together_other_layouts_wait(tmp_path):
     from rstar_pl.files import exclusive_output
 
     out = tmp_path / "trees"
-    args = ["--config", str(CONFIG), "--out_dir", str(out), "--problems.limit", "2",
-            "--schedule", "[2]"]
+    args = [
+        "--config",
+        str(CONFIG),
+        "--out_dir",
+        str(out),
+        "--problems.limit",
+        "2",
+        "--schedule",
+        "[2]",
+    ]
     with exclusive_output(out, "generate-00000-of-00002", what="out_dir", command="shard 0"):
         # shard 1 of 2 takes disjoint problems: it may run beside shard 0 of 2
         assert main([*args, "--shard", "1", "--num_shards", "2"]) == 0
@@ -360,8 +400,16 @@ def test_shards_of_one_layout_run_together_other_layouts_wait(tmp_path):
 
 def test_a_failed_start_leaves_no_config_and_the_fixed_command_runs(tmp_path):
     out = tmp_path / "trees"
-    args = ["--config", str(CONFIG), "--out_dir", str(out), "--problems.limit", "1",
-            "--schedule", "[2]"]
+    args = [
+        "--config",
+        str(CONFIG),
+        "--out_dir",
+        str(out),
+        "--problems.limit",
+        "1",
+        "--schedule",
+        "[2]",
+    ]
     with pytest.raises(ConfigError, match="backend.kind"):
         main([*args, "--backend.kind", "rstar_pl.backends.scriptd:ScriptedBackend"])
     assert not (out / CONFIG_NAME).exists()
@@ -371,22 +419,43 @@ def test_a_failed_start_leaves_no_config_and_the_fixed_command_runs(tmp_path):
 
 def test_a_refused_resume_names_the_key_that_differs(tmp_path):
     out = tmp_path / "t"
-    args = ["--config", str(CONFIG), "--out_dir", str(out), "--problems.limit", "1",
-            "--schedule", "[2]"]
+    args = [
+        "--config",
+        str(CONFIG),
+        "--out_dir",
+        str(out),
+        "--problems.limit",
+        "1",
+        "--schedule",
+        "[2]",
+    ]
     assert main(args) == 0
     with pytest.raises(ConfigError, match=r"search\.n is 3 here but 4 in .*generate_config\.yaml"):
         main([*args, "--search.n", "3"])
-    with pytest.raises(ConfigError, match=r"schedule\[0\] \(attempt 0's rollouts\) is 3 here but 2"):
+    with pytest.raises(
+        ConfigError, match=r"schedule\[0\] \(attempt 0's rollouts\) is 3 here but 2"
+    ):
         main([*args, "--schedule", "[3, 8]"])
     with pytest.raises(ConfigError, match=r"backend\.args\.p_wrong is 0\.5 here but 0\.3"):
         main([*args, "--backend.args", '{"p_wrong": 0.5, "p_error": 0.1, "seed": 0}'])
 
 
 def test_unknown_backend_arguments_are_one_line_naming_them(tmp_path):
-    with pytest.raises(ConfigError, match=r"backend\.args: ScriptedBackend takes no 'bogus'; "
-                                          r"it takes .*p_wrong"):
-        main(["--config", str(CONFIG), "--out_dir", str(tmp_path / "t"),
-              "--backend.args", '{"bogus": 1}'])
+    with pytest.raises(
+        ConfigError,
+        match=r"backend\.args: ScriptedBackend takes no 'bogus'; "
+        r"it takes .*p_wrong",
+    ):
+        main(
+            [
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(tmp_path / "t"),
+                "--backend.args",
+                '{"bogus": 1}',
+            ]
+        )
     assert not list((tmp_path / "t").glob("*.yaml"))
 
 
@@ -398,25 +467,47 @@ def test_a_wrong_type_keeps_the_key_and_the_value(tmp_path):
     assert "int" in message
 
 
-@pytest.mark.parametrize("content, why", [
-    (b"[]", "holds no problems"),
-    (json.dumps([{"index": 1, "question": " ", "answer": "1"}]).encode(), "no usable problem"),
-    (b"\xff\xfe[]", r"not UTF-8 text \(byte 0xff at byte offset 0\)"),
-])
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"[]", "holds no problems"),
+        (json.dumps([{"index": 1, "question": " ", "answer": "1"}]).encode(), "no usable problem"),
+        (b"\xff\xfe[]", r"not UTF-8 text \(byte 0xff at byte offset 0\)"),
+    ],
+)
 def test_degenerate_problem_files_are_refused_naming_the_file(tmp_path, content, why):
     source = tmp_path / "problems.json"
     source.write_bytes(content)
     with pytest.raises(ValueError, match=rf"{source}.*{why}"):
-        main(["--config", str(CONFIG), "--out_dir", str(tmp_path / "t"),
-              "--problems.source", str(source)])
+        main(
+            [
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(tmp_path / "t"),
+                "--problems.source",
+                str(source),
+            ]
+        )
 
 
 def test_an_unreachable_hub_dataset_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(ValueError, match=r"problems\.source 'no-such-user/no-such-set': cannot "
-                                         r"load it from the Hugging Face hub"):
-        main(["--config", str(CONFIG), "--out_dir", str(tmp_path / "t"),
-              "--problems.source", "no-such-user/no-such-set"])
+    with pytest.raises(
+        ValueError,
+        match=r"problems\.source 'no-such-user/no-such-set': cannot "
+        r"load it from the Hugging Face hub",
+    ):
+        main(
+            [
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(tmp_path / "t"),
+                "--problems.source",
+                "no-such-user/no-such-set",
+            ]
+        )
 
 
 def test_unwritable_output_is_one_line_from_the_command(tmp_path, capsys, monkeypatch):
@@ -433,8 +524,22 @@ def test_unwritable_output_is_one_line_from_the_command(tmp_path, capsys, monkey
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(jsonl.os, "write", full_disk)
-    assert cli_main(["generate", "--config", str(CONFIG), "--out_dir", str(tmp_path / "full"),
-                     "--problems.limit", "1", "--schedule", "[2]"]) == 2
+    assert (
+        cli_main(
+            [
+                "generate",
+                "--config",
+                str(CONFIG),
+                "--out_dir",
+                str(tmp_path / "full"),
+                "--problems.limit",
+                "1",
+                "--schedule",
+                "[2]",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.splitlines()[-1] == "rstar-pl generate: error: [Errno 28] No space left on device"
     assert "Traceback" not in err
@@ -443,16 +548,33 @@ def test_unwritable_output_is_one_line_from_the_command(tmp_path, capsys, monkey
 def test_a_quick_exit_is_quiet(full_run):
     """Resuming a finished folder (the README's example) prints the summary and nothing else."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(_generate_cmd(full_run, "--batch_size", "4", *SLOW_MACHINE), cwd=ROOT,
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        _generate_cmd(full_run, "--batch_size", "4", *SLOW_MACHINE),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr
     assert done.stdout.startswith("generate: 0 new trees")
 
 
 def test_a_terminal_sees_a_progress_bar_with_total_rate_and_eta(tmp_path, in_terminal):
-    code, text = in_terminal(["generate", "--config", str(CONFIG), "--out_dir", str(tmp_path / "t"),
-                              "--problems.limit", "3", "--schedule", "[2]"])
+    code, text = in_terminal(
+        [
+            "generate",
+            "--config",
+            str(CONFIG),
+            "--out_dir",
+            str(tmp_path / "t"),
+            "--problems.limit",
+            "3",
+            "--schedule",
+            "[2]",
+        ]
+    )
     assert code == 0
     # tqdm: done/total, elapsed<remaining, rate
     assert re.search(r"3/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+ ?(tree/s|s/tree)", text), text
@@ -474,5 +596,6 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path):
     err = "".join(lines)
     assert "Traceback" not in err, err
     assert err.rstrip().splitlines()[-1] == (
-        "rstar-pl generate: interrupted; run the same command again to resume")
+        "rstar-pl generate: interrupted; run the same command again to resume"
+    )
     assert load_trees([out])  # what was finished stays

@@ -52,10 +52,10 @@ class TablePolicy:
         self.batches: list[list[str]] = []
 
     def generate(self, prompts, *, n=1, **kwargs):
-        self.batches.append([p[len(self.prompt):] for p in prompts])
+        self.batches.append([p[len(self.prompt) :] for p in prompts])
         out = []
         for prompt in prompts:
-            response = prompt[len(self.prompt):]
+            response = prompt[len(self.prompt) :]
             entries = self.table.get(response, [[]])
             k = min(self.served[response], len(entries) - 1)
             self.served[response] += 1
@@ -93,11 +93,14 @@ def test_error_children_are_kept_but_never_explored(sandbox):
     """Root samples: x = 1 (runs) and x = undefined_name (NameError). Under
     first-play inf the error child, unvisited, would be tried first; it is not
     selectable, gets no visit, and every rollout ends in an answer."""
-    policy = TablePolicy(Q, {
-        "": [[BAD, X]],
-        X_TEXT: [[PRINT]],
-        AFTER_PRINT: [[ANSWER, WRONG]],
-    })
+    policy = TablePolicy(
+        Q,
+        {
+            "": [[BAD, X]],
+            X_TEXT: [[PRINT]],
+            AFTER_PRINT: [[ANSWER, WRONG]],
+        },
+    )
     env = SearchEnv(policy, sandbox)
     (tree,) = run_mcts([Problem(Q, "2")], env, MCTSConfig(rollouts=8, n=2, unvisited="inf"), seed=0)
     bad, x = tree.children[0]
@@ -118,12 +121,20 @@ def test_errors_threshold_counts_failed_expansions_in_a_row(sandbox):
     expanded again (new seed) and the second try runs; with 1 the root has no
     valid child and the single rollout ends there."""
     table = {"": [[BAD], [X]], X_TEXT: [[PRINT]], AFTER_PRINT: [[ANSWER]]}
-    two = run_mcts([Problem(Q, "2")], SearchEnv(TablePolicy(Q, table), sandbox),
-                   MCTSConfig(rollouts=3, n=1, errors_threshold=2), seed=0)[0]
+    two = run_mcts(
+        [Problem(Q, "2")],
+        SearchEnv(TablePolicy(Q, table), sandbox),
+        MCTSConfig(rollouts=3, n=1, errors_threshold=2),
+        seed=0,
+    )[0]
     assert [two.error[c] is not None for c in two.children[0]] == [True, False]
     assert two.rollouts[0][1] == 1.0 and not two.terminal[0]
-    one = run_mcts([Problem(Q, "2")], SearchEnv(TablePolicy(Q, table), sandbox),
-                   MCTSConfig(rollouts=3, n=1, errors_threshold=1), seed=0)[0]
+    one = run_mcts(
+        [Problem(Q, "2")],
+        SearchEnv(TablePolicy(Q, table), sandbox),
+        MCTSConfig(rollouts=3, n=1, errors_threshold=1),
+        seed=0,
+    )[0]
     assert len(one) == 2 and one.error[1] is not None
     assert one.terminal[0] and one.correct[0] is False and one.rollouts == [([0], -1.0)]
 
@@ -132,12 +143,19 @@ def test_a_node_whose_samples_all_fail_ends_the_path_and_propagates(sandbox):
     """x = 1 continues only with failing code: x is terminal ("no valid child"),
     the rollout ends there with -1, and once the other root child's answer is
     known too the root is closed."""
-    policy = TablePolicy(Q, {
-        "": [[X, ANSWER]],
-        X_TEXT: [[("\nprint(y)\n", END_OF_CODE)]],
-    })
-    (tree,) = run_mcts([Problem(Q, "2")], SearchEnv(policy, sandbox),
-                       MCTSConfig(rollouts=5, n=2, unvisited="inf"), seed=0)
+    policy = TablePolicy(
+        Q,
+        {
+            "": [[X, ANSWER]],
+            X_TEXT: [[("\nprint(y)\n", END_OF_CODE)]],
+        },
+    )
+    (tree,) = run_mcts(
+        [Problem(Q, "2")],
+        SearchEnv(policy, sandbox),
+        MCTSConfig(rollouts=5, n=2, unvisited="inf"),
+        seed=0,
+    )
     x, answer = tree.children[0]
     (dead,) = tree.children[x]
     assert tree.error[dead] == "NameError: name 'y' is not defined"
@@ -151,11 +169,17 @@ def test_round1_end_of_output_stop_stores_the_parsed_step(sandbox):
     """Round 1 also stops at <end_of_output>: the model's invented output is
     dropped from the node, the real one is stored, and two completions that
     differ only in the invented output are one child."""
-    invented = [("<code>\nx = 1\nprint(x + 1)\n<end_of_code>\n<output>7", END_OF_OUTPUT),
-                ("<code>\nx = 1\nprint(x + 1)\n<end_of_code>\n<output>8", END_OF_OUTPUT)]
+    invented = [
+        ("<code>\nx = 1\nprint(x + 1)\n<end_of_code>\n<output>7", END_OF_OUTPUT),
+        ("<code>\nx = 1\nprint(x + 1)\n<end_of_code>\n<output>8", END_OF_OUTPUT),
+    ]
     policy = TablePolicy(Q, {"": [invented]})
-    (tree,) = run_mcts([Problem(Q, "2")], SearchEnv(policy, sandbox),
-                       MCTSConfig(rollouts=1, n=2, max_depth=2), seed=0)
+    (tree,) = run_mcts(
+        [Problem(Q, "2")],
+        SearchEnv(policy, sandbox),
+        MCTSConfig(rollouts=1, n=2, max_depth=2),
+        seed=0,
+    )
     (child,) = tree.children[0]
     assert tree.text[child] == "<code>\nx = 1\nprint(x + 1)\n<end_of_code>"
     assert tree.output[child] == "2"
@@ -166,8 +190,9 @@ def test_search_and_greedy_solving_show_a_run_the_same_way(sandbox):
     search node and in a greedy solution (and in the harness, which uses both)."""
     code = ("<code>\nprint('partial')\nprint(1 / 0)\n", END_OF_CODE)
     policy = TablePolicy(Q, {"": [[code]]})
-    (tree,) = run_mcts([Problem(Q, "2")], SearchEnv(policy, sandbox),
-                       MCTSConfig(rollouts=1, n=1), seed=0)
+    (tree,) = run_mcts(
+        [Problem(Q, "2")], SearchEnv(policy, sandbox), MCTSConfig(rollouts=1, n=1), seed=0
+    )
     node_output = tree.output[1]
     assert node_output == "partial\nZeroDivisionError: division by zero"
     shown = code[0] + END_OF_CODE + format_output(node_output)
@@ -183,15 +208,22 @@ def test_known_outcomes_are_not_overwritten_by_the_ppm(sandbox):
     value, an answer at its graded outcome (+1 / -1); without a reference
     (test time) the answers are scored by the PPM too."""
     policy = {"": [[X, ANSWER, WRONG]]}
-    scorer = TableScorer({X_TEXT: 0.3, "boxed{2}.<end_of_answer>": -0.4,
-                          "boxed{3}.<end_of_answer>": 0.9})
+    scorer = TableScorer(
+        {X_TEXT: 0.3, "boxed{2}.<end_of_answer>": -0.4, "boxed{3}.<end_of_answer>": 0.9}
+    )
     config = MCTSConfig(rollouts=1, n=3, annotation="ppm")
-    (train,) = run_mcts([Problem(Q, "2")], SearchEnv(TablePolicy(Q, policy), sandbox, scorer),
-                        config, seed=0)
+    (train,) = run_mcts(
+        [Problem(Q, "2")], SearchEnv(TablePolicy(Q, policy), sandbox, scorer), config, seed=0
+    )
     x, right, wrong = train.children[0]
     assert [train.prior[i] for i in (x, right, wrong)] == [0.3, 1.0, -1.0]
-    (test,) = run_mcts([Problem(Q, "2")], SearchEnv(TablePolicy(Q, policy), sandbox, scorer),
-                       config, seed=0, use_reference=False)
+    (test,) = run_mcts(
+        [Problem(Q, "2")],
+        SearchEnv(TablePolicy(Q, policy), sandbox, scorer),
+        config,
+        seed=0,
+        use_reference=False,
+    )
     assert [test.prior[i] for i in test.children[0]] == [0.3, -0.4, 0.9]
     # rollout 1 went to the highest prior: the right answer (train), the 0.9 one (test)
     assert train.rollouts == [([0, right], 1.0)] and test.rollouts == [([0, wrong], 0.9)]
@@ -204,18 +236,31 @@ def test_beam_shrinks_as_answers_are_found(sandbox):
     s = {k: (f"<code>\n{k} = 1\n", END_OF_STEP) for k in ("s1", "s2", "s3")}
     text = {k: v[0] + END_OF_STEP for k, v in s.items()}
     t1, t2 = ("\nt1 = 2\n", END_OF_STEP), ("\nt2 = 2\n", END_OF_STEP)
-    policy = TablePolicy(Q, {
-        "": [[s["s1"], s["s2"], s["s3"]]],
-        text["s1"]: [[ANSWER]],
-        text["s2"]: [[t1, t2]],
-        text["s2"] + "\nt1 = 2\n<end_of_step>": [[WRONG]],
-        text["s2"] + "\nt2 = 2\n<end_of_step>": [[ANSWER]],
-    })
-    scorer = TableScorer({"s1 = 1\n<end_of_step>": 0.5, "s2 = 1\n<end_of_step>": 0.4,
-                          "s3 = 1\n<end_of_step>": 0.1, "t1 = 2\n<end_of_step>": 0.6,
-                          "t2 = 2\n<end_of_step>": 0.2})
-    trees, ranked = run_beam([Problem(Q, "2")], SearchEnv(policy, sandbox, scorer),
-                             BeamConfig(beam_width=2, samples_per_node=3), seed=0)
+    policy = TablePolicy(
+        Q,
+        {
+            "": [[s["s1"], s["s2"], s["s3"]]],
+            text["s1"]: [[ANSWER]],
+            text["s2"]: [[t1, t2]],
+            text["s2"] + "\nt1 = 2\n<end_of_step>": [[WRONG]],
+            text["s2"] + "\nt2 = 2\n<end_of_step>": [[ANSWER]],
+        },
+    )
+    scorer = TableScorer(
+        {
+            "s1 = 1\n<end_of_step>": 0.5,
+            "s2 = 1\n<end_of_step>": 0.4,
+            "s3 = 1\n<end_of_step>": 0.1,
+            "t1 = 2\n<end_of_step>": 0.6,
+            "t2 = 2\n<end_of_step>": 0.2,
+        }
+    )
+    trees, ranked = run_beam(
+        [Problem(Q, "2")],
+        SearchEnv(policy, sandbox, scorer),
+        BeamConfig(beam_width=2, samples_per_node=3),
+        seed=0,
+    )
     assert sorted(t.answer for t in ranked[0]) == ["2", "3"]
     assert len(policy.batches) == 3
     assert policy.batches[2] == [text["s2"] + "\nt1 = 2\n<end_of_step>"]
@@ -227,8 +272,9 @@ def test_test_time_best_is_the_best_answered_trajectory():
     trajectory is still its best answered one."""
     tree = Tree.new("p", Q, None, build_prompt(Q), seed=0)
     deep = tree.add_child(0, "x<end_of_step>", "step", terminal=True, prior=0.9)
-    answer = tree.add_child(0, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True,
-                            answer="2", prior=-0.5)
+    answer = tree.add_child(
+        0, "<answer>\\boxed{2}<end_of_answer>", "answer", terminal=True, answer="2", prior=-0.5
+    )
     tree.backup(deep, -1.0)
     tree.backup(answer, -0.5)
     assert tree.q(deep) == pytest.approx(-0.05) and tree.q(answer) == -0.5
@@ -256,17 +302,16 @@ class Recording:
 
 
 @pytest.mark.parametrize("strategy", ["mcts", "beam", "best_of_n"])
-def test_every_strategy_makes_one_backend_call_per_level_for_all_trees(
-    strategy, scripted, sandbox
-):
+def test_every_strategy_makes_one_backend_call_per_level_for_all_trees(strategy, scripted, sandbox):
     problems, scripts = scripted
     backend = Recording(ScriptedBackend(scripts, p_wrong=0.3, p_error=0.2, seed=0))
     env = SearchEnv(backend, sandbox, ScriptedScorer(scripts, seed=0))
     if strategy == "mcts":
         trees = run_mcts(problems, env, MCTSConfig(rollouts=4, n=3, errors_threshold=2), seed=0)
     elif strategy == "beam":
-        trees, _ = run_beam(problems, env, BeamConfig(beam_width=2, samples_per_node=3,
-                                                      errors_threshold=2), seed=0)
+        trees, _ = run_beam(
+            problems, env, BeamConfig(beam_width=2, samples_per_node=3, errors_threshold=2), seed=0
+        )
     else:
         trees, _ = run_best_of_n(problems, env, BestOfNConfig(n=3, errors_threshold=2), seed=0)
     # the first call covers every tree; each later call every tree still running

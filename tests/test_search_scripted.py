@@ -78,8 +78,9 @@ def test_round1_few_shot_prompt_is_followed_too():
 def test_a_correct_step_has_a_second_way_of_writing_it():
     backend = ScriptedBackend([SCRIPT], p_wrong=0.0, p_error=0.0, p_variant=0.5, seed=0)
     prompt = build_prompt(SCRIPT.question)
-    texts = Counter(c.full_text for c in backend.generate([prompt], n=40, seed=[3],
-                                                         temperature=1.0)[0])
+    texts = Counter(
+        c.full_text for c in backend.generate([prompt], n=40, seed=[3], temperature=1.0)[0]
+    )
     plain, other = correct_step_text(SCRIPT, 0), correct_step_text(SCRIPT, 0, variant=True)
     assert set(texts) == {plain, other} and 8 < texts[other] < 32
     assert other == plain.replace("<code>\n", f"<code>\n{VARIANT_MARK}\n", 1)

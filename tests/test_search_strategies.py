@@ -125,14 +125,16 @@ def test_path_score_aggregates_the_priors_of_the_path_by_hand():
     t = Tree.new("p", "q", None, "prompt", seed=0)
     a = t.add_child(0, "<code>\na = 1\n<end_of_step>", "step", prior=0.5)
     b = t.add_child(a, "\nb = 2\n<end_of_step>", "step", prior=-0.5)
-    c = t.add_child(b, "<answer>\\boxed{3}<end_of_answer>", "answer", terminal=True, answer="3",
-                    prior=0.0)
+    c = t.add_child(
+        b, "<answer>\\boxed{3}<end_of_answer>", "answer", terminal=True, answer="3", prior=0.0
+    )
     assert [path_score(t, c, how) for how in ("last", "min", "mean")] == [0.0, -0.5, 0.0]
     # (0.75 * 0.25 * 0.5) * 2 - 1
     assert path_score(t, c, "prod") == pytest.approx(-0.8125)
     assert path_score(t, a, "min") == 0.5
-    with pytest.raises(ValueError, match="best_of_n.aggregate is 'max'; allowed: last, min, "
-                                         "mean, prod"):
+    with pytest.raises(
+        ValueError, match="best_of_n.aggregate is 'max'; allowed: last, min, mean, prod"
+    ):
         BestOfNConfig(aggregate="max")
 
 
@@ -145,12 +147,19 @@ def test_min_aggregation_ranks_paths_with_a_wrong_step_last(strategy, problems, 
     scorer = ForgetfulScorer(scripts, margin=0.6, noise=0.0)
     env = SearchEnv(ScriptedBackend(scripts, p_wrong=0.4, p_error=0.0, seed=1), sandbox, scorer)
     if strategy == "best_of_n":
+
         def run(how):
             return run_best_of_n(problems[:4], env, BestOfNConfig(n=6, aggregate=how), seed=0)
     else:
+
         def run(how):
-            return run_beam(problems[:4], env, BeamConfig(beam_width=3, samples_per_node=2,
-                                                          aggregate=how), seed=0)
+            return run_beam(
+                problems[:4],
+                env,
+                BeamConfig(beam_width=3, samples_per_node=2, aggregate=how),
+                seed=0,
+            )
+
     _, last = run("last")
     answered = [t for ranked in last for t in ranked if t.answer is not None]
     assert answered and {t.score for t in answered} == {0.9}

@@ -26,8 +26,10 @@ def test_round1_is_the_teacher_and_trains_the_imported_model(tmp_path):
     config, paths = _parsed(tmp_path, "--base_model", base)
     assert config.tiny_model is None and config.wordproblems is not None
     first = generate_values(config, paths, 1)
-    assert first["backend"] == {"kind": "scripted",
-                                "args": {"p_wrong": 0.5, "p_error": 0.2, "seed": 0}}
+    assert first["backend"] == {
+        "kind": "scripted",
+        "args": {"p_wrong": 0.5, "p_error": 0.2, "seed": 0},
+    }
     assert first["search"]["few_shot"] is True and first["schedule"] == [8]
     assert first["problems"] == {"source": str(paths.problems / "train.jsonl")}
     fit = fit_config(config, paths, 1)

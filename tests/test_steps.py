@@ -185,11 +185,15 @@ class _Run:
     ("result", "shown"),
     [
         (_Run("16.0\n"), "16.0"),
-        (_Run("1\n2\n", "NameError: name 'y' is not defined"),
-         "1\n2\nNameError: name 'y' is not defined"),
+        (
+            _Run("1\n2\n", "NameError: name 'y' is not defined"),
+            "1\n2\nNameError: name 'y' is not defined",
+        ),
         (_Run("", "ZeroDivisionError: division by zero"), "ZeroDivisionError: division by zero"),
-        (_Run("3\n", "Timeout: the run took longer than 1 s", timed_out=True),
-         "3\nTimeout: the run took longer than 1 s"),
+        (
+            _Run("3\n", "Timeout: the run took longer than 1 s", timed_out=True),
+            "3\nTimeout: the run took longer than 1 s",
+        ),
         # a sandbox that flags a timeout without a message still says so
         (_Run("3\n", None, timed_out=True), "3\nTimeoutError: the program ran too long"),
     ],
@@ -200,8 +204,11 @@ def test_program_output_is_stdout_then_the_one_line_reason_it_stopped(result, sh
 
 def test_join_code_puts_every_step_on_its_own_lines():
     # a policy may write steps without surrounding newlines
-    steps = [parse_step("x = 1", END_OF_STEP), parse_step("y = x + 1", END_OF_STEP),
-             parse_step("print(y)", END_OF_CODE)]
+    steps = [
+        parse_step("x = 1", END_OF_STEP),
+        parse_step("y = x + 1", END_OF_STEP),
+        parse_step("print(y)", END_OF_CODE),
+    ]
     program = join_code(steps)
     assert program == "x = 1\ny = x + 1\nprint(y)\n"
     scope: dict = {}
@@ -212,8 +219,10 @@ def test_join_code_puts_every_step_on_its_own_lines():
 def test_program_after_an_output_block_starts_afresh():
     """After <end_of_code> and its output, the next program is the code written
     since then (the reference restarts at the last output block)."""
-    first = [parse_step("<code>\nx = 1\n", END_OF_STEP),
-             parse_step("print(x)\n", END_OF_CODE).with_output("1")]
+    first = [
+        parse_step("<code>\nx = 1\n", END_OF_STEP),
+        parse_step("print(x)\n", END_OF_CODE).with_output("1"),
+    ]
     again = [parse_step("\ny = 2\n", END_OF_STEP), parse_step("print(y)\n", END_OF_CODE)]
     assert join_code(first) == "\nx = 1\nprint(x)\n"
     assert join_code([*first, again[0]]) == "\ny = 2\n"

@@ -71,12 +71,21 @@ def test_cli_builds_a_model_and_refuses_a_non_empty_folder(tmp_path):
     )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--vocab-size", "-1"], "vocab_size must be >= 257 (the 256 byte symbols of the byte-level "
-                             "BPE and the end-of-text token), got -1"),
-    (["--vocab-size", "abc"], "vocab_size: expected int, got 'abc'; see rstar-pl tiny-model --help"),
-    ([], "the following arguments are required: --out; see rstar-pl tiny-model --help"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--vocab-size", "-1"],
+            "vocab_size must be >= 257 (the 256 byte symbols of the byte-level "
+            "BPE and the end-of-text token), got -1",
+        ),
+        (
+            ["--vocab-size", "abc"],
+            "vocab_size: expected int, got 'abc'; see rstar-pl tiny-model --help",
+        ),
+        ([], "the following arguments are required: --out; see rstar-pl tiny-model --help"),
+    ],
+)
 def test_bad_arguments_are_one_line(tmp_path, capsys, args, message):
     from rstar_pl.cli import main
 

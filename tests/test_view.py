@@ -35,24 +35,37 @@ from rstar_pl.search.tree import Tree
 from rstar_pl.steps import build_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
-HOSTILE = "x = 1  # </script><b id=\"injected\">bold</b> & <!--"
+HOSTILE = 'x = 1  # </script><b id="injected">bold</b> & <!--'
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--window-size=1280,1400")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1400",
+)
 
 
 def _tree() -> Tree:
     tree = Tree.new("p-1", "What is 2 + 3?", "5", build_prompt("What is 2 + 3?"), seed=7)
     step = tree.add_child(0, "<code>\n# Step 1: add\n" + HOSTILE + "\n<end_of_step>", "step")
     good = tree.add_child(step, "\nprint(2 + 3)\n<end_of_code>", "code_end", output="5")
-    right = tree.add_child(good, "<answer>\\boxed{5}<end_of_answer>", "answer", terminal=True,
-                           answer="5", correct=True)
+    right = tree.add_child(
+        good, "<answer>\\boxed{5}<end_of_answer>", "answer", terminal=True, answer="5", correct=True
+    )
     bad = tree.add_child(step, "\nprint(2 + 4)\n<end_of_code>", "code_end", output="6")
-    wrong = tree.add_child(bad, "<answer>\\boxed{6}<end_of_answer>", "answer", terminal=True,
-                           answer="6", correct=False)
-    tree.add_child(0, "<code>\n# Step 1: oops\ny = undefined_name\n<end_of_step>", "step",
-                   error="NameError: name 'undefined_name' is not defined")
+    wrong = tree.add_child(
+        bad, "<answer>\\boxed{6}<end_of_answer>", "answer", terminal=True, answer="6", correct=False
+    )
+    tree.add_child(
+        0,
+        "<code>\n# Step 1: oops\ny = undefined_name\n<end_of_step>",
+        "step",
+        error="NameError: name 'undefined_name' is not defined",
+    )
     tree.backup(right, 1.0)
     tree.backup(wrong, -1.0)
     tree.backup(right, 1.0)
@@ -67,12 +80,28 @@ def page(tmp_path_factory) -> Path:
         other = Tree.new("p-2", "Another?", "1", build_prompt("Another?"), seed=8)
         writer.write(other)
     out = folder / "tree.html"
-    proc = subprocess.run([sys.executable, "-m", "rstar_pl", "view", str(folder), "--problem",
-                           "p-1", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rstar_pl",
+            "view",
+            str(folder),
+            "--problem",
+            "p-1",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == (f"view: problem p-1: 1 tree(s), 7 nodes, 1 SFT picks, 2 pairs "
-                                   f"-> {out}")
+    assert proc.stdout.strip() == (
+        f"view: problem p-1: 1 tree(s), 7 nodes, 1 SFT picks, 2 pairs -> {out}"
+    )
     return out
 
 
@@ -81,8 +110,10 @@ def browser(tmp_path_factory):
     chromium = shutil.which("chromium")
     driver_path = shutil.which("chromedriver")
     if chromium is None or driver_path is None:
-        pytest.fail("the viewer test needs Debian's chromium and chromium-driver "
-                    "(apt-get install -y chromium chromium-driver; `make test` installs them)")
+        pytest.fail(
+            "the viewer test needs Debian's chromium and chromium-driver "
+            "(apt-get install -y chromium chromium-driver; `make test` installs them)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -163,11 +194,14 @@ def test_clicking_a_rollout_lights_its_path(page, browser):
     browser.get(page.as_uri())
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.rollout")
     assert [r.find_elements(By.TAG_NAME, "td")[3].text for r in rows] == [
-        "correct", "wrong", "correct"]
+        "correct",
+        "wrong",
+        "correct",
+    ]
     rows[1].click()
     lit = {n for n in range(7) if "lit" in _node(browser, n).get_attribute("class").split()}
     assert lit == {0, 1, 4, 5}
-    rows[1].click()                                     # a second click turns it off
+    rows[1].click()  # a second click turns it off
     assert browser.find_elements(By.CSS_SELECTOR, ".node.lit") == []
     assert _node(browser, 6).is_displayed()
     browser.find_element(By.ID, "only-visited").click()
@@ -188,15 +222,30 @@ def test_screenshot_shows_the_highlights(page, browser, tmp_path):
     colours = {colour for _, colour in image.getcolors(maxcolors=1 << 20)}
     assert (0x2E, 0x9D, 0x4F) in colours
     assert (0xD4, 0x73, 0x1F) in colours
-    assert len(colours) > 50                            # text was drawn, not a blank page
+    assert len(colours) > 50  # text was drawn, not a blank page
 
 
 def test_unknown_problem_is_one_line(page, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rstar_pl", "view", str(page.parent),
-                           "--problem", "p-11", "--out", str(tmp_path / "x.html")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rstar_pl",
+            "view",
+            str(page.parent),
+            "--problem",
+            "p-11",
+            "--out",
+            str(tmp_path / "x.html"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"rstar-pl view: error: --problem p-11: no tree of that problem in {page.parent} "
-        "(did you mean p-1?); problems there: p-1, p-2"]
+        "(did you mean p-1?); problems there: p-1, p-2"
+    ]

@@ -56,7 +56,8 @@ def ppm_export(tiny_model_dir, tmp_path_factory) -> Path:
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         model.value_head.weight.copy_(
-            0.1 * torch.randn(model.value_head.weight.shape, generator=generator))
+            0.1 * torch.randn(model.value_head.weight.shape, generator=generator)
+        )
         model.value_head.bias.fill_(0.05)
     out = tmp_path_factory.mktemp("ppm") / "ppm"
     return export_ppm(model, AutoTokenizer.from_pretrained(tiny_model_dir), out)
@@ -65,7 +66,9 @@ def ppm_export(tiny_model_dir, tmp_path_factory) -> Path:
 def _run(tiny_model_dir: Path, ppm: Path, work: Path, mode: str) -> dict:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(tiny_model_dir), str(ppm), str(work), mode],
-        capture_output=True, text=True, timeout=1200,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((work / f"{mode}.json").read_text())
@@ -90,8 +93,7 @@ def _records(folder: Path) -> list[str]:
 def _scored_by_the_ppm(tree) -> list[int]:
     """Nodes whose prior is the PPM's value: not failed steps (never scored) and not
     graded terminals (with PPM annotation their prior is their grade, +1 or -1)."""
-    return [i for i in range(1, len(tree))
-            if tree.prior[i] is not None and tree.correct[i] is None]
+    return [i for i in range(1, len(tree)) if tree.prior[i] is not None and tree.correct[i] is None]
 
 
 @pytest.mark.slow
@@ -198,7 +200,8 @@ def test_mcts_on_vllm_with_smollm2_and_its_ppm(smollm2_dir, tmp_path, one_torch_
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():  # small enough that tanh stays in its linear range
         model.value_head.weight.copy_(
-            0.02 * torch.randn(model.value_head.weight.shape, generator=generator))
+            0.02 * torch.randn(model.value_head.weight.shape, generator=generator)
+        )
     ppm = export_ppm(model, tokenizer, tmp_path / "ppm")
     (tmp_path / "texts.json").write_text(json.dumps(_texts()))
     result = _run(smollm2_dir, ppm, tmp_path, "once")

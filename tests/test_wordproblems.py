@@ -15,7 +15,9 @@ from rstar_pl.tiny import build_tiny_model
 
 
 def _program(steps: list[str]) -> str:
-    return join_code(parse_trajectory("<code>\n" + "\n<end_of_step>\n".join(steps) + "\n<end_of_code>"))
+    return join_code(
+        parse_trajectory("<code>\n" + "\n<end_of_step>\n".join(steps) + "\n<end_of_code>")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,11 @@ def test_examples_read_as_intended():
         assert line.startswith("count = ")
         numbers = [t for t in line.split() if t.isdigit()]
         assert numbers and all(n in forward.question.replace(".", " ").split() for n in numbers)
-    backward = next(p for p in (make_problem(random.Random(s), 3, "y") for s in range(50))
-                    if "at first" in p.question)
+    backward = next(
+        p
+        for p in (make_problem(random.Random(s), 3, "y") for s in range(50))
+        if "at first" in p.question
+    )
     assert "undo:" in backward.script[0]
 
 
@@ -80,8 +85,12 @@ def test_held_out_split_is_fixed_and_disjoint(tmp_path):
 def test_word_tokenizer_gives_one_token_per_word_and_decodes_exactly(tmp_path):
     from transformers import AutoTokenizer
 
-    folder = build_tiny_model(tmp_path / "m", tokenizer="word", corpus="wordproblems",
-                              architecture={"hidden_size": 64, "num_hidden_layers": 2})
+    folder = build_tiny_model(
+        tmp_path / "m",
+        tokenizer="word",
+        corpus="wordproblems",
+        architecture={"hidden_size": 64, "num_hidden_layers": 2},
+    )
     tokenizer = AutoTokenizer.from_pretrained(folder)
     problem = make_split(9, 3)[2]
     text = build_prompt(problem.question) + "<code>\n" + "\n<end_of_step>\n".join(problem.script)

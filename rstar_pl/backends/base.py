@@ -86,5 +86,7 @@ def per_prompt(value: Any, count: int, what: str) -> list:
         return [value] * count
     values = list(value)
     if len(values) != count:
-        raise ValueError(f"{what}: got {len(values)} values for {count} prompts; give one per prompt")
+        raise ValueError(
+            f"{what}: got {len(values)} values for {count} prompts; give one per prompt"
+        )
     return values

@@ -28,17 +28,28 @@ class PPMScorer:
         device: torch device; default: the model's.
     """
 
-    def __init__(self, model, tokenizer, *, max_length: int = 4096, batch_size: int = 8,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        max_length: int = 4096,
+        batch_size: int = 8,
+        device: str | torch.device | None = None,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = (
+            torch.device(device) if device is not None else next(model.parameters()).device
+        )
         self.model.to(self.device)
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike, *, dtype: str | None = "float32", **kwargs) -> PPMScorer:
+    def from_path(
+        cls, path: str | os.PathLike, *, dtype: str | None = "float32", **kwargs
+    ) -> PPMScorer:
         """Load `modules.export.load_ppm(path)` and wrap it."""
         from modules.export import load_ppm
 
@@ -54,6 +65,8 @@ class PPMScorer:
             chunk = texts[start : start + self.batch_size]
             ids = encode_values(self.tokenizer, chunk, self.max_length)
             batch = pad_values(ids, self.tokenizer.pad_token_id, "left")
-            out = self.model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+            out = self.model(
+                batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+            )
             values.extend(out.float().cpu().tolist())
         return values

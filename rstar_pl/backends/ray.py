@@ -158,8 +158,12 @@ class ReplicaPool:
                     group, placement_group_capture_child_tasks=True
                 )
                 # the engine's workers take the GPUs of the bundles; the actor takes none
-                actor_options = {**options, "num_cpus": min(cpus_per_replica, 1.0),
-                                 "num_gpus": 0, "scheduling_strategy": strategy}
+                actor_options = {
+                    **options,
+                    "num_cpus": min(cpus_per_replica, 1.0),
+                    "num_gpus": 0,
+                    "scheduling_strategy": strategy,
+                }
             else:
                 actor_options = {**options, "num_gpus": gpus_per_replica}
             self.actors.append(remote.options(**actor_options).remote(factory))
@@ -262,15 +266,21 @@ def _warn_if_unplaceable(replicas: int, cpus: float, gpus: float) -> None:
     import ray
 
     total = ray.cluster_resources()
-    need = {"CPU": replicas * (min(cpus, 1.0) if gpus > 1 else cpus),
-            "GPU": replicas * gpus}
-    short = [f"{need[k]:g} {k} (the cluster has {total.get(k, 0):g})"
-             for k in need if need[k] > total.get(k, 0)]
+    need = {"CPU": replicas * (min(cpus, 1.0) if gpus > 1 else cpus), "GPU": replicas * gpus}
+    short = [
+        f"{need[k]:g} {k} (the cluster has {total.get(k, 0):g})"
+        for k in need
+        if need[k] > total.get(k, 0)
+    ]
     if short:
         log.warning(
             "%d Ray replicas of %g CPU and %g GPU need %s: the replicas that do not fit wait "
             "until the cluster grows; lower num_replicas, cpus_per_replica or gpus_per_replica",
-            replicas, cpus, gpus, " and ".join(short))
+            replicas,
+            cpus,
+            gpus,
+            " and ".join(short),
+        )
 
 
 def _last_line(err: BaseException) -> str:
@@ -350,8 +360,9 @@ class RayBackend:
             return []
         seeds = per_prompt(seed, len(prompts), "seed")
         keys = None if affinity is None else per_prompt(list(affinity), len(prompts), "affinity")
-        kwargs = dict(n=n, stop=list(stop), max_tokens=max_tokens, temperature=temperature,
-                      top_p=top_p)
+        kwargs = dict(
+            n=n, stop=list(stop), max_tokens=max_tokens, temperature=temperature, top_p=top_p
+        )
 
         def assign(items: list[int]) -> dict[int, list[int]]:
             if keys is None:

@@ -185,8 +185,9 @@ class ScriptedBackend:
         p_variant: float = 0.0,
         seed: int = 0,
     ) -> None:
-        if not (0 <= p_wrong and 0 <= p_error and 0 <= p_variant
-                and p_wrong + p_error + p_variant <= 1):
+        if not (
+            0 <= p_wrong and 0 <= p_error and 0 <= p_variant and p_wrong + p_error + p_variant <= 1
+        ):
             raise ScriptError(
                 "p_wrong, p_error and p_variant must be >= 0 with sum <= 1, got "
                 f"{p_wrong}, {p_error}, {p_variant}"

@@ -274,8 +274,12 @@ class VLLMScorer:
     def llm(self):
         if self._llm is None:
             self._llm, self._tokens = _engine(
-                {**self.engine_kwargs, "runner": "pooling", "convert": "embed",
-                 "pooler_config": _last_token_pooler()}
+                {
+                    **self.engine_kwargs,
+                    "runner": "pooling",
+                    "convert": "embed",
+                    "pooler_config": _last_token_pooler(),
+                }
             )
         return self._llm
 

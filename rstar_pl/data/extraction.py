@@ -230,8 +230,15 @@ def _keep(
     )
 
 
-def _pair(tree: Tree, prompt: str, kind: str, chosen: str, rejected: str,
-          chosen_q: float, rejected_q: float) -> dict[str, Any]:
+def _pair(
+    tree: Tree,
+    prompt: str,
+    kind: str,
+    chosen: str,
+    rejected: str,
+    chosen_q: float,
+    rejected_q: float,
+) -> dict[str, Any]:
     return {
         "problem_id": tree.problem_id,
         "prompt": prompt,
@@ -243,7 +250,9 @@ def _pair(tree: Tree, prompt: str, kind: str, chosen: str, rejected: str,
     }
 
 
-def _step_pairs(tree: Tree, config: ExtractConfig, kinds: tuple[str, ...]) -> list[tuple[int, dict]]:
+def _step_pairs(
+    tree: Tree, config: ExtractConfig, kinds: tuple[str, ...]
+) -> list[tuple[int, dict]]:
     """(depth of the judged step, pair) of one tree: kind "step" and/or "error"."""
     reached_correct = [0] * len(tree)
     reached_wrong = [0] * len(tree)
@@ -274,8 +283,14 @@ def _step_pairs(tree: Tree, config: ExtractConfig, kinds: tuple[str, ...]) -> li
                     chosen, rejected = _step_text(tree, pos), _step_text(tree, neg)
                     if _keep(config, chosen, rejected, tree.q(pos), tree.q(neg)):
                         prompt = prompt or base + tree.response(node)
-                        out.append((depth, _pair(tree, prompt, "step", chosen, rejected,
-                                                 tree.q(pos), tree.q(neg))))
+                        out.append(
+                            (
+                                depth,
+                                _pair(
+                                    tree, prompt, "step", chosen, rejected, tree.q(pos), tree.q(neg)
+                                ),
+                            )
+                        )
         if "error" in kinds:
             failed = [c for c in kids if tree.error[c] is not None][: config.pairs_per_side]
             for pos in positives:
@@ -283,8 +298,12 @@ def _step_pairs(tree: Tree, config: ExtractConfig, kinds: tuple[str, ...]) -> li
                     chosen, rejected = _step_text(tree, pos), _step_text(tree, neg)
                     if _keep(config, chosen, rejected, tree.q(pos), -1.0):
                         prompt = prompt or base + tree.response(node)
-                        out.append((depth, _pair(tree, prompt, "error", chosen, rejected,
-                                                 tree.q(pos), -1.0)))
+                        out.append(
+                            (
+                                depth,
+                                _pair(tree, prompt, "error", chosen, rejected, tree.q(pos), -1.0),
+                            )
+                        )
     return out
 
 
@@ -292,23 +311,36 @@ def step_value_records(tree: Tree) -> list[dict[str, Any]]:
     """One tree's Q-labelled steps, in node order (`step_values.jsonl`, module docstring)."""
     base = build_prompt(tree.question)
     return [
-        {"problem_id": tree.problem_id, "prompt": base + tree.response(tree.parent[node]),
-         "completion": _step_text(tree, node), "target": tree.q(node), "kind": "q"}
+        {
+            "problem_id": tree.problem_id,
+            "prompt": base + tree.response(tree.parent[node]),
+            "completion": _step_text(tree, node),
+            "target": tree.q(node),
+            "kind": "q",
+        }
         for node in range(1, len(tree))
         if tree.visits[node] > 0 and tree.error[node] is None
     ]
 
 
-def outcome_records(problem_id: str, question: str,
-                    trajs: Sequence[ScoredPath]) -> list[dict[str, Any]]:
+def outcome_records(
+    problem_id: str, question: str, trajs: Sequence[ScoredPath]
+) -> list[dict[str, Any]]:
     """One problem's graded trajectories, each response once, +1 right / -1 wrong
     (`outcomes.jsonl`, module docstring)."""
     prompt, seen, out = build_prompt(question), set(), []
     for t in trajs:
         if t.graded and t.response not in seen:
             seen.add(t.response)
-            out.append({"problem_id": problem_id, "prompt": prompt, "completion": t.response,
-                        "target": 1.0 if t.correct else -1.0, "kind": "outcome"})
+            out.append(
+                {
+                    "problem_id": problem_id,
+                    "prompt": prompt,
+                    "completion": t.response,
+                    "target": 1.0 if t.correct else -1.0,
+                    "kind": "outcome",
+                }
+            )
     return out
 
 
@@ -404,8 +436,13 @@ def extract_with_report(
                     )
     report = tally.report(len(by_problem), len(sft), difficulty)
     report["value_records"] = {"step_values": len(step_values), "outcomes": len(outcomes)}
-    data = {"sft": sft, "pairs": pairs, "step_values": step_values, "outcomes": outcomes,
-            "difficulty": difficulty}
+    data = {
+        "sft": sft,
+        "pairs": pairs,
+        "step_values": step_values,
+        "outcomes": outcomes,
+        "difficulty": difficulty,
+    }
     return data, report
 
 
@@ -469,8 +506,11 @@ def format_report(report: dict[str, Any]) -> str:
     rows = [
         ("problems / rollouts", f"{report['problems']} / {report['rollouts']}"),
         ("rollouts ending in", endings),
-        ("graded trajectories", f"{t['answered']} (correct {t['correct']}, wrong {t['wrong']}); "
-                                f"{t['unanswered']} without a graded answer"),
+        (
+            "graded trajectories",
+            f"{t['answered']} (correct {t['correct']}, wrong {t['wrong']}); "
+            f"{t['unanswered']} without a graded answer",
+        ),
         ("step pairs by depth", depth),
         ("pairs", f"step {p['step']}, final {p['final']}, error {p['error']}"),
         ("SFT records / ties", f"{report['sft']['records']} / {report['sft']['ties']}"),
@@ -478,9 +518,8 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     values = report.get("value_records")
     if values is not None:
-        rows.append(("Q-labelled steps / outcomes",
-                     f"{values['step_values']} / {values['outcomes']}"))
+        rows.append(
+            ("Q-labelled steps / outcomes", f"{values['step_values']} / {values['outcomes']}")
+        )
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
-
-

@@ -238,8 +238,9 @@ def _records(config: ProblemsConfig) -> tuple[str, Iterator[tuple[str, Any]]]:
     return "columns", rows()
 
 
-def _index(record: Mapping[str, Any], position: int, config: ProblemsConfig,
-           strict: bool) -> int | str:
+def _index(
+    record: Mapping[str, Any], position: int, config: ProblemsConfig, strict: bool
+) -> int | str:
     """The record's id: its id field, else its position."""
     if not config.id_field:
         return position
@@ -247,23 +248,27 @@ def _index(record: Mapping[str, Any], position: int, config: ProblemsConfig,
     if value is None and not strict:
         return position
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _Unusable(f"field {config.id_field!r} must be an integer or a string, "
-                        f"got {value!r:.40}")
+        raise _Unusable(
+            f"field {config.id_field!r} must be an integer or a string, got {value!r:.40}"
+        )
     return value
 
 
 def _question(record: Mapping[str, Any], config: ProblemsConfig) -> str:
     value = record.get(config.question_field)
     if not isinstance(value, str) or not value.strip():
-        raise _Unusable(f"field {config.question_field!r} must be a non-empty string, "
-                        f"got {value!r:.40}")
+        raise _Unusable(
+            f"field {config.question_field!r} must be a non-empty string, got {value!r:.40}"
+        )
     return value.strip()
 
 
 def _scalar(value: Any, name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Unusable(f"field {name!r} must be a string, a number or a non-empty list of "
-                        f"them, got {value!r:.40}")
+        raise _Unusable(
+            f"field {name!r} must be a string, a number or a non-empty list of "
+            f"them, got {value!r:.40}"
+        )
     return str(value).strip()
 
 
@@ -337,21 +342,26 @@ def load_problems(config: ProblemsConfig, *, strict: bool = False) -> ProblemSet
         if config.limit is not None and len(problems) >= config.limit:
             break
         if not isinstance(record, Mapping):
-            raise ProblemError(f"{where}: expected an object with the problem's fields, "
-                               f"got {type(record).__name__}")
+            raise ProblemError(
+                f"{where}: expected an object with the problem's fields, "
+                f"got {type(record).__name__}"
+            )
         for name in _required(config, strict) if strict or position == 0 else ():
             if name not in record:
-                raise ProblemError(f"{where}: field {name!r} is missing; "
-                                   f"{keys}: {', '.join(map(str, record))}")
+                raise ProblemError(
+                    f"{where}: field {name!r} is missing; {keys}: {', '.join(map(str, record))}"
+                )
         try:
             index = _index(record, position, config, strict)
         except _Unusable as err:
             raise ProblemError(f"{where}: {err}") from None
         pid = str(index)
         if pid in seen:
-            raise ProblemError(f"{where}: field {config.id_field!r} value {index!r} repeats "
-                               f"record {seen[pid]} (duplicate problem id {pid!r}); ids must "
-                               "be unique")
+            raise ProblemError(
+                f"{where}: field {config.id_field!r} value {index!r} repeats "
+                f"record {seen[pid]} (duplicate problem id {pid!r}); ids must "
+                "be unique"
+            )
         seen[pid] = position
         try:
             question = _question(record, config)

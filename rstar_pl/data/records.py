@@ -199,8 +199,11 @@ def _field(record: object, key: str, kind: type | tuple[type, ...], where: str) 
         raise RecordError(
             f"{where}: key {key!r} is {type(value).__name__} {str(value)[:40]!r}; expected {names}"
         )
-    if isinstance(value, str) and key in {"question", "query", "response", "chosen", "rejected",
-                                          "pos", "neg"} and not value.strip():
+    if (
+        isinstance(value, str)
+        and key in {"question", "query", "response", "chosen", "rejected", "pos", "neg"}
+        and not value.strip()
+    ):
         raise RecordError(f"{where}: key {key!r} is empty; expected non-empty text")
     return value
 
@@ -257,13 +260,22 @@ def read_pairs(path: str | os.PathLike) -> list[PairExample]:
         rows.append((prompt, chosen, rejected, group, step))
     if same:
         lines = ", ".join(map(str, same[:10])) + (", ..." if len(same) > 10 else "")
-        log.warning("%s: dropped %d pairs whose chosen text equals the rejected one (lines %s)",
-                    path, len(same), lines)
+        log.warning(
+            "%s: dropped %d pairs whose chosen text equals the rejected one (lines %s)",
+            path,
+            len(same),
+            lines,
+        )
     # a step's weight is shared by the pairs of it that are kept
     sizes = Counter(step for *_, step in rows if isinstance(step, tuple))
     return [
-        PairExample(prompt, chosen, rejected, 1.0 / (sizes[step] if isinstance(step, tuple) else step),
-                    group)
+        PairExample(
+            prompt,
+            chosen,
+            rejected,
+            1.0 / (sizes[step] if isinstance(step, tuple) else step),
+            group,
+        )
         for prompt, chosen, rejected, group, step in rows
     ]
 
@@ -282,8 +294,10 @@ def read_values(path: str | os.PathLike) -> list[ValueExample]:
     """Read a `step_values.jsonl` or `outcomes.jsonl` file (module docstring)."""
     path = Path(path)
     if path.suffix != ".jsonl":
-        raise RecordError(f"{path}: value records are JSONL (step_values.jsonl, outcomes.jsonl); "
-                          f"got {path.suffix!r}")
+        raise RecordError(
+            f"{path}: value records are JSONL (step_values.jsonl, outcomes.jsonl); "
+            f"got {path.suffix!r}"
+        )
     out = []
     for lineno, record in _iter_objects(path, (STEP_VALUE_SCHEMA, OUTCOME_SCHEMA)):
         where = f"{path}:{lineno}"
@@ -308,8 +322,10 @@ def record_lines(name: str, records: Iterable[Mapping[str, Any]]) -> Iterator[st
 
 def _schema_of(path: Path) -> str:
     if path.stem not in SCHEMAS:
-        raise RecordError(f"{path}: not an extractor output; allowed names: "
-                          f"{', '.join(f'{n}.jsonl' for n in SCHEMAS)}")
+        raise RecordError(
+            f"{path}: not an extractor output; allowed names: "
+            f"{', '.join(f'{n}.jsonl' for n in SCHEMAS)}"
+        )
     return SCHEMAS[path.stem]
 
 
@@ -336,8 +352,9 @@ def read_difficulty(path: str | os.PathLike) -> list[dict[str, Any]]:
         _field(record, "problem_id", (str, int), where)
         level = _field(record, "difficulty", str, where)
         if level not in _DIFFICULTIES:
-            raise RecordError(f"{where}: key 'difficulty' is {level!r}; allowed: "
-                              f"{', '.join(_DIFFICULTIES)}")
+            raise RecordError(
+                f"{where}: key 'difficulty' is {level!r}; allowed: {', '.join(_DIFFICULTIES)}"
+            )
         for key in ("correct", "wrong"):
             _field(record, key, int, where)
         out.append(record)

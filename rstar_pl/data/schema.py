@@ -23,8 +23,13 @@ def stamped(record: Mapping[str, Any], schema: str) -> dict[str, Any]:
     return {"schema": schema, **{k: v for k, v in record.items() if k != "schema"}}
 
 
-def check_schema(record: Mapping[str, Any], allowed: tuple[str, ...], where: str,
-                 error: type[Exception], legacy: tuple[Any, ...] = ()) -> None:
+def check_schema(
+    record: Mapping[str, Any],
+    allowed: tuple[str, ...],
+    where: str,
+    error: type[Exception],
+    legacy: tuple[Any, ...] = (),
+) -> None:
     """Raise `error` unless `record` has no schema key or one of `allowed` (or of
     `legacy`, older spellings of the same layout)."""
     if "schema" not in record:
@@ -33,5 +38,7 @@ def check_schema(record: Mapping[str, Any], allowed: tuple[str, ...], where: str
     if found in allowed or (found in legacy and not isinstance(found, bool)):
         return
     names = ", ".join(repr(a) for a in allowed)
-    raise error(f"{where}: schema {found!r} is not one this version reads; allowed: {names} "
-                "(or no schema key, read as version 1)")
+    raise error(
+        f"{where}: schema {found!r} is not one this version reads; allowed: {names} "
+        "(or no schema key, read as version 1)"
+    )

@@ -50,23 +50,47 @@ __all__ = [
 LEVELS = (1, 2, 3)
 
 _PEOPLE = (
-    ("Ava", "she", "her"), ("Ben", "he", "his"), ("Cleo", "she", "her"), ("Dan", "he", "his"),
-    ("Eva", "she", "her"), ("Finn", "he", "his"), ("Gia", "she", "her"), ("Hugo", "he", "his"),
-    ("Ivy", "she", "her"), ("Jack", "he", "his"),
+    ("Ava", "she", "her"),
+    ("Ben", "he", "his"),
+    ("Cleo", "she", "her"),
+    ("Dan", "he", "his"),
+    ("Eva", "she", "her"),
+    ("Finn", "he", "his"),
+    ("Gia", "she", "her"),
+    ("Hugo", "he", "his"),
+    ("Ivy", "she", "her"),
+    ("Jack", "he", "his"),
 )
-_ITEMS = ("apples", "books", "coins", "pens", "stamps", "shells", "cards", "marbles", "cookies",
-          "stickers")
+_ITEMS = (
+    "apples",
+    "books",
+    "coins",
+    "pens",
+    "stamps",
+    "shells",
+    "cards",
+    "marbles",
+    "cookies",
+    "stickers",
+)
 _OPS = ("add", "sub", "mul", "div")
 
 #: operation -> (sentence now, sentence past, comment, symbol)
 _PHRASES = {
     "add": ("{P} buys {n} more.", "{P} bought {n} more.", "buys {n} more", "+"),
     "sub": ("{P} gives away {n}.", "{P} gave away {n}.", "gives away {n}", "-"),
-    "mul": ("{P} gets {n} times as many.", "{P} got {n} times as many.", "gets {n} times as many",
-            "*"),
-    "div": ("{P} splits them into {n} equal piles and keeps one pile.",
-            "{P} split them into {n} equal piles and kept one pile.",
-            "keeps one of {n} piles", "//"),
+    "mul": (
+        "{P} gets {n} times as many.",
+        "{P} got {n} times as many.",
+        "gets {n} times as many",
+        "*",
+    ),
+    "div": (
+        "{P} splits them into {n} equal piles and keeps one pile.",
+        "{P} split them into {n} equal piles and kept one pile.",
+        "keeps one of {n} piles",
+        "//",
+    ),
 }
 _INVERSE = {"add": "sub", "sub": "add", "mul": "div", "div": "mul"}
 _UNDO = "undo: {comment}"
@@ -197,6 +221,7 @@ def _solution(first: int, reads: list[tuple[str, int]], numbers: list[int], *, u
     another number of the story. A misreading that happens to give the right answer
     is left out: only the final answer tells a flaw from a solution.
     """
+
     def applied(op: str) -> str:
         return _INVERSE[op] if undo else op
 
@@ -253,8 +278,11 @@ def make_problem(rng: random.Random, level: int, index: str) -> WordProblem:
     while True:
         person, item = rng.choice(_PEOPLE), rng.choice(_ITEMS)
         backward = level > 1 and rng.random() < 0.5
-        built = (_backward(rng, person, item, level - 1) if backward
-                 else _forward(rng, person, item, level))
+        built = (
+            _backward(rng, person, item, level - 1)
+            if backward
+            else _forward(rng, person, item, level)
+        )
         if built is None:
             continue
         question, answer, script, flaws = built
@@ -263,8 +291,9 @@ def make_problem(rng: random.Random, level: int, index: str) -> WordProblem:
         return WordProblem(index, level, question, str(answer), tuple(script), tuple(flaws))
 
 
-def make_split(seed: int, count: int, *, prefix: str = "wp",
-               exclude: frozenset[str] = frozenset()) -> list[WordProblem]:
+def make_split(
+    seed: int, count: int, *, prefix: str = "wp", exclude: frozenset[str] = frozenset()
+) -> list[WordProblem]:
     """`count` distinct problems drawn with `seed`, levels 1, 2, 3 in turn;
     questions in `exclude` (another split's) are never drawn."""
     rng = random.Random(seed)
@@ -287,8 +316,9 @@ def write_problems(path: str | Path, problems: list[WordProblem]) -> Path:
     return path
 
 
-def wordproblem_splits(out_dir: str | Path, *, train: int, heldout: int, seed: int = 0,
-                       heldout_seed: int = 1_000_003) -> tuple[Path, Path]:
+def wordproblem_splits(
+    out_dir: str | Path, *, train: int, heldout: int, seed: int = 0, heldout_seed: int = 1_000_003
+) -> tuple[Path, Path]:
     """Write `train.jsonl` and `heldout.jsonl` in `out_dir`; return their paths.
 
     The held-out split is drawn first, from its own seed, so it is the same

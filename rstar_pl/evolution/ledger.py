@@ -62,9 +62,13 @@ class Ledger:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
-                raise LedgerError(f"{self.path}: not valid JSON ({err.msg}); remove it to start over") from None
+                raise LedgerError(
+                    f"{self.path}: not valid JSON ({err.msg}); remove it to start over"
+                ) from None
             if data.get("schema") != SCHEMA:
-                raise LedgerError(f"{self.path}: schema {data.get('schema')!r}, expected {SCHEMA!r}")
+                raise LedgerError(
+                    f"{self.path}: schema {data.get('schema')!r}, expected {SCHEMA!r}"
+                )
             self.stages = dict(data.get("stages") or {})
 
     def done(self, stage: str) -> bool:

@@ -51,7 +51,11 @@ def last_scalars(log_dir: Path) -> dict[str, float]:
     """The last value of every scalar in the newest TensorBoard run under `log_dir`."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    runs = sorted(log_dir.glob("version_*"), key=lambda p: p.stat().st_mtime) if log_dir.is_dir() else []
+    runs = (
+        sorted(log_dir.glob("version_*"), key=lambda p: p.stat().st_mtime)
+        if log_dir.is_dir()
+        else []
+    )
     if not runs:
         return {}
     events = EventAccumulator(str(runs[-1]), size_guidance={"scalars": 0})
@@ -70,8 +74,11 @@ def round_summary(folder: Path, k: int, levels: dict[str, Any]) -> dict[str, Any
     summary: dict[str, Any] = {
         "round": k,
         "coverage": coverage(folder, levels),
-        "records": {"sft": len(_records(folder / "sft.jsonl")), "pairs": len(pairs),
-                    "step_pairs": sum(1 for p in pairs if p.get("kind") == "step")},
+        "records": {
+            "sft": len(_records(folder / "sft.jsonl")),
+            "pairs": len(pairs),
+            "step_pairs": sum(1 for p in pairs if p.get("kind") == "step"),
+        },
         "training": {stage: last_scalars(folder / "logs" / stage) for stage in ("policy", "ppm")},
     }
     results = folder / "eval" / "results.json"
@@ -96,33 +103,49 @@ def _round_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# Round {k}", "", "## Generation coverage (training problems solved)", ""]
     cov = summary["coverage"]
     levels = _levels_of(cov)
-    lines += ["| " + " | ".join(["all", *[f"level {lv}" for lv in levels]]) + " |",
-              "|" + "---|" * (1 + len(levels)),
-              "| " + " | ".join(_fraction(cov.get(key)) for key in ["all", *levels]) + " |", ""]
+    lines += [
+        "| " + " | ".join(["all", *[f"level {lv}" for lv in levels]]) + " |",
+        "|" + "---|" * (1 + len(levels)),
+        "| " + " | ".join(_fraction(cov.get(key)) for key in ["all", *levels]) + " |",
+        "",
+    ]
     records = summary["records"]
-    lines += ["## Training data", "",
-              f"{records['sft']} SFT records, {records['pairs']} PPM pairs "
-              f"({records['step_pairs']} per step, {records['pairs'] - records['step_pairs']} "
-              "final-answer).", ""]
+    lines += [
+        "## Training data",
+        "",
+        f"{records['sft']} SFT records, {records['pairs']} PPM pairs "
+        f"({records['step_pairs']} per step, {records['pairs'] - records['step_pairs']} "
+        "final-answer).",
+        "",
+    ]
     lines += ["## Last training metrics", ""]
     for stage, scalars in summary["training"].items():
-        shown = ", ".join(f"{tag} {value:.4g}" for tag, value in sorted(scalars.items())
-                          if not tag.startswith(("lr-", "epoch")))
+        shown = ", ".join(
+            f"{tag} {value:.4g}"
+            for tag, value in sorted(scalars.items())
+            if not tag.startswith(("lr-", "epoch"))
+        )
         lines.append(f"- {stage}: {shown or 'no logs'}")
     lines.append("")
     held = summary.get("heldout")
     if held:
         methods = held["methods"]
         levels = _levels_of(next(iter(methods.values()))["by_level"])
-        lines += [f"## Held-out problems ({held['problems']})", "",
-                  "| method | all | " + " | ".join(f"level {lv}" for lv in levels)
-                  + " | tokens/problem |", "|" + "---|" * (3 + len(levels))]
+        lines += [
+            f"## Held-out problems ({held['problems']})",
+            "",
+            "| method | all | "
+            + " | ".join(f"level {lv}" for lv in levels)
+            + " | tokens/problem |",
+            "|" + "---|" * (3 + len(levels)),
+        ]
         for key, title in _METHODS:
             if key in methods:
                 m = methods[key]
                 cells = [_fraction(m["by_level"].get(lv)) for lv in ["all", *levels]]
-                lines.append(f"| {title} | " + " | ".join(cells)
-                             + f" | {m['tokens_per_problem']:.0f} |")
+                lines.append(
+                    f"| {title} | " + " | ".join(cells) + f" | {m['tokens_per_problem']:.0f} |"
+                )
         pairs = held.get("ppm_pairs")
         if pairs:
             accuracy = "-" if pairs["accuracy"] is None else f"{100 * pairs['accuracy']:.0f}%"
@@ -152,11 +175,15 @@ def _summary_table(rounds: list[dict[str, Any]]) -> str:
         cells = [str(r["round"])]
         if evaluated:
             methods = r.get("heldout", {}).get("methods", {})
-            cells += [_fraction(methods.get(m, {}).get("by_level", {}).get("all"))
-                      for m, _ in _METHODS]
+            cells += [
+                _fraction(methods.get(m, {}).get("by_level", {}).get("all")) for m, _ in _METHODS
+            ]
             pairs = r.get("heldout", {}).get("ppm_pairs") or {}
-            cells.append("-" if pairs.get("accuracy") is None
-                         else f"{100 * pairs['accuracy']:.0f}% of {pairs['pairs']}")
+            cells.append(
+                "-"
+                if pairs.get("accuracy") is None
+                else f"{100 * pairs['accuracy']:.0f}% of {pairs['pairs']}"
+            )
         cells += [_fraction(r["coverage"].get(key)) for key in ["all", *levels]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -165,20 +192,32 @@ def _summary_table(rounds: list[dict[str, Any]]) -> str:
 def write_summary(run: Path, rounds: int, *, levels: dict[str, Any]) -> str:
     """Write `summary.md` and `summary.json` for the rounds that have a folder; return the
     markdown table."""
-    rows = [round_summary(run / f"round{k}", k, levels) for k in range(1, rounds + 1)
-            if (run / f"round{k}").is_dir()]
+    rows = [
+        round_summary(run / f"round{k}", k, levels)
+        for k in range(1, rounds + 1)
+        if (run / f"round{k}").is_dir()
+    ]
     state = run / "evolve_state.json"
     stages = json.loads(state.read_text(encoding="utf-8"))["stages"] if state.is_file() else {}
     seconds = sum(s.get("seconds", 0.0) for s in stages.values())
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     table = _summary_table(rows)
-    text = (f"# {run.name}: self-evolution summary\n\n{table}\n\n"
-            "Held-out columns: problems answered correctly out of the held-out split (never "
-            "trained on); majority vote and MCTS sample the same number of trajectories per "
-            "problem (see each round's report.md for levels and tokens). Coverage: training "
-            "problems with a correct trajectory in the round's trees.\n\n"
-            f"Stage time {seconds:.0f} s on {machine}.\n")
+    text = (
+        f"# {run.name}: self-evolution summary\n\n{table}\n\n"
+        "Held-out columns: problems answered correctly out of the held-out split (never "
+        "trained on); majority vote and MCTS sample the same number of trajectories per "
+        "problem (see each round's report.md for levels and tokens). Coverage: training "
+        "problems with a correct trajectory in the round's trees.\n\n"
+        f"Stage time {seconds:.0f} s on {machine}.\n"
+    )
     write_atomic(run / "summary.md", text)
-    write_json(run / "summary.json", {"rounds": rows, "stage_seconds": {
-        name: s.get("seconds") for name, s in stages.items()}, "machine": machine}, indent=1)
+    write_json(
+        run / "summary.json",
+        {
+            "rounds": rows,
+            "stage_seconds": {name: s.get("seconds") for name, s in stages.items()},
+            "machine": machine,
+        },
+        indent=1,
+    )
     return table

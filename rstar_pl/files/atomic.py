@@ -36,8 +36,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_dir", "atomic_file", "replace_folder", "replace_together", "write_atomic",
-           "write_json", "write_yaml"]
+__all__ = [
+    "atomic_dir",
+    "atomic_file",
+    "replace_folder",
+    "replace_together",
+    "write_atomic",
+    "write_json",
+    "write_yaml",
+]
 
 
 def _temporary_name(path: Path, suffix: str) -> Path:

@@ -109,7 +109,9 @@ def iter_jsonl(
         yield record, f"{path}:{number}"
 
 
-def read_jsonl(path: str | os.PathLike, *, error: type[Exception] = JSONLError) -> list[dict[str, Any]]:
+def read_jsonl(
+    path: str | os.PathLike, *, error: type[Exception] = JSONLError
+) -> list[dict[str, Any]]:
     """Every record of `path` (`iter_jsonl`); a missing file is an error."""
     return [record for record, _ in iter_jsonl(path, error=error)]
 

@@ -100,8 +100,10 @@ def is_locked(path: str | os.PathLike) -> str | None:
 
 
 def _in_use(folder: str | os.PathLike, what: str, holder: str) -> OutputInUseError:
-    return OutputInUseError(f"{what} {folder} is being written by another run ({holder}); wait "
-                            f"for it to finish or choose another {what}")
+    return OutputInUseError(
+        f"{what} {folder} is being written by another run ({holder}); wait "
+        f"for it to finish or choose another {what}"
+    )
 
 
 def check_free(folder: str | os.PathLike, name: str, *, what: str) -> None:

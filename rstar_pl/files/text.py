@@ -19,7 +19,9 @@ class NotUTF8Error(UserError):
     """A text file that is not UTF-8."""
 
 
-def not_utf8(path: str | os.PathLike, err: UnicodeDecodeError, line: int | None = None) -> NotUTF8Error:
+def not_utf8(
+    path: str | os.PathLike, err: UnicodeDecodeError, line: int | None = None
+) -> NotUTF8Error:
     """The one-line error for `err`, raised while decoding `path` (at `line`, if known)."""
     where = f"{path}:{line}" if line is not None else str(path)
     byte = err.object[err.start : err.start + 1].hex()

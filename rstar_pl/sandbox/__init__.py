@@ -206,30 +206,46 @@ class Sandbox:
         startup_timeout: float = 120.0,
     ):
         if not sys.platform.startswith("linux"):
-            raise SandboxError(f"Sandbox needs Linux (fork, seccomp, Landlock); this is {sys.platform}")
+            raise SandboxError(
+                f"Sandbox needs Linux (fork, seccomp, Landlock); this is {sys.platform}"
+            )
         if max_workers is None:
             max_workers = len(os.sched_getaffinity(0))
-        for name, value in [("timeout", timeout), ("memory_mb", memory_mb),
-                            ("output_bytes", output_bytes), ("max_workers", max_workers),
-                            ("file_mb", file_mb), ("recursion_limit", recursion_limit),
-                            ("scratch_mb", scratch_mb), ("startup_timeout", startup_timeout),
-                            ("cpu_seconds", timeout if cpu_seconds is None else cpu_seconds)]:
+        for name, value in [
+            ("timeout", timeout),
+            ("memory_mb", memory_mb),
+            ("output_bytes", output_bytes),
+            ("max_workers", max_workers),
+            ("file_mb", file_mb),
+            ("recursion_limit", recursion_limit),
+            ("scratch_mb", scratch_mb),
+            ("startup_timeout", startup_timeout),
+            ("cpu_seconds", timeout if cpu_seconds is None else cpu_seconds),
+        ]:
             if not value > 0:
                 raise UserError(f"Sandbox({name}={value!r}): must be a positive number")
         if isinstance(preimport, str):
-            raise TypeError(f"Sandbox(preimport={preimport!r}): give a list of module names, "
-                            f"e.g. [{preimport!r}]")
+            raise TypeError(
+                f"Sandbox(preimport={preimport!r}): give a list of module names, "
+                f"e.g. [{preimport!r}]"
+            )
         self.timeout = float(timeout)
         self.max_workers = int(max_workers)
         self.startup_timeout = float(startup_timeout)
         preimport = list(preimport)
         warmup_code = "".join(_WARMUP[m] for m in _WARMUP if m in preimport) if warmup else ""
         cfg = dict(
-            timeout=self.timeout, memory_mb=int(memory_mb),
+            timeout=self.timeout,
+            memory_mb=int(memory_mb),
             cpu_seconds=float(timeout if cpu_seconds is None else cpu_seconds),
-            output_bytes=int(output_bytes), max_workers=self.max_workers, file_mb=int(file_mb),
-            recursion_limit=int(recursion_limit), preimport=preimport, warmup=warmup_code,
-            scratch_mb=int(scratch_mb), base_dir=None,
+            output_bytes=int(output_bytes),
+            max_workers=self.max_workers,
+            file_mb=int(file_mb),
+            recursion_limit=int(recursion_limit),
+            preimport=preimport,
+            warmup=warmup_code,
+            scratch_mb=int(scratch_mb),
+            base_dir=None,
             sys_path=[os.path.abspath(p or os.curdir) for p in sys.path],
         )
         self._res = Resources(cfg)
@@ -248,8 +264,9 @@ class Sandbox:
         codes = list(codes)
         for i, code in enumerate(codes):
             if not isinstance(code, str):
-                raise TypeError(f"run_many: codes[{i}] is a {type(code).__name__}; "
-                                "expected str (Python source)")
+                raise TypeError(
+                    f"run_many: codes[{i}] is a {type(code).__name__}; expected str (Python source)"
+                )
         if not self._finalizer.alive:
             raise SandboxError("this Sandbox is closed; create a new one")
         if not codes:
@@ -297,8 +314,10 @@ class Sandbox:
             if message[0] == "fatal":
                 hint = ""
                 if message[1].startswith(("ModuleNotFoundError", "ImportError")):
-                    hint = (f"; every module of preimport={res.cfg['preimport']} must import "
-                            f"in {sys.executable}")
+                    hint = (
+                        f"; every module of preimport={res.cfg['preimport']} must import "
+                        f"in {sys.executable}"
+                    )
                 raise SandboxError(f"the sandbox's zygote could not start: {message[1]}{hint}")
             worker.info = message[1]
             return True
@@ -312,9 +331,12 @@ class Sandbox:
             raise SandboxError(f"the sandbox's zygote did not start: {exc}") from None
         missing = [layer for layer in _WANTED if layer not in worker.info["protections"]]
         if missing:
-            warnings.warn(f"this machine does not support {', '.join(missing)}: sandboxed runs "
-                          "are less confined (see rstar_pl.sandbox's docstring)",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"this machine does not support {', '.join(missing)}: sandboxed runs "
+                "are less confined (see rstar_pl.sandbox's docstring)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return worker
 
     def _run_unique(self, unique: list[str]) -> dict[str, ExecResult]:
@@ -344,9 +366,16 @@ class Sandbox:
                 self._res.stop_worker()
                 if attempt == 1:
                     for job in jobs:
-                        fields.setdefault(job, dict(
-                            stdout=b"", stderr=b"", timed_out=False, seconds=0.0,
-                            error=f"SandboxError: the sandbox's zygote died ({exc})"))
+                        fields.setdefault(
+                            job,
+                            dict(
+                                stdout=b"",
+                                stderr=b"",
+                                timed_out=False,
+                                seconds=0.0,
+                                error=f"SandboxError: the sandbox's zygote died ({exc})",
+                            ),
+                        )
         return {
             code: ExecResult(
                 stdout=f["stdout"].decode("utf-8", "replace"),

@@ -53,8 +53,13 @@ class Worker:
         argv = [sys.executable, "-s", "-X", "utf8", str(_ZYGOTE), str(theirs.fileno())]
         try:
             self.proc = subprocess.Popen(
-                argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, env=env, start_new_session=True)
+                argv,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         finally:
             theirs.close()
         self.sock = ours
@@ -80,7 +85,7 @@ class Worker:
             for _, mask in ready:
                 try:
                     if mask & selectors.EVENT_WRITE:
-                        sent += self.sock.send(view[sent:sent + (1 << 20)])
+                        sent += self.sock.send(view[sent : sent + (1 << 20)])
                     if not mask & selectors.EVENT_READ:
                         continue
                     data = self.sock.recv(1 << 20)

@@ -152,7 +152,9 @@ class _PathBeneath(ctypes.Structure):
 
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version, 0 when Landlock is absent or disabled."""
-    version = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    version = _libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1)
+    )
     return max(0, int(version))
 
 
@@ -161,9 +163,21 @@ _LANDLOCK_ABI = landlock_abi()  # asked once, in the zygote; the kernel's answer
 
 # Read by the standard library or glibc outside the installation (time zone,
 # user names, the dynamic linker's cache, randomness, the CPU count).
-_SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/etc/ld.so.cache",
-                    "/etc/localtime", "/etc/passwd", "/etc/group", "/dev/urandom",
-                    "/dev/random", "/dev/zero", "/sys/devices/system/cpu")
+_SYSTEM_READABLE = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/libx32",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/zero",
+    "/sys/devices/system/cpu",
+)
 
 
 def readable_roots(sys_path: list[str]) -> list[str]:
@@ -175,8 +189,14 @@ def readable_roots(sys_path: list[str]) -> list[str]:
     """
     import sys
 
-    paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-             *sys_path, *_SYSTEM_READABLE}
+    paths = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        *sys_path,
+        *_SYSTEM_READABLE,
+    }
     with open("/proc/self/maps") as maps:
         for line in maps:
             fields = line.split(maxsplit=5)
@@ -213,7 +233,9 @@ def apply_landlock(run_dir: str, read_roots: list[str], abi: int) -> None:
         fs |= _FS_IOCTL_DEV
     attr = _RulesetAttr(fs, _NET_TCP if abi >= 4 else 0, _SCOPE_ALL if abi >= 6 else 0)
     size = 8 if abi < 4 else 16 if abi < 6 else 24
-    ruleset = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
+    ruleset = _libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0
+    )
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
@@ -236,42 +258,144 @@ _ARCH = {
     "x86_64": dict(
         audit=0xC000003E,
         deny=dict(
-            fork=57, vfork=58, execve=59, execveat=322, socket=41, tkill=200,
-            pidfd_open=434, pidfd_send_signal=424, pidfd_getfd=438,
-            ptrace=101, process_vm_readv=310, process_vm_writev=311, kcmp=312,
-            unshare=272, setns=308, mount=165, umount2=166, pivot_root=155, chroot=161,
-            open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
-            mount_setattr=442, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
-            bpf=321, perf_event_open=298, userfaultfd=323, keyctl=250, add_key=248,
-            request_key=249, name_to_handle_at=303, open_by_handle_at=304,
-            msgget=68, semget=64, shmget=29, mq_open=240,
-            chmod=90, fchmod=91, fchmodat=268, fchmodat2=452, chown=92, fchown=93, lchown=94,
-            fchownat=260, setxattr=188, lsetxattr=189, fsetxattr=190, removexattr=197,
-            lremovexattr=198, fremovexattr=199, init_module=175, finit_module=313,
-            delete_module=176, kexec_load=246, kexec_file_load=320, reboot=169,
-            swapon=167, swapoff=168, acct=163,
+            fork=57,
+            vfork=58,
+            execve=59,
+            execveat=322,
+            socket=41,
+            tkill=200,
+            pidfd_open=434,
+            pidfd_send_signal=424,
+            pidfd_getfd=438,
+            ptrace=101,
+            process_vm_readv=310,
+            process_vm_writev=311,
+            kcmp=312,
+            unshare=272,
+            setns=308,
+            mount=165,
+            umount2=166,
+            pivot_root=155,
+            chroot=161,
+            open_tree=428,
+            move_mount=429,
+            fsopen=430,
+            fsconfig=431,
+            fsmount=432,
+            fspick=433,
+            mount_setattr=442,
+            io_uring_setup=425,
+            io_uring_enter=426,
+            io_uring_register=427,
+            bpf=321,
+            perf_event_open=298,
+            userfaultfd=323,
+            keyctl=250,
+            add_key=248,
+            request_key=249,
+            name_to_handle_at=303,
+            open_by_handle_at=304,
+            msgget=68,
+            semget=64,
+            shmget=29,
+            mq_open=240,
+            chmod=90,
+            fchmod=91,
+            fchmodat=268,
+            fchmodat2=452,
+            chown=92,
+            fchown=93,
+            lchown=94,
+            fchownat=260,
+            setxattr=188,
+            lsetxattr=189,
+            fsetxattr=190,
+            removexattr=197,
+            lremovexattr=198,
+            fremovexattr=199,
+            init_module=175,
+            finit_module=313,
+            delete_module=176,
+            kexec_load=246,
+            kexec_file_load=320,
+            reboot=169,
+            swapon=167,
+            swapoff=168,
+            acct=163,
         ),
-        clone=56, clone3=435, kill=62, prctl=157,
+        clone=56,
+        clone3=435,
+        kill=62,
+        prctl=157,
         own_pid_first=(234, 129, 297),  # tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo
     ),
     "aarch64": dict(
         audit=0xC00000B7,
         deny=dict(
-            execve=221, execveat=281, socket=198, tkill=130,
-            pidfd_open=434, pidfd_send_signal=424, pidfd_getfd=438,
-            ptrace=117, process_vm_readv=270, process_vm_writev=271, kcmp=272,
-            unshare=97, setns=268, mount=40, umount2=39, pivot_root=41, chroot=51,
-            open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
-            mount_setattr=442, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
-            bpf=280, perf_event_open=241, userfaultfd=282, keyctl=219, add_key=217,
-            request_key=218, name_to_handle_at=264, open_by_handle_at=265,
-            msgget=186, semget=190, shmget=194, mq_open=180,
-            fchmod=52, fchmodat=53, fchmodat2=452, fchown=55, fchownat=54,
-            setxattr=5, lsetxattr=6, fsetxattr=7, removexattr=14, lremovexattr=15,
-            fremovexattr=16, init_module=105, finit_module=273, delete_module=106,
-            kexec_load=104, kexec_file_load=294, reboot=142, swapon=224, swapoff=225, acct=89,
+            execve=221,
+            execveat=281,
+            socket=198,
+            tkill=130,
+            pidfd_open=434,
+            pidfd_send_signal=424,
+            pidfd_getfd=438,
+            ptrace=117,
+            process_vm_readv=270,
+            process_vm_writev=271,
+            kcmp=272,
+            unshare=97,
+            setns=268,
+            mount=40,
+            umount2=39,
+            pivot_root=41,
+            chroot=51,
+            open_tree=428,
+            move_mount=429,
+            fsopen=430,
+            fsconfig=431,
+            fsmount=432,
+            fspick=433,
+            mount_setattr=442,
+            io_uring_setup=425,
+            io_uring_enter=426,
+            io_uring_register=427,
+            bpf=280,
+            perf_event_open=241,
+            userfaultfd=282,
+            keyctl=219,
+            add_key=217,
+            request_key=218,
+            name_to_handle_at=264,
+            open_by_handle_at=265,
+            msgget=186,
+            semget=190,
+            shmget=194,
+            mq_open=180,
+            fchmod=52,
+            fchmodat=53,
+            fchmodat2=452,
+            fchown=55,
+            fchownat=54,
+            setxattr=5,
+            lsetxattr=6,
+            fsetxattr=7,
+            removexattr=14,
+            lremovexattr=15,
+            fremovexattr=16,
+            init_module=105,
+            finit_module=273,
+            delete_module=106,
+            kexec_load=104,
+            kexec_file_load=294,
+            reboot=142,
+            swapon=224,
+            swapoff=225,
+            acct=89,
         ),
-        clone=220, clone3=435, kill=129, prctl=167,
+        clone=220,
+        clone3=435,
+        kill=129,
+        prctl=167,
         own_pid_first=(131, 138, 240),
     ),
 }
@@ -360,7 +484,9 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-_SECCOMP_PROGRAM = _seccomp_program(_ARCH[platform.machine()]) if platform.machine() in _ARCH else None
+_SECCOMP_PROGRAM = (
+    _seccomp_program(_ARCH[platform.machine()]) if platform.machine() in _ARCH else None
+)
 # The filter in C memory, assembled once in the zygote: every forked run patches
 # its own copy of these pages with its pid, so a run does little Python to install it.
 if _SECCOMP_PROGRAM is not None:
@@ -420,8 +546,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def drop_root(keep_read_search: bool) -> None:

@@ -131,8 +131,10 @@ def serve(sock: socket.socket, spawn, chunk: int) -> None:
                     pid, fds = spawn(run_dir)
                     kids[pid] = fds[4]  # before telling: if the zygote has gone, still reaped below
                     sel.register(fds[4], selectors.EVENT_READ, pid)
-                    sock.sendmsg([b"%d %s" % (pid, request)],
-                                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                    sock.sendmsg(
+                        [b"%d %s" % (pid, request)],
+                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
+                    )
                     for fd in fds[:4]:
                         os.close(fd)
                 else:

@@ -25,6 +25,6 @@ def unframe(buffer: bytearray) -> list:
         (size,) = struct.unpack_from(">I", buffer)
         if len(buffer) < 4 + size:
             break
-        messages.append(pickle.loads(buffer[4:4 + size]))
-        del buffer[:4 + size]
+        messages.append(pickle.loads(buffer[4 : 4 + size]))
+        del buffer[: 4 + size]
     return messages

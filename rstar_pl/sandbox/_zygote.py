@@ -65,7 +65,9 @@ _READ_CHUNK = 65536
 
 def _load(name: str):
     """A sibling module, by file path (this script is not run as part of the package)."""
-    spec = importlib.util.spec_from_file_location(f"_rstar_sandbox{name}", os.path.join(_HERE, f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(
+        f"_rstar_sandbox{name}", os.path.join(_HERE, f"{name}.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -101,11 +103,31 @@ def _remove_tree(path: str) -> None:
 class _Child:
     """One forked process: a spare until it is given a job."""
 
-    __slots__ = ("pid", "pidfd", "run_dir", "out", "err", "status", "fds", "code_fd",
-                 "pending_code", "job", "started", "deadline", "stop", "reported")
+    __slots__ = (
+        "pid",
+        "pidfd",
+        "run_dir",
+        "out",
+        "err",
+        "status",
+        "fds",
+        "code_fd",
+        "pending_code",
+        "job",
+        "started",
+        "deadline",
+        "stop",
+        "reported",
+    )
 
     def __init__(self, pid, pidfd, run_dir, fds, code_fd):
-        self.pid, self.pidfd, self.run_dir, self.fds, self.code_fd = pid, pidfd, run_dir, fds, code_fd
+        self.pid, self.pidfd, self.run_dir, self.fds, self.code_fd = (
+            pid,
+            pidfd,
+            run_dir,
+            fds,
+            code_fd,
+        )
         self.out, self.err, self.status = bytearray(), bytearray(), bytearray()
         self.pending_code = b""
         self.job = None  # the caller's job id; -1 for the probe
@@ -148,16 +170,23 @@ class Zygote:
             os.setsid()
             devnull = os.open("/dev/null", os.O_RDWR)
             # Move the sources out of the way first so that no dup2 overwrites one still needed.
-            sources = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (devnull, out_w, err_w, st_w, code_r)]
+            sources = [
+                fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (devnull, out_w, err_w, st_w, code_r)
+            ]
             for dst, src in enumerate(sources):
                 os.dup2(src, dst)
             os.closerange(5, 1 << 20)
             os.mkdir(run_dir, 0o700)
             cfg = self.cfg
             layers = confine.confine(
-                run_dir, memory_mb=cfg["memory_mb"], cpu_seconds=cfg["cpu_seconds"],
-                file_mb=cfg["file_mb"], read_roots=self.read_roots, zygote_pid=self.pid,
-                required=self.required)
+                run_dir,
+                memory_mb=cfg["memory_mb"],
+                cpu_seconds=cfg["cpu_seconds"],
+                file_mb=cfg["file_mb"],
+                read_roots=self.read_roots,
+                zygote_pid=self.pid,
+                required=self.required,
+            )
             if probe:
                 _write(3, ("probe\n" + json.dumps(layers) + "\0").encode())
                 _exit(0)
@@ -169,9 +198,11 @@ class Zygote:
             signal.signal(signal.SIGINT, signal.default_int_handler)  # the zygote ignores it
             sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), "utf-8")
             sys.stdout = sys.__stdout__ = io.TextIOWrapper(
-                io.FileIO(1, "w", closefd=False), "utf-8", "backslashreplace", line_buffering=True)
+                io.FileIO(1, "w", closefd=False), "utf-8", "backslashreplace", line_buffering=True
+            )
             sys.stderr = sys.__stderr__ = io.TextIOWrapper(
-                io.FileIO(2, "w", closefd=False), "utf-8", "backslashreplace", line_buffering=True)
+                io.FileIO(2, "w", closefd=False), "utf-8", "backslashreplace", line_buffering=True
+            )
             streams = (sys.stdout, sys.stderr)
             if "tempfile" in sys.modules:
                 sys.modules["tempfile"].tempdir = run_dir
@@ -281,7 +312,7 @@ class Zygote:
             fds = array.array("i")
             for level, kind, payload in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
             pid, _, rest = os.fsdecode(data).partition(" ")
             if len(fds) == 5:  # "PID RUN_DIR": a new spare
                 self.forking -= 1
@@ -317,8 +348,12 @@ class Zygote:
             child.status += data[: _STATUS_CAP - len(child.status)]
             # A complete status reports the run at once; anything else (the
             # program may write to fd 3 too) waits for the child's exit status.
-            if (child.status.endswith(b"\0") and child.status.startswith((b"ok\n", b"error\n"))
-                    and child.job is not None and not child.reported):
+            if (
+                child.status.endswith(b"\0")
+                and child.status.startswith((b"ok\n", b"error\n"))
+                and child.job is not None
+                and not child.reported
+            ):
                 self._report(child, None, 0.0)
             return True
         buf = child.out if kind == "out" else child.err
@@ -345,7 +380,7 @@ class Zygote:
     def _write_code(self, child: _Child) -> None:
         try:
             while child.pending_code:
-                n = os.write(child.code_fd, child.pending_code[:_READ_CHUNK * 4])
+                n = os.write(child.code_fd, child.pending_code[: _READ_CHUNK * 4])
                 child.pending_code = child.pending_code[n:]
         except BlockingIOError:
             if child.code_fd not in self.sel.get_map():
@@ -377,10 +412,13 @@ class Zygote:
         if child.job == -1:
             self.probe_status = bytes(child.status)
             return
-        fields = dict(stdout=bytes(child.out), stderr=bytes(child.err),
-                      seconds=time.monotonic() - child.started,
-                      timed_out=child.stop == "timeout",
-                      error=self._error(child, wait_status, cpu))
+        fields = dict(
+            stdout=bytes(child.out),
+            stderr=bytes(child.err),
+            seconds=time.monotonic() - child.started,
+            timed_out=child.stop == "timeout",
+            error=self._error(child, wait_status, cpu),
+        )
         self._send(("result", child.job, fields))
 
     def _error(self, child: _Child, wait_status: int | None, cpu: float) -> str | None:
@@ -388,8 +426,10 @@ class Zygote:
         if child.stop == "timeout":
             return f"Timeout: the run took longer than {cfg['timeout']:g} s (wall clock) and was killed"
         if child.stop == "output":
-            return (f"OutputLimit: the run wrote more than {cfg['output_bytes']} bytes "
-                    "to stdout or stderr and was killed")
+            return (
+                f"OutputLimit: the run wrote more than {cfg['output_bytes']} bytes "
+                "to stdout or stderr and was killed"
+            )
         status = bytes(child.status).rstrip(b"\0").decode("utf-8", "replace")
         kind, _, message = status.partition("\n")
         if kind == "ok":
@@ -577,7 +617,9 @@ def serve(ctl: socket.socket) -> None:
         zygote.required = frozenset(layers)
         if scratch:
             layers.append("private-tmpfs")
-        forks.collapse_memory(confine._libc)  # last, so that little is written to the shared huge pages after
+        forks.collapse_memory(
+            confine._libc
+        )  # last, so that little is written to the shared huge pages after
         zygote.start_forker()
         ctl.sendall(wire.frame(("ready", {"protections": layers})))
         zygote.loop()

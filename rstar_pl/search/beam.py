@@ -77,8 +77,10 @@ def run_beam(
         return trees, [ranked_trajectories(t, f) for t, f in zip(trees, beam.finished)]
     ranked = []
     for tree, finished in zip(trees, beam.finished):
-        scored = sorted(((path_score(tree, end, config.aggregate), end) for end in finished),
-                        key=lambda se: -se[0])  # stable: ties keep finishing order
+        scored = sorted(
+            ((path_score(tree, end, config.aggregate), end) for end in finished),
+            key=lambda se: -se[0],
+        )  # stable: ties keep finishing order
         ranked.append([trajectory(tree, end, score) for score, end in scored])
     return trees, ranked
 

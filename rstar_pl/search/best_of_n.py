@@ -61,8 +61,7 @@ def run_best_of_n(
         n=1,
         sampling=config.sampling,
         max_depth=config.max_depth,
-        score="none" if env.scorer is None else "terminal" if config.aggregate == "last"
-        else "all",
+        score="none" if env.scorer is None else "terminal" if config.aggregate == "last" else "all",
         dedupe=False,
     )
     run_lockstep(

@@ -77,6 +77,13 @@ def training_marks(trees: Sequence[Tree], config=None) -> Marks:
         if chosen is None or rejected is None:
             marks.unmatched += 1
             continue
-        marks.pairs.append(PairMark(record["kind"], chosen, rejected,
-                                    float(record["chosen_q"]), float(record["rejected_q"])))
+        marks.pairs.append(
+            PairMark(
+                record["kind"],
+                chosen,
+                rejected,
+                float(record["chosen_q"]),
+                float(record["rejected_q"]),
+            )
+        )
     return marks

@@ -43,9 +43,14 @@ def verdict(tree: Tree, node: int) -> str | None:
     return "correct" if tree.correct[node] else "wrong"
 
 
-def _node_view(tree: Tree, t: int, node: int, on_paths: dict[int, list[int]],
-               notes: dict[tuple[int, int], list[dict[str, Any]]],
-               classes: dict[tuple[int, int], set[str]]) -> dict[str, Any]:
+def _node_view(
+    tree: Tree,
+    t: int,
+    node: int,
+    on_paths: dict[int, list[int]],
+    notes: dict[tuple[int, int], list[dict[str, Any]]],
+    classes: dict[tuple[int, int], set[str]],
+) -> dict[str, Any]:
     visits = tree.visits[node]
     return {
         "anchor": f"t{t}-n{node}",
@@ -80,7 +85,8 @@ def _tree_view(tree: Tree, t: int, marks: Marks) -> dict[str, Any]:
         for node in tree.path(terminal)[1:]:
             classes.setdefault((t, node), set()).add("sft")
         notes.setdefault((t, terminal), []).append(
-            {"kind": "sft", "text": f"SFT pick {rank}", "anchor": None, "label": None})
+            {"kind": "sft", "text": f"SFT pick {rank}", "anchor": None, "label": None}
+        )
 
     def ref(where: tuple[int, int]) -> tuple[str, str]:
         label = f"#{where[1]}" if where[0] == t else f"tree {where[0]} #{where[1]}"
@@ -91,15 +97,25 @@ def _tree_view(tree: Tree, t: int, marks: Marks) -> dict[str, Any]:
         if pair.chosen[0] == t:
             classes.setdefault(pair.chosen, set()).add("chosen")
             anchor, label = ref(pair.rejected)
-            notes.setdefault(pair.chosen, []).append({
-                "kind": "chosen", "anchor": anchor, "label": label,
-                "text": f"{pair.kind} pair, chosen (Q {pair.chosen_q:+.3f}) over"})
+            notes.setdefault(pair.chosen, []).append(
+                {
+                    "kind": "chosen",
+                    "anchor": anchor,
+                    "label": label,
+                    "text": f"{pair.kind} pair, chosen (Q {pair.chosen_q:+.3f}) over",
+                }
+            )
         if pair.rejected[0] == t:
             classes.setdefault(pair.rejected, set()).add("rejected")
             anchor, label = ref(pair.chosen)
-            notes.setdefault(pair.rejected, []).append({
-                "kind": "rejected", "anchor": anchor, "label": label,
-                "text": f"{pair.kind} pair, rejected (Q {pair.rejected_q:+.3f}) against"})
+            notes.setdefault(pair.rejected, []).append(
+                {
+                    "kind": "rejected",
+                    "anchor": anchor,
+                    "label": label,
+                    "text": f"{pair.kind} pair, rejected (Q {pair.rejected_q:+.3f}) against",
+                }
+            )
         if t in (pair.chosen[0], pair.rejected[0]):
             pairs_here.append(pair)
     views = [_node_view(tree, t, i, on_paths, notes, classes) for i in range(len(tree))]
@@ -108,25 +124,38 @@ def _tree_view(tree: Tree, t: int, marks: Marks) -> dict[str, Any]:
             view["classes"] = sorted({*view["classes"], "on-rollout"})
     for i in range(1, len(tree)):
         views[tree.parent[i]]["children"].append(views[i])
-    rollouts = [{
-        "index": r,
-        "path": path,
-        "reward": reward,
-        "terminal": path[-1],
-        "verdict": verdict(tree, path[-1]) or "unfinished",
-    } for r, (path, reward) in enumerate(tree.rollouts)]
+    rollouts = [
+        {
+            "index": r,
+            "path": path,
+            "reward": reward,
+            "terminal": path[-1],
+            "verdict": verdict(tree, path[-1]) or "unfinished",
+        }
+        for r, (path, reward) in enumerate(tree.rollouts)
+    ]
     solved = any(tree.correct[p[-1]] is True for p, _ in tree.rollouts)
-    return {"index": t, "attempt": tree.attempt, "seed": tree.seed, "meta": tree.meta,
-            "root": views[0], "rollouts": rollouts, "nodes": len(tree), "solved": solved,
-            "pairs": len(pairs_here),
-            "sft": [(rank, node) for rank, mt, node in marks.sft if mt == t]}
+    return {
+        "index": t,
+        "attempt": tree.attempt,
+        "seed": tree.seed,
+        "meta": tree.meta,
+        "root": views[0],
+        "rollouts": rollouts,
+        "nodes": len(tree),
+        "solved": solved,
+        "pairs": len(pairs_here),
+        "sft": [(rank, node) for rank, mt, node in marks.sft if mt == t],
+    }
 
 
 @lru_cache(maxsize=1)
 def _assets() -> tuple[str, str, str]:
     folder = resources.files("rstar_pl.viewer") / "static"
-    return tuple((folder / name).read_text(encoding="utf-8")
-                 for name in ("tree.html.j2", "viewer.css", "viewer.js"))  # type: ignore[return-value]
+    return tuple(
+        (folder / name).read_text(encoding="utf-8")
+        for name in ("tree.html.j2", "viewer.css", "viewer.js")
+    )  # type: ignore[return-value]
 
 
 def render_page(trees: Sequence[Tree], marks: Marks, *, source: str = "") -> str:
@@ -136,14 +165,21 @@ def render_page(trees: Sequence[Tree], marks: Marks, *, source: str = "") -> str
     if not trees:
         raise ValueError("render_page: no trees to show")
     template_text, css, js = _assets()
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters["signed"] = lambda v: "—" if v is None else f"{v:+.3f}"
     template = env.from_string(template_text)
     first = trees[0]
     return template.render(
-        problem_id=first.problem_id, question=first.question, reference=first.reference,
+        problem_id=first.problem_id,
+        question=first.question,
+        reference=first.reference,
         trees=[_tree_view(tree, t, marks) for t, tree in enumerate(trees)],
-        sft_count=len(marks.sft), pair_count=len(marks.pairs), unmatched=marks.unmatched,
-        source=source, css=css, js=js,
+        sft_count=len(marks.sft),
+        pair_count=len(marks.pairs),
+        unmatched=marks.unmatched,
+        source=source,
+        css=css,
+        js=js,
     )

@@ -57,18 +57,28 @@ class Recorder(Callback):
         self.grad_norms.append(trainer.callback_metrics["train/grad_norm"].item())
 
 
-def build(settings: dict, model_dir: str | None = None) -> tuple[L.LightningModule, L.LightningDataModule]:
+def build(
+    settings: dict, model_dir: str | None = None
+) -> tuple[L.LightningModule, L.LightningDataModule]:
     """The stage's module and datamodule as the test's single-process reference builds them too."""
     from datamodules import PairDataModule, SFTDataModule
     from modules import PolicyModule, PPMModule
 
     model_dir = model_dir or settings["model"]
-    common = {"lr": settings["lr"], "warmup_steps": 1, "fsdp": settings.get("fsdp"),
-              "gradient_checkpointing": settings.get("gradient_checkpointing", False)}
+    common = {
+        "lr": settings["lr"],
+        "warmup_steps": 1,
+        "fsdp": settings.get("fsdp"),
+        "gradient_checkpointing": settings.get("gradient_checkpointing", False),
+    }
     if settings["stage"] == "policy":
-        dm = SFTDataModule(model_dir, [settings["data"]], max_length=256, batch_size=settings["batch_size"], seed=0)
+        dm = SFTDataModule(
+            model_dir, [settings["data"]], max_length=256, batch_size=settings["batch_size"], seed=0
+        )
         return PolicyModule(model_dir, vocab_size=dm.vocab_size, **common), dm
-    dm = PairDataModule(model_dir, [settings["data"]], max_length=256, batch_size=settings["batch_size"], seed=0)
+    dm = PairDataModule(
+        model_dir, [settings["data"]], max_length=256, batch_size=settings["batch_size"], seed=0
+    )
     return PPMModule(model_dir, vocab_size=dm.vocab_size, **common), dm
 
 
@@ -76,12 +86,25 @@ def fit(settings: dict, run_dir: Path, recorder: Recorder, ckpt_path: str | None
     L.seed_everything(0)
     module, dm = build(settings)
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy=FSDP2Strategy(), max_steps=settings["max_steps"],
-        gradient_clip_val=1.0, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=run_dir,
-        callbacks=[recorder, GradNormMonitor(), ModelCheckpoint(dirpath=run_dir / "checkpoints", every_n_train_steps=1,
-                                             save_last=True, save_top_k=0),
-                   HFExport(str(run_dir / "export"))],
+        accelerator="cpu",
+        devices=2,
+        strategy=FSDP2Strategy(),
+        max_steps=settings["max_steps"],
+        gradient_clip_val=1.0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=run_dir,
+        callbacks=[
+            recorder,
+            GradNormMonitor(),
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints", every_n_train_steps=1, save_last=True, save_top_k=0
+            ),
+            HFExport(str(run_dir / "export")),
+        ],
     )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return trainer, module
@@ -99,13 +122,16 @@ def precision_probe(settings: dict) -> dict:
     from modules.losses import pairwise_preference_loss, response_lm_loss
 
     module, dm = build({**settings, "fsdp": {"param_dtype": "bfloat16", "reduce_dtype": "float32"}})
-    module._device_mesh = init_device_mesh("cpu", (2, 1), mesh_dim_names=("data_parallel", "tensor_parallel"))
+    module._device_mesh = init_device_mesh(
+        "cpu", (2, 1), mesh_dim_names=("data_parallel", "tensor_parallel")
+    )
     module.configure_model()
     seen = {}
 
     def record(key):
         def hook(mod, args, output):
             seen[key] = (mod.weight.dtype, args[0].dtype, output.dtype)
+
         return hook
 
     decoder_layers(module.model)[0].self_attn.q_proj.register_forward_hook(record("layer"))
@@ -122,16 +148,24 @@ def precision_probe(settings: dict) -> dict:
     loss.backward()
     seen["master"] = sorted({str(p.dtype) for p in module.parameters()})
     seen["grads"] = sorted({str(p.grad.dtype) for p in module.parameters() if p.grad is not None})
-    return {k: tuple(map(str, v)) if isinstance(v, tuple) else str(v) if isinstance(v, torch.dtype) else v
-            for k, v in seen.items()}
+    return {
+        k: tuple(map(str, v))
+        if isinstance(v, tuple)
+        else str(v)
+        if isinstance(v, torch.dtype)
+        else v
+        for k, v in seen.items()
+    }
 
 
 def main(settings: dict, out: Path) -> None:
     full = Recorder()
     trainer, module = fit(settings, out / "full", full)
     rank = trainer.global_rank
-    shapes = {name: (tuple(p.shape), tuple(p.to_local().shape), type(p).__name__)
-              for name, p in module.named_parameters()}
+    shapes = {
+        name: (tuple(p.shape), tuple(p.to_local().shape), type(p).__name__)
+        for name, p in module.named_parameters()
+    }
     shards_full = local_shards(module)
 
     crashed = Recorder(crash_at=settings["crash_at"])
@@ -143,16 +177,23 @@ def main(settings: dict, out: Path) -> None:
     resumed = Recorder()
     trainer, module = fit(settings, out / "crashed", resumed, ckpt_path="last")
 
-    torch.save({
-        "losses": full.losses,
-        "grad_norms": full.grad_norms,
-        "batches": {"full": full.batches, "crashed": crashed.batches, "resumed": resumed.batches},
-        "global_step": trainer.global_step,
-        "shapes": shapes,
-        "shards": {"full": shards_full, "resumed": local_shards(module)},
-        "world_size": trainer.world_size,
-        "precision": precision_probe(settings),
-    }, out / f"rank{rank}.pt")
+    torch.save(
+        {
+            "losses": full.losses,
+            "grad_norms": full.grad_norms,
+            "batches": {
+                "full": full.batches,
+                "crashed": crashed.batches,
+                "resumed": resumed.batches,
+            },
+            "global_step": trainer.global_step,
+            "shapes": shapes,
+            "shards": {"full": shards_full, "resumed": local_shards(module)},
+            "world_size": trainer.world_size,
+            "precision": precision_probe(settings),
+        },
+        out / f"rank{rank}.pt",
+    )
 
 
 if __name__ == "__main__":

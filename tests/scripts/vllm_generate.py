@@ -25,5 +25,12 @@ if __name__ == "__main__":
     big = backend.generate(many, n=4, max_tokens=32, temperature=1.0, seed=list(range(64)))
     dump = lambda batch: [[c.__dict__ for c in row] for row in batch]  # noqa: E731
     with open(out_path, "w") as f:
-        json.dump({"sampled": dump(sampled), "again": dump(again), "greedy": dump(greedy),
-                   "big": dump(big)}, f)
+        json.dump(
+            {
+                "sampled": dump(sampled),
+                "again": dump(again),
+                "greedy": dump(greedy),
+                "big": dump(big),
+            },
+            f,
+        )

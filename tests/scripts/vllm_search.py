@@ -30,27 +30,72 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def config_args(policy: str, ppm: str, out: Path, small: bool = False) -> list[str]:
-    engine = {"max_model_len": 1024, "enforce_eager": True, "block_size": 32,
-              "kv_cache_memory_bytes": 2**28, "gpu_memory_utilization": 0.05}
+    engine = {
+        "max_model_len": 1024,
+        "enforce_eager": True,
+        "block_size": 32,
+        "kv_cache_memory_bytes": 2**28,
+        "gpu_memory_utilization": 0.05,
+    }
     backend = {"model": policy, **engine}
     # float32 like the transformers scorer it is compared with ("auto" is bfloat16 on CPU)
     scorer = {"path": ppm, "max_length": 64, **engine, "max_model_len": 64, "dtype": "float32"}
-    size = ["--problems.limit", "3", "--schedule", "[6]", "--search.n", "6",
-            "--search.sampling.max_tokens", "40"]
+    size = [
+        "--problems.limit",
+        "3",
+        "--schedule",
+        "[6]",
+        "--search.n",
+        "6",
+        "--search.sampling.max_tokens",
+        "40",
+    ]
     if small:  # a real model: round 1's few-shot prompt and stops, so that it writes steps
         backend["max_model_len"] = 2048  # the prompt alone is about 600 tokens
-        size = ["--problems.limit", "2", "--schedule", "[2]", "--search.n", "4",
-                "--search.max_depth", "4", "--search.few_shot", "true",
-                "--search.sampling", json.dumps({
-                    "temperature": 0.7, "top_p": 0.95, "max_tokens": 64,
-                    "stop": ["<end_of_step>", "<end_of_code>", "<end_of_answer>",
-                             "<end_of_output>"]})]
+        size = [
+            "--problems.limit",
+            "2",
+            "--schedule",
+            "[2]",
+            "--search.n",
+            "4",
+            "--search.max_depth",
+            "4",
+            "--search.few_shot",
+            "true",
+            "--search.sampling",
+            json.dumps(
+                {
+                    "temperature": 0.7,
+                    "top_p": 0.95,
+                    "max_tokens": 64,
+                    "stop": [
+                        "<end_of_step>",
+                        "<end_of_code>",
+                        "<end_of_answer>",
+                        "<end_of_output>",
+                    ],
+                }
+            ),
+        ]
     return [
-        "--config", str(ROOT / "configs/search/scripted.yaml"), "--out_dir", str(out), *size,
-        "--search.annotation", "ppm",
-        "--sandbox", '{"timeout": 120}',
-        "--backend.kind", "rstar_pl.backends.vllm:VLLMBackend", "--backend.args", json.dumps(backend),
-        "--scorer.kind", "rstar_pl.backends.vllm:VLLMScorer", "--scorer.args", json.dumps(scorer),
+        "--config",
+        str(ROOT / "configs/search/scripted.yaml"),
+        "--out_dir",
+        str(out),
+        *size,
+        "--search.annotation",
+        "ppm",
+        "--sandbox",
+        '{"timeout": 120}',
+        "--backend.kind",
+        "rstar_pl.backends.vllm:VLLMBackend",
+        "--backend.args",
+        json.dumps(backend),
+        "--scorer.kind",
+        "rstar_pl.backends.vllm:VLLMScorer",
+        "--scorer.args",
+        json.dumps(scorer),
     ]
 
 
@@ -80,7 +125,8 @@ def main() -> None:
             result["cache_again"] = backend.cache_stats()
             # one tree per batch: every prompt at other batch positions than above
             alone, dumped_alone = parse_config(
-                [*config_args(policy, ppm, work / "alone"), "--batch_size", "1"])
+                [*config_args(policy, ppm, work / "alone"), "--batch_size", "1"]
+            )
             generate(alone, env=env, dumped=dumped_alone)
             result["ppm_cache"] = scorer.cache_stats()
             # the policy engine was started last here: the process's Prometheus
