@@ -167,7 +167,7 @@ def test_jsonl_bad_line_is_named(tmp_path):
     (tmp_path / "aime2024_test.jsonl").write_text(
         '{"index": 0, "question": "q", "answer": "1"}\n{oops\n'
     )
-    with pytest.raises(TaskDataError, match="line 2 is not valid JSON"):
+    with pytest.raises(TaskDataError, match=r"aime2024_test.jsonl:2: not valid JSON"):
         load_problems("aime2024", data_dir=tmp_path)
 
 

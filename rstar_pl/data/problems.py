@@ -166,22 +166,15 @@ def builtin_path(name: str) -> Path:
 
 
 def _read_file(path: Path) -> list[Any]:
-    """The records of a JSON list (or `{"problems": [...]}`) or JSONL file."""
-    from rstar_pl.files import read_utf8
+    """The records of a JSON list (or `{"problems": [...]}`) or JSONL file (read as every
+    JSONL file is, `rstar_pl.files.read_jsonl`)."""
+    from rstar_pl.files import read_jsonl, read_utf8
 
     if not path.is_file():
         raise ProblemError(f"{path}: file not found")
-    text = read_utf8(path)
     if path.suffix == ".jsonl":
-        records = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ProblemError(f"{path}: line {number} is not valid JSON: {err.msg}") from None
-        return records
+        return read_jsonl(path, error=ProblemError)
+    text = read_utf8(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
