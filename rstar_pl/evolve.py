@@ -277,7 +277,13 @@ def generate_values(config: EvolveConfig, paths: RunPaths, k: int) -> dict[str, 
     values["seed"] = config.seed
     problems = _train_problems(config, paths)
     if problems is not None:
-        values["problems"] = problems
+        # the run's problems replace the search file's; what the overrides say of them
+        # (a `limit`, field names) still applies
+        given = [
+            layer.get("problems") or {}
+            for layer in (config.search_overrides, spec.search_overrides)
+        ]
+        values["problems"] = _merge(_merge(problems, given[0]), given[1])
     if k > 1:
         backend = values.setdefault("backend", {})
         if backend.get("kind", "scripted") != "scripted":

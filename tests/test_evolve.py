@@ -132,6 +132,18 @@ def test_demo_config_rounds_use_the_paper_configs_and_the_previous_round(tmp_pat
     assert fit["policy"]["trainer"]["accelerator"] == "cpu"
 
 
+def test_problem_settings_of_the_overrides_reach_the_rounds_problems(tmp_path):
+    """The run's problem file replaces the search config's; a `limit` in the global or a
+    round's overrides still applies to it (round 2 of the demo can take fewer problems)."""
+    changes = {"search_overrides": {"problems": {"limit": 300}}}
+    config, _, _ = parse_config(["--config", str(_config(tmp_path, changes))])
+    config.rounds[1].search_overrides["problems"] = {"limit": 100}
+    paths = RunPaths(tmp_path / "runs" / "demo")
+    train = str(paths.problems / "train.jsonl")
+    assert generate_values(config, paths, 1)["problems"] == {"source": train, "limit": 300}
+    assert generate_values(config, paths, 2)["problems"] == {"source": train, "limit": 100}
+
+
 def test_gpu_config_has_the_papers_four_rounds(tmp_path):
     config, _, _ = parse_config(
         ["--config", str(ROOT / "configs" / "evolve.yaml"), "--runs_dir", str(tmp_path)]
