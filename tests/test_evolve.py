@@ -97,6 +97,13 @@ def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
+def _whole_lines(path: Path) -> list[str]:
+    """The lines a reader keeps: a kill can leave a torn last line (no newline yet), which
+    the resumed run cuts and writes again."""
+    text = path.read_text()
+    return [line for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
+
+
 def _shard(run: Path, k: int) -> Path:
     return run / f"round{k}" / "trees" / "trees-00000-of-00001.jsonl"
 
@@ -340,8 +347,8 @@ def test_killed_mid_generation_and_at_a_stage_boundary_it_resumes(tmp_path):
     process = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    _kill_when(process, lambda: shard.is_file() and len(_lines(shard)) >= 3)
-    before = _lines(shard)
+    _kill_when(process, lambda: shard.is_file() and len(_whole_lines(shard)) >= 3)
+    before = _whole_lines(shard)
     assert 3 <= len(before) < 24  # killed in the middle of round 1's generation
     assert not Ledger(run / "evolve_state.json").done("round1.generate")
 
