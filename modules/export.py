@@ -120,6 +120,27 @@ def _read_ckpt(path: Path) -> tuple[dict, dict]:
     return ckpt["hyper_parameters"], ckpt["state_dict"]
 
 
+def _from_ckpt(path: Path, wrap, *, head: bool, dtype: str | None, attn_implementation: str | None):
+    """(model, tokenizer) of a Lightning `.ckpt` of a PolicyModule / PPMModule: the backbone
+    its `model` hyperparameter names, built without weights, wrapped by `wrap`, then given
+    the checkpoint's `model.` weights."""
+    from modules.hf import load_backbone
+    from modules.tokenizer import load_tokenizer
+
+    hp, state = _read_ckpt(path)
+    backbone = load_backbone(
+        hp["model"],
+        head=head,
+        vocab_size=hp.get("vocab_size"),
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        weights=False,
+    )
+    model = wrap(backbone)
+    model.load_state_dict(_strip(state, "model."))
+    return model, load_tokenizer(hp["model"])
+
+
 def load_policy(
     path: str | os.PathLike,
     *,
@@ -139,17 +160,13 @@ def load_policy(
 
     path = Path(path)
     if path.suffix == ".ckpt":
-        hp, state = _read_ckpt(path)
-        tokenizer = load_tokenizer(hp["model"])
-        model = load_backbone(
-            hp["model"],
+        model, tokenizer = _from_ckpt(
+            path,
+            lambda backbone: backbone,
             head=True,
-            vocab_size=hp.get("vocab_size"),
             dtype=dtype,
             attn_implementation=attn_implementation,
-            weights=False,
         )
-        model.load_state_dict(_strip(state, "model."))
     else:
         tokenizer = load_tokenizer(str(path))
         model = load_backbone(
@@ -179,21 +196,9 @@ def load_ppm(
 
     path = Path(path)
     if path.suffix == ".ckpt":
-        from modules.hf import load_backbone
-
-        hp, state = _read_ckpt(path)
-        tokenizer = load_tokenizer(hp["model"])
-        model = ValueHeadModel(
-            load_backbone(
-                hp["model"],
-                head=False,
-                vocab_size=hp.get("vocab_size"),
-                dtype=dtype,
-                attn_implementation=attn_implementation,
-                weights=False,
-            )
+        model, tokenizer = _from_ckpt(
+            path, ValueHeadModel, head=False, dtype=dtype, attn_implementation=attn_implementation
         )
-        model.load_state_dict(_strip(state, "model."))
     else:
         tokenizer = load_tokenizer(str(path))
         model = ValueHeadModel.load(path, dtype=dtype, attn_implementation=attn_implementation)
