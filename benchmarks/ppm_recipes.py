@@ -9,7 +9,12 @@
 A diagnostic, not the product's trainer: a plain PyTorch loop over the product's value model
 (`modules.value_model.ValueHeadModel`, started from `--init` like `PPMModule`), its tokeniser
 cut (`encode_values`, 256 tokens) and its loss (`modules.losses.pairwise_preference_loss`),
-AdamW with linear warm-up and decay, gradient clipping at 1, one thread. Every
+AdamW with linear warm-up and decay, gradient clipping at 1, one thread. Where it differs from
+`fit --stage ppm`: every pair weighs 1 (the product weighs a step's pairs by Eq. 4, so that
+each step counts once), its warm-up and decay are its own two lines (`modules.optim.lr_factor`
+starts the decay after the warm-up), and the held-out pairs are scored by the loop itself
+(eval mode, 64 pairs a batch, chosen and rejected padded together) rather than through
+`PPMScorer`; the README's numbers were measured with exactly this loop. Every
 `--eval-every` steps it prints the training loss (mean of the last 50 steps) and the share of
 held-out pairs whose chosen text scores strictly above the rejected one (ties count as
 wrong), so many recipes can be compared in minutes without a Lightning run each.
@@ -39,7 +44,8 @@ import random
 import re
 import time
 
-HEAD = "<|user|>:\n{q}\n<|assistant|>: Let's think step by step and solve the problem with code."
+from rstar_pl.steps import build_prompt
+
 STEP = re.compile(r"(# Step \d+: [^\d\n]*)(\d+)([^\n]*)\n(count = )(\w+)( \S+ )(\d+)")
 OPERATORS = (" + ", " - ", " * ", " // ")
 
@@ -70,7 +76,7 @@ def synthetic_pairs(sft_files: list[str], seed: int = 0) -> list[dict]:
             in_question = set(re.findall(r"\d+", question))
             pieces = response.split("<end_of_step>")
             steps, tail = [p + "<end_of_step>" for p in pieces[:-1]], pieces[-1]
-            prefix = HEAD.format(q=question)
+            prefix = build_prompt(question)
 
             def pair(prompt: str, chosen: str, rejected: str, problem: str = record["problem_id"]):
                 out.append(

@@ -120,10 +120,12 @@ def _read_ckpt(path: Path) -> tuple[dict, dict]:
     return ckpt["hyper_parameters"], ckpt["state_dict"]
 
 
-def _from_ckpt(path: Path, wrap, *, head: bool, dtype: str | None, attn_implementation: str | None):
+def _from_ckpt(
+    path: Path, wrap=None, *, head: bool, dtype: str | None, attn_implementation: str | None
+):
     """(model, tokenizer) of a Lightning `.ckpt` of a PolicyModule / PPMModule: the backbone
-    its `model` hyperparameter names, built without weights, wrapped by `wrap`, then given
-    the checkpoint's `model.` weights."""
+    its `model` hyperparameter names, built without weights, wrapped by `wrap` (if given),
+    then given the checkpoint's `model.` weights."""
     from modules.hf import load_backbone
     from modules.tokenizer import load_tokenizer
 
@@ -136,7 +138,7 @@ def _from_ckpt(path: Path, wrap, *, head: bool, dtype: str | None, attn_implemen
         attn_implementation=attn_implementation,
         weights=False,
     )
-    model = wrap(backbone)
+    model = wrap(backbone) if wrap is not None else backbone
     model.load_state_dict(_strip(state, "model."))
     return model, load_tokenizer(hp["model"])
 
@@ -162,7 +164,6 @@ def load_policy(
     if path.suffix == ".ckpt":
         model, tokenizer = _from_ckpt(
             path,
-            lambda backbone: backbone,
             head=True,
             dtype=dtype,
             attn_implementation=attn_implementation,

@@ -23,12 +23,14 @@ STEP2 = "\n# Step 2: gives away 6\ncount = count - 6\n<end_of_step>"
 
 def _pairs(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    from ppm_recipes import HEAD, synthetic_pairs
+    from ppm_recipes import synthetic_pairs
+
+    from rstar_pl.steps import build_prompt
 
     sft = tmp_path / "sft.jsonl"
     record = {"problem_id": "p1", "question": QUESTION, "response": RESPONSE}
     sft.write_text(json.dumps(record) + "\n")
-    return HEAD.format(q=QUESTION), synthetic_pairs([str(sft)], seed=0)
+    return build_prompt(QUESTION), synthetic_pairs([str(sft)], seed=0)
 
 
 def test_each_code_step_gets_two_flawed_copies_and_the_answer_one(tmp_path, monkeypatch):
